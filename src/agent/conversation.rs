@@ -1,0 +1,166 @@
+//! The model-facing history of one session: user, assistant and tool messages with ids.
+//!
+//! Guarantees the shape chat-completions requires: every assistant tool call is answered by a
+//! tool message before the next user message (the turn loop adds results for calls that were
+//! cancelled). Entries carry stable ids for `GET /api/session/history/{id}`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::llm::{Message, ToolCall, Usage};
+
+/// One history entry: the chat message plus what the console and the store need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: String,
+    #[serde(flatten)]
+    pub message: Message,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// For tool results: which tool produced it and whether it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conversation {
+    entries: Vec<HistoryEntry>,
+}
+
+impl Conversation {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn from_entries(entries: Vec<HistoryEntry>) -> Self {
+        Self { entries }
+    }
+
+    pub fn entries(&self) -> &[HistoryEntry] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn find(&self, id: &str) -> Option<&HistoryEntry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    /// Removes everything; returns how many entries there were.
+    pub fn clear(&mut self) -> usize {
+        let count = self.entries.len();
+        self.entries.clear();
+        count
+    }
+
+    pub fn push_user(&mut self, content: &str) {
+        self.push(
+            Message::User {
+                content: content.to_string(),
+            },
+            None,
+        );
+    }
+
+    pub fn push_assistant(&mut self, content: &str, tool_calls: Vec<ToolCall>, usage: Usage) {
+        let content = (!content.is_empty()).then(|| content.to_string());
+        self.push(
+            Message::Assistant {
+                content,
+                tool_calls,
+            },
+            Some(usage),
+        );
+    }
+
+    pub fn push_tool_result(&mut self, call: &ToolCall, content: String, is_error: bool) {
+        self.push(
+            Message::Tool {
+                tool_call_id: call.id.clone(),
+                content,
+            },
+            None,
+        );
+        if let Some(last) = self.entries.last_mut() {
+            last.tool_name = Some(call.function.name.clone());
+            last.is_error = is_error;
+        }
+    }
+
+    /// For `replace_last`: drops the last user message and everything after it.
+    pub fn drop_last_exchange(&mut self) -> bool {
+        match self
+            .entries
+            .iter()
+            .rposition(|e| matches!(e.message, Message::User { .. }))
+        {
+            Some(at) => {
+                self.entries.truncate(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The last `count` entries as JSON, for `vm_history`.
+    pub fn tail_json(&self, count: usize) -> Vec<Value> {
+        let start = self.entries.len().saturating_sub(count);
+        self.entries[start..]
+            .iter()
+            .filter_map(|e| serde_json::to_value(e).ok())
+            .collect()
+    }
+
+    fn push(&mut self, message: Message, usage: Option<Usage>) {
+        self.entries.push(HistoryEntry {
+            id: new_entry_id(),
+            message,
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            usage,
+            tool_name: None,
+            is_error: false,
+        });
+    }
+}
+
+fn new_entry_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_serialise_flat_with_role() {
+        let mut c = Conversation::new();
+        c.push_user("hi");
+        let value = serde_json::to_value(&c.entries()[0]).unwrap();
+        assert_eq!(value["role"], "user");
+        assert_eq!(value["content"], "hi");
+        assert!(value["id"].as_str().unwrap().starts_with("msg_"));
+        let back: HistoryEntry = serde_json::from_value(value).unwrap();
+        assert_eq!(&back, &c.entries()[0]);
+    }
+
+    #[test]
+    fn drop_last_exchange_removes_from_the_last_user_message() {
+        let mut c = Conversation::new();
+        c.push_user("one");
+        c.push_assistant("a", vec![], Usage::default());
+        c.push_user("two");
+        c.push_assistant("b", vec![], Usage::default());
+        assert!(c.drop_last_exchange());
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.tail_json(1)[0]["content"], "a");
+    }
+}

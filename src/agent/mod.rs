@@ -1,0 +1,11 @@
+//! Pure turn logic: the conversation history, request building, and the model ↔ tools loop.
+//!
+//! Generic over [`LlmClient`](crate::llm::LlmClient); it never touches HTTP, actors or the
+//! store. The runtime lends it the session's parts and gets them back when the turn ends.
+
+pub mod conversation;
+pub mod prompt;
+pub mod turn;
+
+pub use conversation::{Conversation, HistoryEntry};
+pub use turn::{run_turn, TurnEnd, TurnOutcome, TurnSettings};

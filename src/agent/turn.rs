@@ -1,0 +1,197 @@
+//! One chat turn: the model ↔ tools loop.
+//!
+//! system prompt + history → model → tool calls run in order → results appended as `tool`
+//! messages → model again, until it answers without tool calls, `max_steps` is reached, the
+//! model call fails or the turn is cancelled. Tool failures of any kind go back to the model
+//! and the loop goes on. Emits `token`, `tool_started` and `tool_completed` events; the
+//! runtime adds `final`/`error`/`stop`. History stays well-formed whatever the ending.
+
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::conversation::Conversation;
+use super::prompt::build_messages;
+use crate::llm::{LlmClient, LlmError, LlmRequest, Message, Usage};
+use crate::protocol::{ChatEvent, ToolCallRecord, ToolStatus};
+use crate::tools::output::cap_middle;
+use crate::tools::{ToolContext, ToolError, ToolRegistry};
+
+/// Limits of one turn.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    pub max_steps: u32,
+    /// Bytes of one tool result sent to the model.
+    pub output_cap: usize,
+    pub context_budget_tokens: usize,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnEnd {
+    Answered,
+    MaxSteps,
+    Cancelled,
+    Failed(LlmError),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnOutcome {
+    pub reply: String,
+    pub usage: Usage,
+    pub tool_calls: Vec<ToolCallRecord>,
+    pub end: TurnEnd,
+}
+
+/// Runs one turn for `user_message` on the lent history and tool context.
+#[allow(clippy::too_many_arguments)] // each is a distinct borrowed part of the session
+pub async fn run_turn<L: LlmClient>(
+    llm: &L,
+    tools: &ToolRegistry,
+    history: &mut Conversation,
+    ctx: &mut ToolContext,
+    system_prompt: String,
+    user_message: &str,
+    settings: &TurnSettings,
+    events: &UnboundedSender<ChatEvent>,
+) -> TurnOutcome {
+    let cancel = ctx.cancel.clone();
+    let system = Message::System {
+        content: system_prompt,
+    };
+    history.push_user(user_message);
+    let mut outcome = TurnOutcome {
+        reply: String::new(),
+        usage: Usage::default(),
+        tool_calls: Vec::new(),
+        end: TurnEnd::MaxSteps,
+    };
+    for step in 1..=settings.max_steps {
+        let mut streamed = String::new();
+        let result = {
+            let messages = build_messages(&system, history.entries(), settings.context_budget_tokens);
+            let request = LlmRequest {
+                messages: &messages,
+                tools: &tools.spec().tools_json,
+            };
+            let mut on_delta = |text: &str| {
+                streamed.push_str(text);
+                let _ = events.send(ChatEvent::Token {
+                    delta: text.to_string(),
+                });
+            };
+            call_model(llm, request, &mut on_delta, &cancel).await
+        };
+        let completion = match result {
+            ModelResult::Done(Ok(completion)) => completion,
+            ModelResult::Done(Err(error)) => {
+                outcome.end = TurnEnd::Failed(error);
+                return outcome;
+            }
+            ModelResult::Cancelled => {
+                if !streamed.is_empty() {
+                    history.push_assistant(&streamed, Vec::new(), Usage::default());
+                    outcome.reply = streamed;
+                }
+                outcome.end = TurnEnd::Cancelled;
+                return outcome;
+            }
+        };
+        outcome.usage.add(completion.usage);
+        if !completion.content.is_empty() {
+            outcome.reply = completion.content.clone();
+        }
+        let calls = completion.tool_calls;
+        history.push_assistant(&completion.content, calls.clone(), completion.usage);
+        if calls.is_empty() {
+            outcome.end = TurnEnd::Answered;
+            return outcome;
+        }
+        for call in &calls {
+            if cancel.is_cancelled() {
+                history.push_tool_result(call, "cancelled by the user before it ran".into(), true);
+                continue;
+            }
+            let input = serde_json::from_str::<Value>(&call.function.arguments)
+                .unwrap_or_else(|_| Value::String(call.function.arguments.clone()));
+            let _ = events.send(ChatEvent::ToolStarted {
+                invocation_id: call.id.clone(),
+                tool_name: call.function.name.clone(),
+                input: input.clone(),
+            });
+            let started = Instant::now();
+            let result = tools
+                .call(&call.function.name, &call.function.arguments, ctx)
+                .await;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            let (status, text) = match result {
+                Ok(output) => (ToolStatus::Success, output.text),
+                Err(ToolError::RespondToModel(message)) => (ToolStatus::Error, message),
+                Err(error @ ToolError::Fatal(_)) => {
+                    tracing::error!(tool = %call.function.name, %error, "tool failed");
+                    (ToolStatus::Error, error.to_string())
+                }
+            };
+            let text = cap_middle(&text, settings.output_cap);
+            let is_error = status == ToolStatus::Error;
+            let _ = events.send(ChatEvent::ToolCompleted {
+                invocation_id: call.id.clone(),
+                tool_name: call.function.name.clone(),
+                status,
+                duration_ms,
+                output: (!is_error).then(|| text.clone()),
+                error: is_error.then(|| text.clone()),
+            });
+            let for_model = if is_error {
+                format!("Error: {text}")
+            } else {
+                text.clone()
+            };
+            history.push_tool_result(call, for_model, is_error);
+            outcome.tool_calls.push(ToolCallRecord {
+                step,
+                tool_name: call.function.name.clone(),
+                tool_input: input,
+                tool_output: text,
+                invocation_id: call.id.clone(),
+                status,
+            });
+        }
+        if cancel.is_cancelled() {
+            outcome.end = TurnEnd::Cancelled;
+            return outcome;
+        }
+    }
+    let note = format!(
+        "I stopped after {} steps, the limit for one turn. Send a message to let me continue.",
+        settings.max_steps
+    );
+    outcome.reply = if outcome.reply.is_empty() {
+        note.clone()
+    } else {
+        format!("{}\n\n{note}", outcome.reply)
+    };
+    history.push_assistant(&note, Vec::new(), Usage::default());
+    outcome
+}
+
+enum ModelResult {
+    Done(Result<crate::llm::Completion, LlmError>),
+    Cancelled,
+}
+
+/// The model call, abandoned (its connection dropped) as soon as the turn is cancelled.
+async fn call_model<L: LlmClient>(
+    llm: &L,
+    request: LlmRequest<'_>,
+    on_delta: &mut (dyn FnMut(&str) + Send),
+    cancel: &CancellationToken,
+) -> ModelResult {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => ModelResult::Cancelled,
+        result = llm.complete(request, on_delta) => ModelResult::Done(result),
+    }
+}

@@ -1,0 +1,428 @@
+//! Configuration: `okcvm.toml`, then `OKCVM__SECTION__KEY` environment overrides.
+//!
+//! Owns the typed settings of every layer and their validation. Guarantees: a loaded `Config`
+//! is valid (every problem names its key), relative paths are already resolved against the
+//! config file's folder, and the model API key is never printed (`Secret` redacts it).
+//! Tests build a `Config` with [`Config::for_tests`]; nothing here mutates the environment.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server needs to start, already validated.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub llm: LlmConfig,
+    pub sessions: SessionsConfig,
+    pub workspace: WorkspaceConfig,
+    pub store: StoreConfig,
+    pub spec: SpecConfig,
+    pub tools: ToolsConfig,
+    pub uploads: UploadsConfig,
+    pub sandbox: SandboxConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// Base URL under which clients reach this server (used in links the agent hands out).
+    pub public_url: Option<String>,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    pub base_url: String,
+    pub model: String,
+    /// Name of the environment variable that holds the API key (the key itself never lives in
+    /// the file).
+    pub api_key_env: String,
+    /// Resolved from `api_key_env` at load time; never serialised, never logged.
+    #[serde(skip)]
+    pub api_key: Option<Secret>,
+    pub stream: bool,
+    pub max_steps: u32,
+    pub request_timeout_secs: u64,
+    /// A streaming response that sends nothing for this long is abandoned.
+    pub idle_stream_timeout_secs: u64,
+    pub max_retries: u32,
+    /// Tokens of history sent per request; older turns are left out beyond this.
+    pub context_budget_tokens: usize,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    pub idle_timeout_secs: u64,
+    pub max_sessions: usize,
+    pub sweep_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+/// Optional replacements for the built-in prompt and tool manifest.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpecConfig {
+    pub system_prompt: Option<PathBuf>,
+    pub tools: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolsConfig {
+    pub shell_default_timeout_ms: u64,
+    pub shell_max_timeout_ms: u64,
+    /// Bytes of one tool result that reach the model (head and tail are kept).
+    pub output_cap_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadsConfig {
+    pub max_files: usize,
+    pub max_file_size_mb: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Whether shell and Python may reach the network.
+    pub network: bool,
+    /// Run shell and Python without bubblewrap when it is missing (no isolation at all).
+    pub allow_unsandboxed: bool,
+    pub bwrap_path: PathBuf,
+    /// Address-space limit of each sandboxed process tree, in MiB.
+    pub memory_mb: u64,
+    /// CPU seconds one command may use.
+    pub cpu_secs: u64,
+}
+
+/// A string that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {message}")]
+    Load { path: String, message: String },
+    #[error("invalid configuration value `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            public_url: None,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:11434/v1".into(),
+            model: "qwen2.5:7b".into(),
+            api_key_env: "OKCVM_LLM_API_KEY".into(),
+            api_key: None,
+            stream: true,
+            max_steps: 40,
+            request_timeout_secs: 300,
+            idle_stream_timeout_secs: 120,
+            max_retries: 3,
+            context_budget_tokens: 100_000,
+            temperature: None,
+            max_tokens: None,
+        }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 1800,
+            max_sessions: 10_000,
+            sweep_interval_secs: 30,
+        }
+    }
+}
+
+impl Default for WorkspaceConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("data/workspaces"),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/store"),
+        }
+    }
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            shell_default_timeout_ms: 120_000,
+            shell_max_timeout_ms: 600_000,
+            output_cap_bytes: 32 * 1024,
+        }
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            network: false,
+            allow_unsandboxed: false,
+            bwrap_path: PathBuf::from("bwrap"),
+            memory_mb: 4096,
+            cpu_secs: 600,
+        }
+    }
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            max_files: 100,
+            max_file_size_mb: 100,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` (which must exist), applies `OKCVM__SECTION__KEY` overrides, resolves
+    /// relative paths against the file's folder, reads the API key and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let load_error = |message: String| ConfigError::Load {
+            path: path.display().to_string(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(load_error("file not found".into()));
+        }
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("OKCVM")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(|e| load_error(e.to_string()))?;
+        let mut config: Config = raw
+            .try_deserialize()
+            .map_err(|e| load_error(e.to_string()))?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        config.resolve_paths(&base);
+        config.llm.api_key = std::env::var(&config.llm.api_key_env)
+            .ok()
+            .map(|key| key.trim().to_string())
+            .filter(|key| !key.is_empty())
+            .map(Secret::new);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// A config for tests: data under `dir`, the model at `model_url`, short timeouts.
+    pub fn for_tests(dir: &Path, model_url: &str) -> Self {
+        let mut config = Config::default();
+        config.server.port = 0;
+        config.server.workers = 2;
+        config.llm.base_url = model_url.to_string();
+        config.llm.model = "mock-model".into();
+        config.llm.request_timeout_secs = 10;
+        config.llm.idle_stream_timeout_secs = 5;
+        config.llm.max_retries = 2;
+        config.llm.max_steps = 8;
+        config.resolve_paths(dir);
+        config
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_string(),
+        };
+        if self.server.host.trim().is_empty() {
+            return Err(invalid("server.host", "must not be empty"));
+        }
+        let base = self.llm.base_url.trim();
+        if !(base.starts_with("http://") || base.starts_with("https://"))
+            || reqwest::Url::parse(base).is_err()
+        {
+            return Err(invalid(
+                "llm.base_url",
+                "must be an http:// or https:// URL such as http://127.0.0.1:11434/v1",
+            ));
+        }
+        if self.llm.model.trim().is_empty() {
+            return Err(invalid("llm.model", "must not be empty"));
+        }
+        if self.llm.max_steps == 0 {
+            return Err(invalid("llm.max_steps", "must be at least 1"));
+        }
+        if self.llm.request_timeout_secs == 0 {
+            return Err(invalid("llm.request_timeout_secs", "must be at least 1"));
+        }
+        if self.llm.idle_stream_timeout_secs == 0 {
+            return Err(invalid("llm.idle_stream_timeout_secs", "must be at least 1"));
+        }
+        if self.sessions.idle_timeout_secs == 0 {
+            return Err(invalid("sessions.idle_timeout_secs", "must be at least 1"));
+        }
+        if self.sessions.max_sessions == 0 {
+            return Err(invalid("sessions.max_sessions", "must be at least 1"));
+        }
+        if self.sessions.sweep_interval_secs == 0 {
+            return Err(invalid("sessions.sweep_interval_secs", "must be at least 1"));
+        }
+        if self.tools.shell_default_timeout_ms == 0
+            || self.tools.shell_default_timeout_ms > self.tools.shell_max_timeout_ms
+        {
+            return Err(invalid(
+                "tools.shell_default_timeout_ms",
+                "must be between 1 and tools.shell_max_timeout_ms",
+            ));
+        }
+        if self.tools.output_cap_bytes < 1024 {
+            return Err(invalid("tools.output_cap_bytes", "must be at least 1024"));
+        }
+        if self.uploads.max_files == 0 {
+            return Err(invalid("uploads.max_files", "must be at least 1"));
+        }
+        if self.uploads.max_file_size_mb == 0 {
+            return Err(invalid("uploads.max_file_size_mb", "must be at least 1"));
+        }
+        if self.sandbox.memory_mb < 64 {
+            return Err(invalid("sandbox.memory_mb", "must be at least 64"));
+        }
+        if self.sandbox.cpu_secs == 0 {
+            return Err(invalid("sandbox.cpu_secs", "must be at least 1"));
+        }
+        if let Some(url) = &self.server.public_url {
+            if reqwest::Url::parse(url).is_err() {
+                return Err(invalid("server.public_url", "must be an absolute URL"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The address clients use to reach the server, without a trailing slash.
+    pub fn public_base(&self, bound_port: u16) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}:{bound_port}", self.server.host),
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        self.workspace.root = resolve(&self.workspace.root);
+        self.store.path = resolve(&self.store.path);
+        self.spec.system_prompt = self.spec.system_prompt.as_deref().map(resolve);
+        self.spec.tools = self.spec.tools.as_deref().map(resolve);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("okcvm.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).map(|mut c| {
+            // Paths are relative to the temp dir; strip it so tests compare stable values.
+            c.workspace.root = c
+                .workspace
+                .root
+                .strip_prefix(dir.path())
+                .unwrap()
+                .to_path_buf();
+            c
+        })
+    }
+
+    #[test]
+    fn defaults_fill_missing_sections() {
+        let config = load_str("[server]\nport = 9000\n").unwrap();
+        assert_eq!(config.server.port, 9000);
+        assert_eq!(config.llm.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(config.workspace.root, PathBuf::from("data/workspaces"));
+    }
+
+    #[test]
+    fn invalid_value_names_its_key() {
+        let err = load_str("[llm]\nbase_url = \"ftp://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("llm.base_url"), "{err}");
+        let err = load_str("[sessions]\nmax_sessions = 0\n").unwrap_err();
+        assert!(err.to_string().contains("sessions.max_sessions"), "{err}");
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_rejected() {
+        let err = load_str("[server]\nprot = 1\n").unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+        let err = load_str("[server]\nport = \"abc\"\n").unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        assert_eq!(format!("{:?}", Secret::new("sk-123")), "Secret(***)");
+    }
+}

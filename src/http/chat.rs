@@ -1,0 +1,67 @@
+//! `POST /api/chat` (SSE or JSON) and `POST /api/chat/stop`.
+//!
+//! A chat request becomes one `StartTurn` to the session; its events are streamed as SSE when
+//! the client asked for a stream and accepts `text/event-stream`, otherwise collected into
+//! the `final` payload (or the error's status: 502/504 for the model, 409 when cancelled).
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::identity::session_key;
+use super::sse::event_stream;
+use super::AppState;
+use crate::protocol::{ChatEvent, ChatRequest};
+use crate::runtime::messages::{CancelTurn, GetSession, StartTurn};
+
+pub async fn chat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<ChatRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let body = body.into_inner();
+    if body.message.trim().is_empty() {
+        return Err(ApiError::BadRequest("message must not be empty".into()));
+    }
+    let wants_stream = body.stream && accepts_event_stream(&req);
+    let session = state.registry.send(GetSession { key }).await??;
+    let handle = session
+        .send(StartTurn {
+            message: body.message,
+            replace_last: body.replace_last,
+        })
+        .await??;
+    if wants_stream {
+        return Ok(event_stream(handle.events, &req));
+    }
+    let mut events = handle.events;
+    let mut failure = None;
+    while let Some(event) = events.recv().await {
+        match event.event {
+            ChatEvent::Final { payload } => return Ok(HttpResponse::Ok().json(payload)),
+            ChatEvent::Error { message, status } => failure = Some((status, message)),
+            ChatEvent::Stop => break,
+            _ => {}
+        }
+    }
+    match failure {
+        Some((409, message)) => Err(ApiError::Conflict(format!("the turn was {message}"))),
+        Some((status, message)) => Err(ApiError::Upstream { status, message }),
+        None => Err(ApiError::Internal("the turn ended without a result".into())),
+    }
+}
+
+pub async fn stop(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let session = state.registry.send(GetSession { key }).await??;
+    session.send(CancelTurn).await??;
+    Ok(HttpResponse::Ok().json(json!({"stopped": true})))
+}
+
+fn accepts_event_stream(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}

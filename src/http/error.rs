@@ -1,0 +1,85 @@
+//! The one `ResponseError`: every failure a handler can return, mapped to a status and a
+//! `{"detail": "..."}` body. Only this file knows status codes; 5xx are logged here.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::protocol::ErrorBody;
+use crate::runtime::SessionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// The model endpoint failed; `status` is 502 or 504.
+    #[error("{message}")]
+    Upstream { status: u16, message: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
+        }
+        HttpResponse::build(status).json(ErrorBody {
+            detail: self.to_string(),
+        })
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::Busy => ApiError::Conflict(error.to_string()),
+            SessionError::NotRunning => ApiError::Conflict(error.to_string()),
+            SessionError::AtCapacity(_) => ApiError::Unavailable(error.to_string()),
+            SessionError::Gone => ApiError::Unavailable(error.to_string()),
+            SessionError::Internal(message) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(error: actix::MailboxError) -> Self {
+        SessionError::from(error).into()
+    }
+}
+
+/// Body and query extractor failures are the client's mistake: 400 (413 when too large).
+pub fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError;
+    match error {
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge(format!("request body is larger than {limit} bytes"))
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
+        other => ApiError::BadRequest(format!("invalid request body: {other}")),
+    }
+}

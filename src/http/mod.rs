@@ -1,0 +1,68 @@
+//! The HTTP surface: the route table, shared handler state, and the only place that imports
+//! actix-web. Handlers resolve who is asking, send one message to the runtime and shape the
+//! reply; they never block and never hold session state.
+
+pub mod chat;
+pub mod console;
+pub mod error;
+pub mod identity;
+pub mod session;
+pub mod sse;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::web;
+
+use crate::runtime::{Registry, Services};
+
+/// Largest JSON body accepted (chat messages included).
+const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Addr<Registry>,
+    pub services: Arc<Services>,
+}
+
+/// The route table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(JSON_BODY_LIMIT)
+            .content_type_required(false)
+            .error_handler(|err, _req| error::json_error(err).into()),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _req| error::ApiError::BadRequest(err.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _req| error::ApiError::BadRequest(err.to_string()).into()),
+    )
+    .route("/", web::get().to(console::root))
+    .route("/ui", web::get().to(console::root))
+    .route("/ui/{path:.*}", web::get().to(console::asset))
+    .route("/healthz", web::get().to(session::healthz))
+    .service(
+        web::scope("/api")
+            .route("/chat", web::post().to(chat::chat))
+            .route("/chat/stop", web::post().to(chat::stop))
+            .route("/session/info", web::get().to(session::info))
+            .route("/session/boot", web::get().to(session::boot))
+            .route("/session/history", web::delete().to(session::clear_history))
+            .route("/session/history/{entry_id}", web::get().to(session::history_entry))
+            .route("/sessions", web::get().to(session::sessions)),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, error::ApiError> {
+    Err(error::ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}

@@ -1,0 +1,120 @@
+//! Session routes: `/api/session/info`, `/boot`, `/history`, the admin `/api/sessions` list and
+//! `/healthz`. Read-only except `DELETE /api/session/history`; `boot` never resets anything.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::identity::session_key;
+use super::AppState;
+use crate::runtime::messages::{ClearHistory, GetHistoryEntry, GetInfo, GetSession, GetStats, SessionInfo};
+use crate::runtime::SessionKey;
+use crate::workspace::{MOUNT, OUTPUT_DIR};
+
+const WELCOME: &str = "Hi, I'm OK Computer. Tell me what you want built, researched or analysed, and I'll plan it, work through it with my tools in a sandboxed workspace, and hand you the results.";
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let info = session_info(&state, &key).await?;
+    Ok(HttpResponse::Ok().json(vm_view(&state, &key, &info)))
+}
+
+pub async fn boot(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let info = session_info(&state, &key).await?;
+    let uploads = &state.services.config.uploads;
+    Ok(HttpResponse::Ok().json(json!({
+        "reply": info.last_reply.clone().unwrap_or_else(|| WELCOME.to_string()),
+        "meta": {
+            "model": state.services.llm.endpoint().model.clone(),
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "tokensIn": 0,
+            "tokensOut": 0,
+            "latency": 0.0,
+            "summary": "",
+        },
+        "web_preview": Value::Null,
+        "ppt_slides": [],
+        "artifacts": [],
+        "vm": vm_view(&state, &key, &info),
+        "vm_history": info.vm_history,
+        "workspace_state": workspace_state(),
+        "uploads": [],
+        "upload_limit": uploads.max_files,
+        "max_upload_size_mb": uploads.max_file_size_mb,
+        "max_upload_size_bytes": uploads.max_file_size_mb * 1024 * 1024,
+    })))
+}
+
+pub async fn history_entry(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    entry_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let session = state.registry.send(GetSession { key }).await??;
+    let entry_id = entry_id.into_inner();
+    match session.send(GetHistoryEntry { entry_id: entry_id.clone() }).await?? {
+        Some(entry) => Ok(HttpResponse::Ok().json(entry)),
+        None => Err(ApiError::NotFound(format!("no history entry {entry_id}"))),
+    }
+}
+
+pub async fn clear_history(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let session = state.registry.send(GetSession { key: key.clone() }).await??;
+    let cleared = session.send(ClearHistory).await??;
+    let info = session.send(GetInfo).await??;
+    let uploads = &state.services.config.uploads;
+    Ok(HttpResponse::Ok().json(json!({
+        "history_cleared": true,
+        "cleared_messages": cleared.cleared_messages,
+        "workspace": {
+            "mount": MOUNT,
+            "output": format!("{MOUNT}/{OUTPUT_DIR}"),
+            "removed": cleared.workspace_removed,
+        },
+        "vm": vm_view(&state, &key, &info),
+        "uploads": [],
+        "upload_limit": uploads.max_files,
+        "max_upload_size_mb": uploads.max_file_size_mb,
+        "max_upload_size_bytes": uploads.max_file_size_mb * 1024 * 1024,
+    })))
+}
+
+/// Admin view of the live sessions.
+pub async fn sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let stats = state.registry.send(GetStats).await?;
+    Ok(HttpResponse::Ok().json(stats))
+}
+
+async fn session_info(state: &AppState, key: &SessionKey) -> Result<SessionInfo, ApiError> {
+    let session = state.registry.send(GetSession { key: key.clone() }).await??;
+    Ok(session.send(GetInfo).await??)
+}
+
+fn vm_view(state: &AppState, key: &SessionKey, info: &SessionInfo) -> Value {
+    json!({
+        "system_prompt": info.system_prompt,
+        "tools": state.services.spec.tool_names(),
+        "history_length": info.history_length,
+        "workspace_id": format!("{}/{}", key.client_id, key.conversation_id),
+        "workspace_mount": MOUNT,
+        "workspace_output": format!("{MOUNT}/{OUTPUT_DIR}"),
+        "history_namespace": format!("{}:{}", key.client_id, key.conversation_id),
+    })
+}
+
+fn workspace_state() -> Value {
+    json!({
+        "enabled": false,
+        "snapshots": [],
+        "latest_snapshot": Value::Null,
+        "paths": {"mount": MOUNT, "output": format!("{MOUNT}/{OUTPUT_DIR}")},
+        "git": {"commit": Value::Null, "branch": Value::Null, "is_dirty": false},
+    })
+}

@@ -1,0 +1,44 @@
+//! Turning a turn's numbered events into an SSE response: one `id:` + `data:` frame per event,
+//! a `: ping` comment every 15 s while nothing happens, and the end of the stream right after
+//! `stop`.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, Responder};
+use actix_web_lab::sse;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{interval_at, Instant, Interval};
+
+use crate::protocol::{ChatEvent, SeqEvent};
+
+/// Keeps idle streams open through proxies that cut silent connections.
+const PING_EVERY: Duration = Duration::from_secs(15);
+
+pub fn event_stream(events: UnboundedReceiver<SeqEvent>, req: &HttpRequest) -> HttpResponse {
+    let ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let frames = futures_util::stream::unfold(
+        Some((events, ping)),
+        |state: Option<(UnboundedReceiver<SeqEvent>, Interval)>| async move {
+            let (mut events, mut ping) = state?;
+            tokio::select! {
+                event = events.recv() => {
+                    let event = event?;
+                    let last = matches!(event.event, ChatEvent::Stop);
+                    let frame = frame(&event);
+                    Some((Ok::<_, Infallible>(frame), (!last).then_some((events, ping))))
+                }
+                _ = ping.tick() => Some((Ok(sse::Event::Comment("ping".into())), Some((events, ping)))),
+            }
+        },
+    );
+    sse::Sse::from_stream(frames)
+        .respond_to(req)
+        .map_into_boxed_body()
+}
+
+fn frame(event: &SeqEvent) -> sse::Event {
+    let data = serde_json::to_string(&event.event)
+        .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"message\":\"cannot encode event: {e}\"}}"));
+    sse::Event::Data(sse::Data::new(data).id(event.seq.to_string()))
+}

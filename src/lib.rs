@@ -1,0 +1,128 @@
+//! OKCVM: a self-hosted runtime for the "OK Computer" agent.
+//!
+//! # Code map
+//! - `config`   — okcvm.toml + `OKCVM__SECTION__KEY` overrides, validated.
+//! - `spec`     — the system prompt and the 24-tool manifest (`spec/`), encoded once.
+//! - `protocol` — wire types of the HTTP/SSE contract; nothing else.
+//! - `http/`    — routes and handlers (the only actix-web importer).
+//! - `runtime/` — the registry actor and one session actor per (client, conversation)
+//!   (the only actix importer).
+//! - `agent/`   — pure turn logic: history, request building, the model ↔ tools loop.
+//! - `llm/`     — the OpenAI-compatible client, SSE decoding, tool-call assembly.
+//! - `tools/`   — the tool trait, registry, sandboxed execution and one file per family.
+//! - `workspace`— model paths (`/mnt/okcomputer/…`) ↔ host paths, confined.
+//!
+//! # One turn
+//! `POST /api/chat` → `http::chat` resolves the session key → `Registry` finds or starts the
+//! `SessionActor` → `StartTurn` lends history and tool state to `agent::run_turn`, which calls
+//! the model, runs tool calls in order and loops until a plain answer → the actor numbers
+//! every event, sends `final` (or `error`) then `stop`, and takes its parts back → the handler
+//! streams the events as SSE or collects them into JSON.
+
+pub mod agent;
+pub mod config;
+pub mod http;
+pub mod llm;
+pub mod protocol;
+pub mod runtime;
+pub mod spec;
+pub mod tools;
+pub mod workspace;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix::{Actor, Arbiter};
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Config;
+use crate::llm::openai::OpenAiClient;
+use crate::runtime::{Registry, Services};
+use crate::spec::Spec;
+use crate::tools::sandbox::Sandbox;
+use crate::tools::ToolRegistry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    Tools(#[from] tools::registry::RegistryError),
+    #[error("cannot start the model client: {0}")]
+    Llm(#[from] llm::LlmError),
+    #[error("cannot create {path}: {source}")]
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+/// Builds the shared services from a validated config.
+pub fn build_services(config: Config) -> Result<Services, StartError> {
+    std::fs::create_dir_all(&config.workspace.root).map_err(|source| StartError::Directory {
+        path: config.workspace.root.display().to_string(),
+        source,
+    })?;
+    let spec = Arc::new(Spec::load(&config.spec)?);
+    let tools = ToolRegistry::new(spec.clone())?;
+    let llm = OpenAiClient::new(&config.llm)?;
+    let sandbox = Arc::new(Sandbox::detect(&config.sandbox));
+    Ok(Services {
+        tools_config: Arc::new(config.tools.clone()),
+        config: Arc::new(config),
+        spec,
+        tools,
+        llm,
+        sandbox,
+    })
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then drains and returns.
+/// Must be called inside an actix `System` (as `main` and the tests do).
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let services = Arc::new(build_services(config)?);
+    let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+    let registry = Registry::new(services.clone(), arbiters.iter().map(Arbiter::handle).collect()).start();
+    let state = http::AppState {
+        registry,
+        services,
+    };
+    tracing::info!(address = ?listener.local_addr().ok(), workers, "OKCVM listening");
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(http::routes)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        () = shutdown => {
+            tracing::info!("shutting down");
+            handle.stop(true).await;
+            server.await?;
+        }
+    }
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The model boundary: chat messages in the OpenAI wire shape, the [`LlmClient`] trait the agent
+//! is generic over, and the errors a model call can end with.
+//!
+//! Nothing here knows about sessions, tools or HTTP routes. `openai.rs` is the one real client;
+//! tests substitute their own implementation or a scripted mock server.
+
+pub mod assemble;
+pub mod openai;
+pub mod sse;
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// One chat message, serialised exactly as chat-completions expects it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Message {
+    System {
+        content: String,
+    },
+    User {
+        content: String,
+    },
+    Assistant {
+        #[serde(default)]
+        content: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+    },
+    Tool {
+        tool_call_id: String,
+        content: String,
+    },
+}
+
+/// A tool call the model asked for; `arguments` is the raw JSON text the model produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type", default = "function_kind")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+fn function_kind() -> String {
+    "function".into()
+}
+
+impl ToolCall {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            kind: function_kind(),
+            function: FunctionCall {
+                name: name.into(),
+                arguments: arguments.into(),
+            },
+        }
+    }
+}
+
+/// Token counts as the endpoint reported them (zero when it reported none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+    }
+}
+
+/// What one model call produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Completion {
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+    pub finish_reason: Option<String>,
+}
+
+/// One model request: the conversation so far and the cached tool manifest.
+#[derive(Debug, Clone, Copy)]
+pub struct LlmRequest<'a> {
+    pub messages: &'a [&'a Message],
+    pub tools: &'a RawValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LlmError {
+    #[error("model endpoint unreachable: {0}")]
+    Unreachable(String),
+    #[error("model endpoint answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("model endpoint timed out: {0}")]
+    Timeout(String),
+    #[error("model endpoint sent a malformed response: {0}")]
+    Malformed(String),
+}
+
+impl LlmError {
+    /// A timeout maps to 504 at the HTTP edge, every other failure to 502.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, LlmError::Timeout(_))
+    }
+}
+
+/// Anything that can answer a chat-completions request. `on_delta` receives each text chunk as
+/// it arrives (streaming) or the whole text once (non-streaming).
+pub trait LlmClient: Send + Sync + 'static {
+    fn complete<'a>(
+        &'a self,
+        request: LlmRequest<'a>,
+        on_delta: &'a mut (dyn FnMut(&str) + Send),
+    ) -> impl Future<Output = Result<Completion, LlmError>> + 'a;
+
+    /// The model name reported in `meta.model`.
+    fn model_name(&self) -> String;
+}

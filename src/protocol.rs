@@ -1,0 +1,237 @@
+//! Wire types of the HTTP/SSE contract (`API.md`), and nothing else.
+//!
+//! Field names here are the contract existing clients depend on: rename nothing. No behaviour
+//! lives in this file beyond small constructors.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Body of `POST /api/chat`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatRequest {
+    pub message: String,
+    #[serde(default)]
+    pub replace_last: bool,
+    #[serde(default = "default_true")]
+    pub stream: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One SSE frame's payload (`type` tagged), also kept with the turn for replay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    Token {
+        delta: String,
+    },
+    ToolStarted {
+        invocation_id: String,
+        tool_name: String,
+        input: Value,
+    },
+    ToolCompleted {
+        invocation_id: String,
+        tool_name: String,
+        status: ToolStatus,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    Final {
+        payload: Box<ChatResponse>,
+    },
+    Error {
+        message: String,
+        /// The HTTP status a JSON caller gets for this failure; not part of the SSE frame.
+        #[serde(skip)]
+        status: u16,
+    },
+    Stop,
+}
+
+/// An event with its sequence number within the session (the SSE `id:`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeqEvent {
+    pub seq: u64,
+    pub event: ChatEvent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolStatus {
+    Success,
+    Error,
+}
+
+/// Response of a non-streamed chat, and the `payload` of the `final` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    pub reply: String,
+    pub meta: ReplyMeta,
+    pub web_preview: Option<WebPreview>,
+    pub ppt_slides: Vec<Slide>,
+    pub artifacts: Vec<Artifact>,
+    pub tool_calls: Vec<ToolCallRecord>,
+    pub vm_history: Vec<Value>,
+    pub workspace_state: WorkspaceState,
+    pub uploads: Vec<UploadEntry>,
+    pub upload_limit: usize,
+    pub max_upload_size_mb: u64,
+    pub max_upload_size_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyMeta {
+    pub model: String,
+    /// RFC 3339 time the turn ended.
+    pub timestamp: String,
+    #[serde(rename = "tokensIn")]
+    pub tokens_in: u64,
+    #[serde(rename = "tokensOut")]
+    pub tokens_out: u64,
+    /// Measured wall time of the turn, in seconds.
+    pub latency: f64,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WebPreview {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slide {
+    pub title: String,
+    pub bullets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallRecord {
+    pub step: u32,
+    pub tool_name: String,
+    pub tool_input: Value,
+    pub tool_output: String,
+    pub invocation_id: String,
+    pub status: ToolStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceState {
+    pub enabled: bool,
+    pub snapshots: Vec<SnapshotView>,
+    pub latest_snapshot: Option<SnapshotView>,
+    pub paths: WorkspacePaths,
+    pub git: GitState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotView {
+    pub id: String,
+    pub label: String,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkspacePaths {
+    pub mount: String,
+    pub output: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GitState {
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub is_dirty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadEntry {
+    pub name: String,
+    pub relative_path: String,
+    pub path: String,
+    pub display_path: String,
+    pub size_bytes: u64,
+    pub size_display: String,
+}
+
+/// `{"detail": "..."}`, the body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub detail: String,
+}
+
+/// Human size as the console shows it: "12 B", "1.5 KB", "2 MB".
+pub fn size_display(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_the_console_expects() {
+        for (bytes, want) in [
+            (12, "12 B"),
+            (1536, "1.5 KB"),
+            (2 * 1024 * 1024, "2 MB"),
+            (1024, "1 KB"),
+        ] {
+            assert_eq!(size_display(bytes), want);
+        }
+    }
+
+    #[test]
+    fn events_are_tagged_by_type() {
+        let token = serde_json::to_value(ChatEvent::Token { delta: "hi".into() }).unwrap();
+        assert_eq!(token, serde_json::json!({"type": "token", "delta": "hi"}));
+        let stop = serde_json::to_value(ChatEvent::Stop).unwrap();
+        assert_eq!(stop, serde_json::json!({"type": "stop"}));
+        let done = serde_json::to_value(ChatEvent::ToolCompleted {
+            invocation_id: "c1".into(),
+            tool_name: "t".into(),
+            status: ToolStatus::Error,
+            duration_ms: 3,
+            output: None,
+            error: Some("bad".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            done,
+            serde_json::json!({"type": "tool_completed", "invocation_id": "c1", "tool_name": "t",
+                "status": "error", "duration_ms": 3, "error": "bad"})
+        );
+    }
+}

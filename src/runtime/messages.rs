@@ -1,0 +1,135 @@
+//! Every actor message of the runtime with its typed reply: the protocol on one screen.
+//!
+//! Imperative names (`StartTurn`, `Evict`) are requests; `SessionActivity` reports a fact.
+
+use actix::prelude::*;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::agent::HistoryEntry;
+use crate::protocol::SeqEvent;
+
+/// One session: a client's conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SessionKey {
+    pub client_id: String,
+    pub conversation_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("a turn is already running in this session; wait for it or stop it (POST /api/chat/stop)")]
+    Busy,
+    #[error("no turn is running in this session")]
+    NotRunning,
+    #[error("the server is at its limit of {0} active sessions, all busy; try again shortly")]
+    AtCapacity(usize),
+    #[error("the session stopped unexpectedly; retry the request")]
+    Gone,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<MailboxError> for SessionError {
+    fn from(_: MailboxError) -> Self {
+        SessionError::Gone
+    }
+}
+
+// ---- to the registry ----
+
+/// Find the session for `key`, starting (or restarting) it if needed.
+#[derive(Message)]
+#[rtype(result = "Result<Addr<crate::runtime::session::SessionActor>, SessionError>")]
+pub struct GetSession {
+    pub key: SessionKey,
+}
+
+/// A session's turn started (`busy`) or ended; busy sessions are never evicted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionActivity {
+    pub key: SessionKey,
+    pub busy: bool,
+}
+
+/// Run the eviction policy now (the timer sends this too).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Sweep;
+
+/// Live sessions and counters, for `GET /api/sessions` and `/metrics`.
+#[derive(Message)]
+#[rtype(result = "RegistryStats")]
+pub struct GetStats;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistryStats {
+    pub sessions: Vec<SessionSummary>,
+    pub evictions: u64,
+    pub started: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSummary {
+    pub client_id: String,
+    pub conversation_id: String,
+    pub state: &'static str,
+    pub idle_seconds: u64,
+}
+
+// ---- to a session ----
+
+/// Start a turn; the reply carries the stream of its events.
+#[derive(Message)]
+#[rtype(result = "Result<TurnHandle, SessionError>")]
+pub struct StartTurn {
+    pub message: String,
+    pub replace_last: bool,
+}
+
+pub struct TurnHandle {
+    pub events: UnboundedReceiver<SeqEvent>,
+}
+
+/// Cancel the running turn.
+#[derive(Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct CancelTurn;
+
+/// Stop the session if it is idle (`Err(Busy)` otherwise).
+#[derive(Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct Evict;
+
+/// Session facts for `/api/session/info` and `/boot`.
+#[derive(Message)]
+#[rtype(result = "Result<SessionInfo, SessionError>")]
+pub struct GetInfo;
+
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub history_length: usize,
+    pub busy: bool,
+    pub system_prompt: String,
+    pub vm_history: Vec<serde_json::Value>,
+    pub last_reply: Option<String>,
+}
+
+/// One history entry by id.
+#[derive(Message)]
+#[rtype(result = "Result<Option<HistoryEntry>, SessionError>")]
+pub struct GetHistoryEntry {
+    pub entry_id: String,
+}
+
+/// Forget the history and empty the workspace; returns how many entries were removed.
+#[derive(Message)]
+#[rtype(result = "Result<ClearedHistory, SessionError>")]
+pub struct ClearHistory;
+
+#[derive(Debug, Clone)]
+pub struct ClearedHistory {
+    pub cleared_messages: usize,
+    pub workspace_removed: bool,
+}

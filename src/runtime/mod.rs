@@ -1,0 +1,15 @@
+//! The actor runtime: one [`SessionActor`](session::SessionActor) per (client, conversation),
+//! supervised by the [`Registry`](registry::Registry) that starts, finds and evicts them.
+//!
+//! The only module that imports actix. HTTP handlers talk to it through the messages in
+//! `messages.rs`; nothing else reaches into session state.
+
+pub mod eviction;
+pub mod messages;
+pub mod registry;
+pub mod session;
+pub mod services;
+
+pub use messages::{SessionError, SessionKey};
+pub use registry::Registry;
+pub use services::Services;

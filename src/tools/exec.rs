@@ -1,0 +1,180 @@
+//! Running a child process for a tool: combined output, a cap, a timeout and cancellation.
+//!
+//! Owns the child's lifetime. The child leads its own process group; on timeout or cancel the
+//! whole group is killed (under bwrap that also ends the PID namespace, so nothing survives).
+//! Output is read as it comes into a bounded head+tail buffer, so a runaway command cannot
+//! exhaust memory. Background processes that keep the pipe open cannot hold a call hostage:
+//! once the child exits, the pipe gets a short grace period and the group is killed.
+
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use super::output::HeadTailBuffer;
+use super::ToolError;
+
+/// How long output may keep arriving after the child exited (from its background children).
+const DRAIN_GRACE: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Exited(i32),
+    Signalled(i32),
+    TimedOut,
+    Cancelled,
+}
+
+#[derive(Debug)]
+pub struct ExecResult {
+    pub output: String,
+    pub ending: Ending,
+    pub elapsed: Duration,
+}
+
+/// Runs `command` to completion (or timeout/cancel) with stdout and stderr combined.
+pub async fn run(
+    mut command: Command,
+    timeout: Duration,
+    output_cap: usize,
+    cancel: &CancellationToken,
+) -> Result<ExecResult, ToolError> {
+    let started = Instant::now();
+    let (reader, writer) =
+        std::io::pipe().map_err(|e| ToolError::Fatal(format!("cannot create a pipe: {e}")))?;
+    let writer_for_stderr = writer
+        .try_clone()
+        .map_err(|e| ToolError::Fatal(format!("cannot clone a pipe: {e}")))?;
+    command
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer_for_stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|e| ToolError::RespondToModel(format!("cannot start the process: {e}")))?;
+    // Our copies of the write end must close, or the pipe never reports EOF.
+    drop(command);
+    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
+        .map_err(|e| ToolError::Fatal(format!("cannot read the pipe: {e}")))?;
+    let mut buffer = HeadTailBuffer::new(output_cap);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut pipe_open = true;
+    let mut ending = None;
+    while ending.is_none() {
+        tokio::select! {
+            read = pipe.read(&mut chunk), if pipe_open => match read {
+                Ok(0) | Err(_) => pipe_open = false,
+                Ok(n) => buffer.push(&chunk[..n]),
+            },
+            status = child.wait() => {
+                ending = Some(match status {
+                    Ok(status) => match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+                        (Some(code), _) => Ending::Exited(code),
+                        (None, Some(signal)) => Ending::Signalled(signal),
+                        (None, None) => Ending::Exited(-1),
+                    },
+                    Err(e) => return Err(ToolError::Fatal(format!("cannot wait for the process: {e}"))),
+                });
+            }
+            _ = &mut deadline => ending = Some(Ending::TimedOut),
+            _ = cancel.cancelled() => ending = Some(Ending::Cancelled),
+        }
+    }
+    let ending = ending.unwrap_or(Ending::Cancelled);
+    if matches!(ending, Ending::TimedOut | Ending::Cancelled) {
+        kill_group(pgid);
+        let _ = child.wait().await;
+    }
+    // Collect what is still in the pipe, without waiting on background holders for long.
+    let grace = tokio::time::sleep(DRAIN_GRACE);
+    tokio::pin!(grace);
+    while pipe_open {
+        tokio::select! {
+            read = pipe.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => pipe_open = false,
+                Ok(n) => buffer.push(&chunk[..n]),
+            },
+            _ = &mut grace => pipe_open = false,
+        }
+    }
+    // Like the sandbox's PID namespace, nothing the command started outlives the call.
+    kill_group(pgid);
+    Ok(ExecResult {
+        output: buffer.into_text(),
+        ending,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Kills the process group led by the child (ESRCH when it is already gone is fine).
+pub fn kill_group(pgid: Option<Pid>) {
+    if let Some(pgid) = pgid {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bash(script: &str) -> Command {
+        let mut command = Command::new("bash");
+        command.arg("-c").arg(script);
+        command
+    }
+
+    #[tokio::test]
+    async fn combined_output_and_exit_code() {
+        let result = run(bash("echo out; echo err >&2; exit 3"), Duration::from_secs(5), 1024, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(result.ending, Ending::Exited(3));
+        assert_eq!(result.output, "out\nerr\n");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        let script = format!("(sleep 1; touch {}) & sleep 100", marker.display());
+        let result = run(bash(&script), Duration::from_millis(200), 1024, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(result.ending, Ending::TimedOut);
+        assert!(result.elapsed < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert!(!marker.exists(), "a child of the timed-out command survived");
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_the_command() {
+        let cancel = CancellationToken::new();
+        let trigger = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            trigger.cancel();
+        });
+        let result = run(bash("sleep 100"), Duration::from_secs(30), 1024, &cancel).await.unwrap();
+        assert_eq!(result.ending, Ending::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn background_holder_of_the_pipe_does_not_block() {
+        let result = run(bash("sleep 30 & echo done"), Duration::from_secs(10), 1024, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(result.ending, Ending::Exited(0));
+        assert_eq!(result.output, "done\n");
+        assert!(result.elapsed < Duration::from_secs(5));
+    }
+}

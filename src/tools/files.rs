@@ -1,0 +1,366 @@
+//! `mshtools-read_file`, `mshtools-write_file`, `mshtools-edit_file`: text files in the workspace.
+//!
+//! Every path goes through [`Workspace::resolve`], so nothing outside `/mnt/okcomputer/` (after
+//! symlinks) is read or written. File I/O runs on the blocking pool. Results name files by
+//! their model path, never by host path.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use futures_util::future::{BoxFuture, FutureExt};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::output::cap_line;
+use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use crate::workspace::Workspace;
+
+/// Lines returned when the model gives no `limit`.
+const DEFAULT_LINE_LIMIT: usize = 1000;
+/// Characters of one line shown; minified files would otherwise flood the context.
+const MAX_LINE_CHARS: usize = 2000;
+/// Bytes sniffed to tell text from binary.
+const SNIFF_BYTES: usize = 8192;
+/// Largest file `edit_file` loads into memory.
+const MAX_EDIT_BYTES: u64 = 20 * 1024 * 1024;
+
+pub struct ReadFile;
+pub struct WriteFile;
+pub struct EditFile;
+
+#[derive(Deserialize)]
+struct ReadArgs {
+    file_path: String,
+    #[serde(default)]
+    offset: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct WriteArgs {
+    file_path: String,
+    content: String,
+    #[serde(default)]
+    append: bool,
+}
+
+#[derive(Deserialize)]
+struct EditArgs {
+    file_path: String,
+    old_string: String,
+    new_string: String,
+    #[serde(default)]
+    replace_all: bool,
+}
+
+impl Tool for ReadFile {
+    fn name(&self) -> &'static str {
+        "mshtools-read_file"
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        let workspace = ctx.workspace.clone();
+        async move {
+            let args: ReadArgs = parse_args(self.name(), args)?;
+            blocking(move || read_file(&workspace, &args)).await
+        }
+        .boxed()
+    }
+}
+
+impl Tool for WriteFile {
+    fn name(&self) -> &'static str {
+        "mshtools-write_file"
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        let workspace = ctx.workspace.clone();
+        async move {
+            let args: WriteArgs = parse_args(self.name(), args)?;
+            blocking(move || write_file(&workspace, &args)).await
+        }
+        .boxed()
+    }
+}
+
+impl Tool for EditFile {
+    fn name(&self) -> &'static str {
+        "mshtools-edit_file"
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        let workspace = ctx.workspace.clone();
+        async move {
+            let args: EditArgs = parse_args(self.name(), args)?;
+            blocking(move || edit_file(&workspace, &args)).await
+        }
+        .boxed()
+    }
+}
+
+/// Runs file work on the blocking pool so the session's thread never waits on disk.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ToolError> + Send + 'static,
+) -> Result<T, ToolError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ToolError::Fatal(format!("file task failed: {e}")))?
+}
+
+fn read_file(workspace: &Workspace, args: &ReadArgs) -> Result<ToolOutput, ToolError> {
+    let path = workspace.resolve(&args.file_path)?;
+    let shown = args.file_path.trim();
+    let offset = match args.offset {
+        None => 1,
+        Some(n) if n >= 1 => n as usize,
+        Some(n) => {
+            return Err(ToolError::RespondToModel(format!(
+                "offset must be 1 or more (it is the first line to show), got {n}"
+            )))
+        }
+    };
+    let limit = match args.limit {
+        None => DEFAULT_LINE_LIMIT,
+        Some(n) if n >= 1 => n as usize,
+        Some(n) => {
+            return Err(ToolError::RespondToModel(format!(
+                "limit must be 1 or more, got {n}"
+            )))
+        }
+    };
+    let file = open_existing_file(&path, shown)?;
+    let mut reader = BufReader::new(file);
+    let sniff = reader
+        .fill_buf()
+        .map_err(|e| io_error("read", shown, &e))?;
+    if sniff[..sniff.len().min(SNIFF_BYTES)].contains(&0) {
+        return Err(ToolError::RespondToModel(format!(
+            "{shown} is a binary file; inspect it with mshtools-shell (e.g. `file`, `xxd | head`) or mshtools-ipython"
+        )));
+    }
+    if sniff.is_empty() {
+        return Ok(ToolOutput::text(format!("{shown} is empty")));
+    }
+    let mut out = String::new();
+    let mut total = 0usize;
+    let mut shown_lines = 0usize;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let read = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| io_error("read", shown, &e))?;
+        if read == 0 {
+            break;
+        }
+        total += 1;
+        if total < offset || shown_lines >= limit {
+            continue;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
+        out.push_str(&format!("{total:>6}\t{}\n", cap_line(line, MAX_LINE_CHARS)));
+        shown_lines += 1;
+    }
+    if offset > total {
+        return Err(ToolError::RespondToModel(format!(
+            "{shown} has {total} lines; offset {offset} is past the end"
+        )));
+    }
+    let last = offset + shown_lines - 1;
+    if last < total {
+        out.push_str(&format!(
+            "\n[showing lines {offset}-{last} of {total}; use offset={} to read on]\n",
+            last + 1
+        ));
+    }
+    Ok(ToolOutput::text(out))
+}
+
+fn write_file(workspace: &Workspace, args: &WriteArgs) -> Result<ToolOutput, ToolError> {
+    let path = workspace.resolve(&args.file_path)?;
+    let shown = args.file_path.trim();
+    if path.is_dir() {
+        return Err(ToolError::RespondToModel(format!(
+            "{shown} is a directory; give a file path"
+        )));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io_error("create the folder for", shown, &e))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(args.append)
+        .truncate(!args.append)
+        .open(&path)
+        .map_err(|e| io_error("open", shown, &e))?;
+    file.write_all(args.content.as_bytes())
+        .map_err(|e| io_error("write", shown, &e))?;
+    let verb = if args.append { "appended" } else { "wrote" };
+    Ok(ToolOutput::text(format!(
+        "{verb} {} bytes to {shown}",
+        args.content.len()
+    )))
+}
+
+fn edit_file(workspace: &Workspace, args: &EditArgs) -> Result<ToolOutput, ToolError> {
+    let path = workspace.resolve(&args.file_path)?;
+    let shown = args.file_path.trim();
+    if args.old_string.is_empty() {
+        return Err(ToolError::RespondToModel(
+            "old_string must not be empty; use mshtools-write_file to create a file".into(),
+        ));
+    }
+    if args.old_string == args.new_string {
+        return Err(ToolError::RespondToModel(
+            "old_string and new_string are the same; nothing to change".into(),
+        ));
+    }
+    let file = open_existing_file(&path, shown)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > MAX_EDIT_BYTES {
+        return Err(ToolError::RespondToModel(format!(
+            "{shown} is {size} bytes, too large to edit in place; use mshtools-shell (sed) instead"
+        )));
+    }
+    let mut text = String::new();
+    BufReader::new(file)
+        .read_to_string(&mut text)
+        .map_err(|_| {
+            ToolError::RespondToModel(format!("{shown} is not UTF-8 text; it cannot be edited"))
+        })?;
+    let count = text.matches(&args.old_string).count();
+    let updated = match (count, args.replace_all) {
+        (0, _) => {
+            return Err(ToolError::RespondToModel(format!(
+                "old_string was not found in {shown}; read the file and copy the text exactly, whitespace included"
+            )))
+        }
+        (1, _) | (_, true) => text.replace(&args.old_string, &args.new_string),
+        (n, false) => {
+            return Err(ToolError::RespondToModel(format!(
+                "old_string appears {n} times in {shown}; include more surrounding text to make it unique, or set replace_all to true"
+            )))
+        }
+    };
+    std::fs::write(&path, updated).map_err(|e| io_error("write", shown, &e))?;
+    let noun = if count == 1 { "occurrence" } else { "occurrences" };
+    Ok(ToolOutput::text(format!(
+        "replaced {count} {noun} in {shown}"
+    )))
+}
+
+fn open_existing_file(path: &Path, shown: &str) -> Result<std::fs::File, ToolError> {
+    if path.is_dir() {
+        return Err(ToolError::RespondToModel(format!(
+            "{shown} is a directory; list it with mshtools-shell (`ls -la {shown}`)"
+        )));
+    }
+    std::fs::File::open(path).map_err(|e| io_error("open", shown, &e))
+}
+
+fn io_error(action: &str, shown: &str, error: &std::io::Error) -> ToolError {
+    let reason = match error.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => error.to_string(),
+    };
+    ToolError::RespondToModel(format!("cannot {action} {shown}: {reason}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace() -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path().join("ws"));
+        ws.ensure().unwrap();
+        (dir, ws)
+    }
+
+    fn write(ws: &Workspace, path: &str, content: &str, append: bool) -> Result<ToolOutput, ToolError> {
+        write_file(
+            ws,
+            &WriteArgs {
+                file_path: path.into(),
+                content: content.into(),
+                append,
+            },
+        )
+    }
+
+    fn read(ws: &Workspace, path: &str, offset: Option<i64>, limit: Option<i64>) -> Result<String, ToolError> {
+        read_file(
+            ws,
+            &ReadArgs {
+                file_path: path.into(),
+                offset,
+                limit,
+            },
+        )
+        .map(|o| o.text)
+    }
+
+    fn edit(ws: &Workspace, old: &str, new: &str, all: bool) -> Result<ToolOutput, ToolError> {
+        edit_file(
+            ws,
+            &EditArgs {
+                file_path: "/mnt/okcomputer/f.txt".into(),
+                old_string: old.into(),
+                new_string: new.into(),
+                replace_all: all,
+            },
+        )
+    }
+
+    #[test]
+    fn write_append_read_with_numbers() {
+        let (_d, ws) = workspace();
+        write(&ws, "/mnt/okcomputer/sub/a.txt", "one\ntwo\n", false).unwrap();
+        write(&ws, "/mnt/okcomputer/sub/a.txt", "three\n", true).unwrap();
+        assert_eq!(
+            read(&ws, "/mnt/okcomputer/sub/a.txt", None, None).unwrap(),
+            "     1\tone\n     2\ttwo\n     3\tthree\n"
+        );
+        let window = read(&ws, "sub/a.txt", Some(2), Some(1)).unwrap();
+        assert!(window.starts_with("     2\ttwo\n"));
+        assert!(window.contains("use offset=3"));
+        assert!(read(&ws, "sub/a.txt", Some(9), None).unwrap_err().to_string().contains("past the end"));
+    }
+
+    #[test]
+    fn binary_missing_and_outside_paths_are_model_errors() {
+        let (_d, ws) = workspace();
+        std::fs::write(ws.root().join("b.bin"), [0u8, 1, 2]).unwrap();
+        assert!(read(&ws, "b.bin", None, None).unwrap_err().to_string().contains("binary"));
+        assert!(read(&ws, "nope.txt", None, None).unwrap_err().to_string().contains("no such file"));
+        assert!(read(&ws, "/etc/passwd", None, None).unwrap_err().to_string().contains("outside"));
+        assert!(write(&ws, "/tmp/x", "x", false).is_err());
+    }
+
+    #[test]
+    fn edit_requires_a_unique_match_unless_replace_all() {
+        let (_d, ws) = workspace();
+        write(&ws, "f.txt", "a b a", false).unwrap();
+        assert!(edit(&ws, "a", "c", false).unwrap_err().to_string().contains("2 times"));
+        assert!(edit(&ws, "zzz", "c", false).unwrap_err().to_string().contains("not found"));
+        edit(&ws, "b", "B", false).unwrap();
+        edit(&ws, "a", "c", true).unwrap();
+        assert_eq!(std::fs::read_to_string(ws.root().join("f.txt")).unwrap(), "c B c");
+    }
+}

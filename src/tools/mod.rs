@@ -1,0 +1,90 @@
+//! The tool layer: the [`Tool`] trait, what a call may touch ([`ToolContext`]) and how it fails
+//! ([`ToolError`]).
+//!
+//! One file per tool family; `registry.rs` pairs them with the manifest. A tool never sees a
+//! host path it was not given through [`Workspace`], and every error says who must act:
+//! `RespondToModel` goes back to the model as the tool result, `Fatal` means a broken
+//! invariant of the server.
+
+pub mod exec;
+pub mod files;
+pub mod output;
+pub mod registry;
+pub mod sandbox;
+pub mod shell;
+pub mod todo;
+pub mod unavailable;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ToolsConfig;
+use crate::workspace::{PathError, Workspace};
+
+pub use registry::ToolRegistry;
+
+/// What a tool returns to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutput {
+    pub text: String,
+}
+
+impl ToolOutput {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self { text: text.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    /// The model can fix this (bad arguments, missing file, non-zero exit, timeout).
+    #[error("{0}")]
+    RespondToModel(String),
+    /// The server is broken; the turn still goes on, the operator must look.
+    #[error("internal tool failure: {0}")]
+    Fatal(String),
+}
+
+impl From<PathError> for ToolError {
+    fn from(error: PathError) -> Self {
+        ToolError::RespondToModel(error.to_string())
+    }
+}
+
+/// Per-session state that tools keep between calls; lent to each turn with the session.
+#[derive(Debug, Default)]
+pub struct ToolState {
+    pub todos: Vec<todo::TodoItem>,
+}
+
+/// Everything one tool call may use.
+pub struct ToolContext {
+    pub workspace: Workspace,
+    pub state: ToolState,
+    pub cancel: CancellationToken,
+    pub config: Arc<ToolsConfig>,
+    pub sandbox: Arc<sandbox::Sandbox>,
+}
+
+/// One tool implementation. `call` gets the arguments already checked to be a JSON object
+/// carrying every field the manifest marks as required.
+pub trait Tool: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
+}
+
+/// Deserialises a tool's private `Args` struct, turning serde's complaint into a message the
+/// model can act on.
+pub fn parse_args<T: DeserializeOwned>(tool: &str, args: Value) -> Result<T, ToolError> {
+    serde_json::from_value(args)
+        .map_err(|e| ToolError::RespondToModel(format!("invalid arguments for {tool}: {e}")))
+}

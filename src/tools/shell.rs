@@ -1,0 +1,107 @@
+//! `mshtools-shell`: `bash -c` in `/mnt/okcomputer`, inside the sandbox.
+//!
+//! Combined stdout/stderr, capped; the exit code is always reported. A non-zero exit or a
+//! timeout is an error result the model reads (the turn goes on). The timeout is in
+//! milliseconds, bounded by `[tools] shell_max_timeout_ms`.
+
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, FutureExt};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::exec::{self, Ending};
+use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+
+pub struct Shell;
+
+#[derive(Deserialize)]
+struct Args {
+    command: String,
+    #[serde(default)]
+    #[allow(dead_code)] // part of the contract: the console shows it, the shell ignores it
+    description: Option<String>,
+    #[serde(default)]
+    timeout: Option<f64>,
+}
+
+impl Tool for Shell {
+    fn name(&self) -> &'static str {
+        "mshtools-shell"
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: Args = parse_args(self.name(), args)?;
+            if args.command.trim().is_empty() {
+                return Err(ToolError::RespondToModel("command must not be empty".into()));
+            }
+            let timeout_ms = effective_timeout_ms(
+                args.timeout,
+                ctx.config.shell_default_timeout_ms,
+                ctx.config.shell_max_timeout_ms,
+            )?;
+            let command = ctx
+                .sandbox
+                .command(ctx.workspace.root(), "bash", &["-c", &args.command])?;
+            let result = exec::run(
+                command,
+                Duration::from_millis(timeout_ms),
+                ctx.config.output_cap_bytes,
+                &ctx.cancel,
+            )
+            .await?;
+            let output = if result.output.is_empty() {
+                "(no output)".to_string()
+            } else {
+                result.output
+            };
+            match result.ending {
+                Ending::Exited(0) => Ok(ToolOutput::text(format!("{output}\n[exit code: 0]"))),
+                Ending::Exited(code) => Err(ToolError::RespondToModel(format!(
+                    "{output}\n[exit code: {code}]"
+                ))),
+                Ending::Signalled(signal) => Err(ToolError::RespondToModel(format!(
+                    "{output}\n[killed by signal {signal}; a CPU or memory limit may have been reached]"
+                ))),
+                Ending::TimedOut => Err(ToolError::RespondToModel(format!(
+                    "{output}\n[timed out after {timeout_ms} ms; the command and everything it started were killed. Use a longer timeout (max {} ms) or run less at once]",
+                    ctx.config.shell_max_timeout_ms
+                ))),
+                Ending::Cancelled => Err(ToolError::RespondToModel(format!(
+                    "{output}\n[cancelled by the user]"
+                ))),
+            }
+        }
+        .boxed()
+    }
+}
+
+/// The timeout to use, in ms: the model's if it gave a sane one, capped at the maximum.
+fn effective_timeout_ms(requested: Option<f64>, default: u64, max: u64) -> Result<u64, ToolError> {
+    match requested {
+        None => Ok(default),
+        Some(ms) if ms.is_finite() && ms >= 1.0 => Ok((ms as u64).min(max)),
+        Some(ms) => Err(ToolError::RespondToModel(format!(
+            "timeout is in milliseconds and must be at least 1, got {ms}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_defaults_and_caps() {
+        assert_eq!(effective_timeout_ms(None, 100, 1000), Ok(100));
+        assert_eq!(effective_timeout_ms(Some(5000.0), 100, 1000), Ok(1000));
+        assert_eq!(effective_timeout_ms(Some(250.0), 100, 1000), Ok(250));
+        assert!(effective_timeout_ms(Some(0.0), 100, 1000).is_err());
+        assert!(effective_timeout_ms(Some(f64::NAN), 100, 1000).is_err());
+    }
+}

@@ -1,0 +1,63 @@
+//! Manifest tools this server cannot run yet: each answers with a clear error naming what is
+//! missing, so the model can choose another way and the user sees why.
+
+use futures_util::future::{BoxFuture, FutureExt};
+use serde_json::Value;
+
+use super::{Tool, ToolContext, ToolError, ToolOutput};
+
+pub struct Unavailable {
+    pub name: &'static str,
+    pub reason: &'static str,
+}
+
+impl Tool for Unavailable {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn call<'a>(
+        &'a self,
+        _args: Value,
+        _ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        let message = format!(
+            "{} is not available on this server: {}. Tell the user if the task depends on it, and use the other tools where you can",
+            self.name, self.reason
+        );
+        async move { Err(ToolError::RespondToModel(message)) }.boxed()
+    }
+}
+
+/// Every manifest tool without an implementation yet, with what it needs.
+pub fn all() -> Vec<Unavailable> {
+    const BROWSER: &str = "the browser (headless Chromium) is not enabled in this build";
+    const PYTHON: &str = "the persistent Python interpreter is not enabled in this build; run scripts with mshtools-shell (`python3 script.py`) instead";
+    const SEARCH: &str = "web and image search need a search provider, which is not configured in this build";
+    const MEDIA: &str = "media generation needs a media endpoint, which is not configured in this build";
+    const DATA: &str = "data sources are not configured in this build";
+    let entries: [(&'static str, &'static str); 18] = [
+        ("mshtools-ipython", PYTHON),
+        ("mshtools-browser_click", BROWSER),
+        ("mshtools-browser_find", BROWSER),
+        ("mshtools-browser_input", BROWSER),
+        ("mshtools-browser_scroll_down", BROWSER),
+        ("mshtools-browser_scroll_up", BROWSER),
+        ("mshtools-browser_state", BROWSER),
+        ("mshtools-browser_visit", BROWSER),
+        ("mshtools-web_search", SEARCH),
+        ("mshtools-image_search", SEARCH),
+        ("mshtools-generate_image", MEDIA),
+        ("mshtools-get_available_voices", MEDIA),
+        ("mshtools-generate_speech", MEDIA),
+        ("mshtools-generate_sound_effects", MEDIA),
+        ("mshtools-get_data_source_desc", DATA),
+        ("mshtools-get_data_source", DATA),
+        ("mshtools-deploy_website", "website deployment is not enabled in this build"),
+        ("mshtools-slides_generator", "HTML to PPTX conversion is not enabled in this build"),
+    ];
+    entries
+        .into_iter()
+        .map(|(name, reason)| Unavailable { name, reason })
+        .collect()
+}
