@@ -117,12 +117,15 @@ pub async fn run(
         result = &mut server => result?,
         () = shutdown => {
             tracing::info!("shutting down");
-            handle.stop(true).await;
+            // The server future itself processes the stop command, so keep polling it.
+            let stopping = handle.stop(true);
             server.await?;
+            stopping.await;
         }
     }
     for arbiter in arbiters {
         arbiter.stop();
     }
+    tracing::info!("stopped");
     Ok(())
 }

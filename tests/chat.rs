@@ -1,0 +1,193 @@
+//! Chat turns end to end: plain replies, SSE framing, tool results reaching the model,
+//! recovery from failing tools, history routes.
+
+mod common;
+
+use common::{tool_messages, types, Reply, TestApp};
+use serde_json::json;
+
+#[tokio::test]
+async fn plain_reply_as_json_with_real_usage() {
+    let app = TestApp::spawn();
+    let (status, body) = app.chat_json("alice", "hello there").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reply"], "echo: hello there");
+    assert_eq!(body["meta"]["model"], "mock-model");
+    assert_eq!(body["meta"]["tokensIn"], 11);
+    assert_eq!(body["meta"]["tokensOut"], 7);
+    assert!(body["meta"]["latency"].as_f64().unwrap() >= 0.0);
+    assert_eq!(body["workspace_state"]["paths"]["mount"], "/mnt/okcomputer");
+    assert_eq!(body["upload_limit"], 100);
+    let history = body["vm_history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["role"], "user");
+    assert_eq!(history[1]["content"], "echo: hello there");
+}
+
+#[tokio::test]
+async fn sse_frames_come_in_contract_order_with_ids() {
+    let app = TestApp::spawn();
+    app.model.script(
+        "ORDER",
+        vec![
+            Reply::ToolCalls("thinking".into(), vec![("mshtools-todo_read".into(), "{}".into())]),
+            Reply::text("all done"),
+        ],
+    );
+    let frames = app.chat_sse("bob", "ORDER please").await;
+    let kinds = types(&frames);
+    let first_tool = kinds.iter().position(|k| k == "tool_started").unwrap();
+    assert!(kinds[..first_tool].iter().all(|k| k == "token"));
+    assert_eq!(kinds[first_tool + 1], "tool_completed");
+    assert_eq!(&kinds[kinds.len() - 2..], ["final", "stop"]);
+    let text: String = frames
+        .iter()
+        .filter(|f| f.data["type"] == "token")
+        .map(|f| f.data["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "thinkingall done");
+    let ids: Vec<u64> = frames.iter().map(|f| f.id.unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    let started = &frames[first_tool].data;
+    let completed = &frames[first_tool + 1].data;
+    assert_eq!(started["invocation_id"], completed["invocation_id"]);
+    assert_eq!(completed["status"], "success");
+    let payload = &frames[frames.len() - 2].data["payload"];
+    assert_eq!(payload["reply"], "all done");
+    assert_eq!(payload["tool_calls"][0]["tool_name"], "mshtools-todo_read");
+    assert_eq!(payload["meta"]["tokensIn"], 22);
+}
+
+#[tokio::test]
+async fn tool_results_reach_the_next_model_request() {
+    let app = TestApp::spawn();
+    app.model.script(
+        "FILES",
+        vec![
+            Reply::tool(
+                "mshtools-write_file",
+                json!({"file_path": "/mnt/okcomputer/output/note.txt", "content": "line one\nline two\n"}),
+            ),
+            Reply::tool("mshtools-read_file", json!({"file_path": "/mnt/okcomputer/output/note.txt"})),
+            Reply::tool(
+                "mshtools-edit_file",
+                json!({"file_path": "/mnt/okcomputer/output/note.txt", "old_string": "two", "new_string": "2"}),
+            ),
+            Reply::text("finished"),
+        ],
+    );
+    let (status, body) = app.chat_json("carol", "FILES go").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reply"], "finished");
+    let requests = app.model.requests_for("FILES");
+    assert_eq!(requests.len(), 4);
+    assert_eq!(tool_messages(&requests[1]), vec!["wrote 18 bytes to /mnt/okcomputer/output/note.txt"]);
+    assert_eq!(tool_messages(&requests[2])[1], "     1\tline one\n     2\tline two\n");
+    assert_eq!(tool_messages(&requests[3])[2], "replaced 1 occurrence in /mnt/okcomputer/output/note.txt");
+    let on_disk = std::fs::read_to_string(app.workspace_of("carol").join("output/note.txt")).unwrap();
+    assert_eq!(on_disk, "line one\nline 2\n");
+    // The system prompt and the manifest go with every request.
+    assert_eq!(requests[0]["messages"][0]["role"], "system");
+    assert_eq!(requests[0]["tools"].as_array().unwrap().len(), 24);
+}
+
+#[tokio::test]
+async fn a_failing_tool_goes_back_to_the_model_and_the_turn_goes_on() {
+    let app = TestApp::spawn();
+    app.model.script(
+        "RECOVER",
+        vec![
+            Reply::tool("mshtools-read_file", json!({"file_path": "/mnt/okcomputer/missing.txt"})),
+            Reply::raw_tool("mshtools-shell", "{not json"),
+            Reply::raw_tool("mshtools-no_such_tool", "{}"),
+            Reply::text("recovered"),
+        ],
+    );
+    let frames = app.chat_sse("dave", "RECOVER now").await;
+    let completed: Vec<_> = frames.iter().filter(|f| f.data["type"] == "tool_completed").collect();
+    assert_eq!(completed.len(), 3);
+    assert!(completed.iter().all(|f| f.data["status"] == "error" && f.data["error"].is_string()));
+    let requests = app.model.requests_for("RECOVER");
+    let last = tool_messages(&requests[3]);
+    assert!(last[0].starts_with("Error: cannot open /mnt/okcomputer/missing.txt"), "{}", last[0]);
+    assert!(last[1].contains("not valid JSON"), "{}", last[1]);
+    assert!(last[2].contains("unknown tool `mshtools-no_such_tool`"), "{}", last[2]);
+    assert_eq!(frames[frames.len() - 2].data["payload"]["reply"], "recovered");
+}
+
+#[tokio::test]
+async fn history_carries_over_turns_and_can_be_read_and_cleared() {
+    let app = TestApp::spawn();
+    app.model.script("HIST", vec![Reply::tool("mshtools-todo_read", json!({})), Reply::text("first")]);
+    app.chat_json("erin", "HIST one").await;
+    app.chat_json("erin", "second message").await;
+    let requests = app.model.requests_for("second message");
+    let roles: Vec<&str> = requests[0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "assistant", "user"]);
+
+    let (status, info) = app.get("/api/session/info", "erin").await;
+    assert_eq!(status, 200);
+    assert_eq!(info["history_length"], 6);
+    assert_eq!(info["tools"].as_array().unwrap().len(), 24);
+    assert_eq!(info["workspace_mount"], "/mnt/okcomputer");
+
+    let (_, boot) = app.get("/api/session/boot", "erin").await;
+    assert_eq!(boot["reply"], "echo: second message");
+    let entry_id = boot["vm_history"][0]["id"].as_str().unwrap().to_string();
+    let (status, entry) = app.get(&format!("/api/session/history/{entry_id}"), "erin").await;
+    assert_eq!(status, 200);
+    assert_eq!(entry["content"], "HIST one");
+    let (status, missing) = app.get("/api/session/history/msg_nope", "erin").await;
+    assert_eq!(status, 404);
+    assert!(missing["detail"].is_string());
+    // Another client cannot read it.
+    let (status, _) = app.get(&format!("/api/session/history/{entry_id}"), "mallory").await;
+    assert_eq!(status, 404);
+
+    let cleared: serde_json::Value = app
+        .http
+        .delete(app.api("/api/session/history", "erin"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cleared["history_cleared"], true);
+    assert_eq!(cleared["cleared_messages"], 6);
+    assert_eq!(cleared["vm"]["history_length"], 0);
+}
+
+#[tokio::test]
+async fn max_steps_ends_the_turn_with_a_note() {
+    let app = TestApp::spawn_with(|c| c.llm.max_steps = 3);
+    app.model.script("LOOP", vec![Reply::tool("mshtools-todo_read", json!({}))]);
+    let (status, body) = app.chat_json("frank", "LOOP forever").await;
+    assert_eq!(status, 200);
+    assert!(body["reply"].as_str().unwrap().contains("stopped after 3 steps"), "{body}");
+    assert_eq!(body["tool_calls"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn replace_last_drops_the_previous_exchange() {
+    let app = TestApp::spawn();
+    app.chat_json("gina", "first try").await;
+    let response: serde_json::Value = app
+        .http
+        .post(app.api("/api/chat", "gina"))
+        .json(&json!({"message": "second try", "stream": false, "replace_last": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let history = response["vm_history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["content"], "second try");
+}

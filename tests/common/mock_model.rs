@@ -1,0 +1,286 @@
+//! A scripted OpenAI-compatible chat-completions server on loopback, for tests and the benchmark.
+//!
+//! Each request is matched to a script by a token that appears in its latest user message;
+//! the n-th request carrying that token gets the script's n-th reply (the last one repeats).
+//! Without a matching script the model echoes: `echo: <user message>`. Streaming follows the
+//! request's `stream` flag. Every request body is recorded so tests can assert what the agent
+//! sent back (e.g. that a tool result reached the next request).
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A plain assistant answer.
+    Text(String),
+    /// Tool calls `(name, arguments JSON text)`, optionally after some text.
+    ToolCalls(String, Vec<(String, String)>),
+    /// An HTTP error status, with an optional `Retry-After` in seconds.
+    Status(u16, Option<u64>),
+    /// Wait this long, then give the inner reply.
+    Delayed(Duration, Box<Reply>),
+    /// Stream this text, then break the connection without finishing.
+    BrokenStream(String),
+    /// A stream whose chunk is not JSON.
+    Garbage,
+}
+
+impl Reply {
+    pub fn text(text: &str) -> Self {
+        Reply::Text(text.to_string())
+    }
+
+    pub fn tool(name: &str, arguments: Value) -> Self {
+        Reply::ToolCalls(String::new(), vec![(name.to_string(), arguments.to_string())])
+    }
+
+    pub fn raw_tool(name: &str, arguments: &str) -> Self {
+        Reply::ToolCalls(String::new(), vec![(name.to_string(), arguments.to_string())])
+    }
+
+    pub fn delayed(ms: u64, inner: Reply) -> Self {
+        Reply::Delayed(Duration::from_millis(ms), Box::new(inner))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    scripts: HashMap<String, Vec<Reply>>,
+    calls: HashMap<String, usize>,
+    requests: Vec<Value>,
+    record: bool,
+}
+
+#[derive(Clone)]
+pub struct MockModel {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl MockModel {
+    /// Starts the mock on a random loopback port (in its own thread) and returns its `/v1` URL.
+    pub fn start() -> Self {
+        Self::start_with(1, true)
+    }
+
+    /// `record = false` keeps no request bodies (for long benchmark runs).
+    pub fn start_with(workers: usize, record: bool) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            record,
+            ..State::default()
+        }));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let server_state = state.clone();
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let data = web::Data::new(server_state);
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
+                        .route("/v1/chat/completions", web::post().to(completions))
+                })
+                .workers(workers)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            })
+        });
+        let server = rx.recv().unwrap();
+        MockModel {
+            url: format!("http://127.0.0.1:{port}/v1"),
+            state,
+            server,
+        }
+    }
+
+    /// Requests whose latest user message contains `token` get `replies` in order.
+    pub fn script(&self, token: &str, replies: Vec<Reply>) {
+        self.state
+            .lock()
+            .unwrap()
+            .scripts
+            .insert(token.to_string(), replies);
+    }
+
+    /// Every request body received so far whose latest user message contains `token`.
+    pub fn requests_for(&self, token: &str) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| latest_user_message(r).contains(token))
+            .cloned()
+            .collect()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.state.lock().unwrap().requests.len()
+    }
+
+    pub async fn stop(&self) {
+        self.server.stop(false).await;
+    }
+}
+
+/// The text of the last `user` message of a request.
+pub fn latest_user_message(request: &Value) -> String {
+    request["messages"]
+        .as_array()
+        .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn completions(state: web::Data<Arc<Mutex<State>>>, body: Bytes) -> HttpResponse {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return HttpResponse::BadRequest().json(json!({"error": {"message": e.to_string()}})),
+    };
+    let user = latest_user_message(&request);
+    let stream = request["stream"].as_bool().unwrap_or(false);
+    let reply = {
+        let mut state = state.lock().unwrap();
+        let found = state
+            .scripts
+            .iter()
+            .find(|(token, _)| user.contains(token.as_str()))
+            .map(|(token, replies)| (token.clone(), replies.clone()));
+        let reply = match found {
+            Some((token, replies)) => {
+                let n = state.calls.entry(token).or_insert(0);
+                let reply = replies[(*n).min(replies.len() - 1)].clone();
+                *n += 1;
+                reply
+            }
+            None => Reply::Text(format!("echo: {user}")),
+        };
+        if state.record {
+            state.requests.push(request);
+        }
+        reply
+    };
+    respond(reply, stream).await
+}
+
+async fn respond(reply: Reply, stream: bool) -> HttpResponse {
+    let mut reply = reply;
+    while let Reply::Delayed(wait, inner) = reply {
+        tokio::time::sleep(wait).await;
+        reply = *inner;
+    }
+    match reply {
+        Reply::Status(code, retry_after) => {
+            let mut response =
+                HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap());
+            if let Some(secs) = retry_after {
+                response.insert_header(("Retry-After", secs.to_string()));
+            }
+            response.json(json!({"error": {"message": format!("mock failure {code}")}}))
+        }
+        Reply::Garbage => sse_response(vec![Ok(Bytes::from_static(b"data: {not json\n\n"))]),
+        Reply::BrokenStream(text) => {
+            // The first chunk goes out, then the connection breaks a moment later.
+            let first = chunk(json!({"content": text}), None);
+            let body = futures_util::stream::unfold(0, move |step| {
+                let first = first.clone();
+                async move {
+                    match step {
+                        0 => Some((Ok(first), 1)),
+                        1 => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Some((Err(std::io::Error::other("connection dropped")), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            HttpResponse::Ok().content_type("text/event-stream").streaming(body)
+        }
+        Reply::Text(text) if !stream => HttpResponse::Ok().json(json!({
+            "id": "cmpl-mock", "object": "chat.completion", "model": "mock-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": usage(),
+        })),
+        Reply::ToolCalls(text, calls) if !stream => {
+            let calls: Vec<Value> = calls
+                .iter()
+                .enumerate()
+                .map(|(i, (name, args))| json!({"id": format!("call_{i}_{}", uuid::Uuid::new_v4().simple()), "type": "function", "function": {"name": name, "arguments": args}}))
+                .collect();
+            HttpResponse::Ok().json(json!({
+                "id": "cmpl-mock", "object": "chat.completion", "model": "mock-model",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }, "tool_calls": calls}, "finish_reason": "tool_calls"}],
+                "usage": usage(),
+            }))
+        }
+        Reply::Text(text) => {
+            let mut chunks = Vec::new();
+            let mid = text.char_indices().nth(text.chars().count() / 2).map_or(0, |(i, _)| i);
+            for part in [&text[..mid], &text[mid..]] {
+                if !part.is_empty() {
+                    chunks.push(Ok(chunk(json!({"content": part}), None)));
+                }
+            }
+            chunks.push(Ok(chunk(json!({}), Some("stop"))));
+            chunks.extend(tail_chunks());
+            sse_response(chunks)
+        }
+        Reply::ToolCalls(text, calls) => {
+            let mut chunks = Vec::new();
+            if !text.is_empty() {
+                chunks.push(Ok(chunk(json!({"content": text}), None)));
+            }
+            for (i, (name, args)) in calls.iter().enumerate() {
+                let id = format!("call_{i}_{}", uuid::Uuid::new_v4().simple());
+                let mid = args.char_indices().nth(args.chars().count() / 2).map_or(0, |(i, _)| i);
+                chunks.push(Ok(chunk(json!({"tool_calls": [{"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": &args[..mid]}}]}), None)));
+                chunks.push(Ok(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": &args[mid..]}}]}), None)));
+            }
+            chunks.push(Ok(chunk(json!({}), Some("tool_calls"))));
+            chunks.extend(tail_chunks());
+            sse_response(chunks)
+        }
+        Reply::Delayed(..) => unreachable!("delays are unwrapped above"),
+    }
+}
+
+fn usage() -> Value {
+    json!({"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18})
+}
+
+fn chunk(delta: Value, finish: Option<&str>) -> Bytes {
+    let body = json!({"id": "cmpl-mock", "object": "chat.completion.chunk", "model": "mock-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    Bytes::from(format!("data: {body}\n\n"))
+}
+
+fn tail_chunks() -> Vec<Result<Bytes, std::io::Error>> {
+    let usage = json!({"id": "cmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": usage()});
+    vec![
+        Ok(Bytes::from(format!("data: {usage}\n\n"))),
+        Ok(Bytes::from_static(b"data: [DONE]\n\n")),
+    ]
+}
+
+fn sse_response(chunks: Vec<Result<Bytes, std::io::Error>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .streaming(futures_util::stream::iter(chunks))
+}

@@ -1,0 +1,178 @@
+//! Test harness: the real server on a random loopback port (in its own actix system thread),
+//! a scripted mock model, and small HTTP/SSE helpers.
+
+#![allow(dead_code)]
+
+pub mod mock_model;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use okcvm::config::Config;
+use serde_json::{json, Value};
+
+pub use mock_model::{MockModel, Reply};
+
+pub struct TestApp {
+    pub url: String,
+    pub model: MockModel,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One SSE frame: its `id:` and its JSON `data:`.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub id: Option<u64>,
+    pub data: Value,
+}
+
+impl TestApp {
+    pub fn spawn() -> Self {
+        Self::spawn_with(|_| {})
+    }
+
+    /// Starts a mock model and the server with a test config adjusted by `tune`.
+    pub fn spawn_with(tune: impl FnOnce(&mut Config)) -> Self {
+        let model = MockModel::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path(), &model.url);
+        config.sandbox.allow_unsandboxed = true;
+        tune(&mut config);
+        Self::spawn_on(config, model, dir)
+    }
+
+    pub fn spawn_on(config: Config, model: MockModel, dir: tempfile::TempDir) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("OKCVM_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let shutdown = async move {
+                    let _ = shutdown_rx.await;
+                };
+                if let Err(e) = okcvm::run(config, listener, shutdown).await {
+                    panic!("server failed: {e}");
+                }
+            })
+        });
+        TestApp {
+            url,
+            model,
+            dir,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn workspace_root(&self) -> PathBuf {
+        self.dir.path().join("data/workspaces")
+    }
+
+    /// The host directory of a client's default conversation.
+    pub fn workspace_of(&self, client: &str) -> PathBuf {
+        self.workspace_root().join(format!("c-{client}")).join("s-default")
+    }
+
+    pub fn api(&self, path: &str, client: &str) -> String {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{}{path}{sep}client_id={client}", self.url)
+    }
+
+    /// Non-streamed chat: the status and JSON body.
+    pub async fn chat_json(&self, client: &str, message: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.api("/api/chat", client))
+            .json(&json!({"message": message, "stream": false}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Streamed chat: every frame until the stream ends.
+    pub async fn chat_sse(&self, client: &str, message: &str) -> Vec<Frame> {
+        let response = self
+            .http
+            .post(self.api("/api/chat", client))
+            .header("accept", "text/event-stream")
+            .json(&json!({"message": message}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "chat failed: {:?}", response.text().await);
+        parse_sse(&response.text().await.unwrap())
+    }
+
+    pub async fn get(&self, path: &str, client: &str) -> (u16, Value) {
+        let response = self.http.get(self.api(path, client)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub fn parse_sse(body: &str) -> Vec<Frame> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut id = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            (!data.is_empty()).then(|| Frame {
+                id,
+                data: serde_json::from_str(&data).unwrap(),
+            })
+        })
+        .collect()
+}
+
+/// The `type` of each frame, in order.
+pub fn types(frames: &[Frame]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|f| f.data["type"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// The `tool` messages of a recorded model request.
+pub fn tool_messages(request: &Value) -> Vec<String> {
+    request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect()
+}

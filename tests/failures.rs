@@ -1,0 +1,142 @@
+//! The model endpoint failing in every way, and bad client requests: clear errors, never a
+//! panic, never a 500 for the client's mistake.
+
+mod common;
+
+use common::{types, Reply, TestApp};
+use serde_json::json;
+
+#[tokio::test]
+async fn model_500_gives_502_after_retries() {
+    let app = TestApp::spawn();
+    app.model.script("FAIL500", vec![Reply::Status(500, None)]);
+    let (status, body) = app.chat_json("a", "FAIL500").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("500"), "{body}");
+    // One try plus max_retries (2) retries.
+    assert_eq!(app.model.requests_for("FAIL500").len(), 3);
+}
+
+#[tokio::test]
+async fn model_500_on_a_stream_gives_error_then_stop() {
+    let app = TestApp::spawn();
+    app.model.script("SSE500", vec![Reply::Status(503, None)]);
+    let frames = app.chat_sse("a", "SSE500").await;
+    assert_eq!(types(&frames), ["error", "stop"]);
+    assert!(frames[0].data["message"].as_str().unwrap().contains("503"));
+}
+
+#[tokio::test]
+async fn model_429_is_retried_honouring_retry_after() {
+    let app = TestApp::spawn();
+    app.model.script("RATE", vec![Reply::Status(429, Some(0)), Reply::text("after the wait")]);
+    let (status, body) = app.chat_json("a", "RATE").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reply"], "after the wait");
+}
+
+#[tokio::test]
+async fn a_hanging_model_gives_504() {
+    let app = TestApp::spawn_with(|c| c.llm.request_timeout_secs = 1);
+    app.model.script("HANG", vec![Reply::delayed(30_000, Reply::text("too late"))]);
+    let (status, body) = app.chat_json("a", "HANG").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("timed out"), "{body}");
+}
+
+#[tokio::test]
+async fn a_stream_that_breaks_off_ends_with_error_then_stop() {
+    let app = TestApp::spawn();
+    app.model.script("BROKEN", vec![Reply::BrokenStream("partial ".into())]);
+    let frames = app.chat_sse("a", "BROKEN").await;
+    let kinds = types(&frames);
+    assert_eq!(kinds.first().map(String::as_str), Some("token"));
+    assert_eq!(&kinds[kinds.len() - 2..], ["error", "stop"]);
+    // The session is still usable.
+    let (status, body) = app.chat_json("a", "are you there").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn garbage_from_the_model_is_an_error_not_a_crash() {
+    let app = TestApp::spawn();
+    app.model.script("GARBAGE", vec![Reply::Garbage]);
+    let frames = app.chat_sse("a", "GARBAGE").await;
+    assert_eq!(types(&frames), ["error", "stop"]);
+    assert!(frames[0].data["message"].as_str().unwrap().contains("malformed"));
+}
+
+#[tokio::test]
+async fn unreachable_model_gives_502() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+    let app = TestApp::spawn_with(|c| {
+        c.llm.base_url = url;
+        c.llm.max_retries = 0;
+    });
+    let (status, body) = app.chat_json("a", "anyone?").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("unreachable"), "{body}");
+}
+
+#[tokio::test]
+async fn bad_requests_get_4xx_with_detail() {
+    let app = TestApp::spawn();
+    let post = |body: &'static str, client: &str| {
+        app.http
+            .post(app.api("/api/chat", client))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (body, client, want) in [
+        ("{not json", "ok", 400),
+        ("{}", "ok", 400),
+        ("{\"message\": 42}", "ok", 400),
+        ("{\"message\": \"   \"}", "ok", 400),
+        ("{\"message\": \"hi\"}", "bad%2Fid", 400),
+        ("{\"message\": \"hi\"}", "..", 400),
+    ] {
+        let response = post(body, client).await.unwrap();
+        assert_eq!(response.status().as_u16(), want, "{body} as {client}");
+        let detail: serde_json::Value = response.json().await.unwrap();
+        assert!(detail["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+    }
+    let long_id = "x".repeat(200);
+    let response = app
+        .http
+        .post(format!("{}/api/chat", app.url))
+        .header("x-okc-client-id", long_id)
+        .json(&json!({"message": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let huge = json!({"message": "x".repeat(3 * 1024 * 1024)});
+    let response = app.http.post(app.api("/api/chat", "ok")).json(&huge).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    let (status, body) = app.get("/api/nothing-here", "ok").await;
+    assert_eq!(status, 404);
+    assert!(body["detail"].is_string());
+    let stop = app.http.post(app.api("/api/chat/stop", "idle")).send().await.unwrap();
+    assert_eq!(stop.status(), 409);
+}
+
+#[tokio::test]
+async fn healthz_and_console_are_served() {
+    let app = TestApp::spawn();
+    let (status, body) = app.get("/healthz", "x").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = no_redirect.get(format!("{}/", app.url)).send().await.unwrap();
+    assert_eq!(root.status(), 307);
+    assert_eq!(root.headers()["location"], "/ui/");
+    let page = app.http.get(format!("{}/ui/", app.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<html"));
+}
