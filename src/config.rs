@@ -312,7 +312,10 @@ impl Config {
             return Err(invalid("llm.request_timeout_secs", "must be at least 1"));
         }
         if self.llm.idle_stream_timeout_secs == 0 {
-            return Err(invalid("llm.idle_stream_timeout_secs", "must be at least 1"));
+            return Err(invalid(
+                "llm.idle_stream_timeout_secs",
+                "must be at least 1",
+            ));
         }
         if self.sessions.idle_timeout_secs == 0 {
             return Err(invalid("sessions.idle_timeout_secs", "must be at least 1"));
@@ -321,7 +324,10 @@ impl Config {
             return Err(invalid("sessions.max_sessions", "must be at least 1"));
         }
         if self.sessions.sweep_interval_secs == 0 {
-            return Err(invalid("sessions.sweep_interval_secs", "must be at least 1"));
+            return Err(invalid(
+                "sessions.sweep_interval_secs",
+                "must be at least 1",
+            ));
         }
         if self.tools.shell_default_timeout_ms == 0
             || self.tools.shell_default_timeout_ms > self.tools.shell_max_timeout_ms

@@ -95,16 +95,23 @@ pub async fn run(
     };
     let services = Arc::new(build_services(config)?);
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
-    let registry = Registry::new(services.clone(), arbiters.iter().map(Arbiter::handle).collect()).start();
-    let state = http::AppState {
-        registry,
-        services,
-    };
+    let registry = Registry::new(
+        services.clone(),
+        arbiters.iter().map(Arbiter::handle).collect(),
+    )
+    .start();
+    let state = http::AppState { registry, services };
     tracing::info!(address = ?listener.local_addr().ok(), workers, "OKCVM listening");
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .configure(http::routes)
+    })
+    .on_connect(|connection, _extensions| {
+        // Small SSE frames must leave at once, not wait for Nagle's algorithm.
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
     })
     .workers(workers)
     .disable_signals()

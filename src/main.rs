@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use okcvm::config::Config;
 
 #[derive(Parser)]
-#[command(name = "okcvm", version, about = "Self-hosted runtime for the OK Computer agent")]
+#[command(
+    name = "okcvm",
+    version,
+    about = "Self-hosted runtime for the OK Computer agent"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,10 +68,10 @@ fn main() -> anyhow::Result<()> {
 fn serve(config_path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
     let address = format!("{}:{}", config.server.host, config.server.port);
-    let listener = TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
-    actix_rt::System::new().block_on(async move {
-        okcvm::run(config, listener, shutdown_signal()).await
-    })?;
+    let listener =
+        TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
+    actix_rt::System::new()
+        .block_on(async move { okcvm::run(config, listener, shutdown_signal()).await })?;
     Ok(())
 }
 

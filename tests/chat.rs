@@ -30,7 +30,10 @@ async fn sse_frames_come_in_contract_order_with_ids() {
     app.model.script(
         "ORDER",
         vec![
-            Reply::ToolCalls("thinking".into(), vec![("mshtools-todo_read".into(), "{}".into())]),
+            Reply::ToolCalls(
+                "thinking".into(),
+                vec![("mshtools-todo_read".into(), "{}".into())],
+            ),
             Reply::text("all done"),
         ],
     );
@@ -81,10 +84,20 @@ async fn tool_results_reach_the_next_model_request() {
     assert_eq!(body["reply"], "finished");
     let requests = app.model.requests_for("FILES");
     assert_eq!(requests.len(), 4);
-    assert_eq!(tool_messages(&requests[1]), vec!["wrote 18 bytes to /mnt/okcomputer/output/note.txt"]);
-    assert_eq!(tool_messages(&requests[2])[1], "     1\tline one\n     2\tline two\n");
-    assert_eq!(tool_messages(&requests[3])[2], "replaced 1 occurrence in /mnt/okcomputer/output/note.txt");
-    let on_disk = std::fs::read_to_string(app.workspace_of("carol").join("output/note.txt")).unwrap();
+    assert_eq!(
+        tool_messages(&requests[1]),
+        vec!["wrote 18 bytes to /mnt/okcomputer/output/note.txt"]
+    );
+    assert_eq!(
+        tool_messages(&requests[2])[1],
+        "     1\tline one\n     2\tline two\n"
+    );
+    assert_eq!(
+        tool_messages(&requests[3])[2],
+        "replaced 1 occurrence in /mnt/okcomputer/output/note.txt"
+    );
+    let on_disk =
+        std::fs::read_to_string(app.workspace_of("carol").join("output/note.txt")).unwrap();
     assert_eq!(on_disk, "line one\nline 2\n");
     // The system prompt and the manifest go with every request.
     assert_eq!(requests[0]["messages"][0]["role"], "system");
@@ -97,28 +110,53 @@ async fn a_failing_tool_goes_back_to_the_model_and_the_turn_goes_on() {
     app.model.script(
         "RECOVER",
         vec![
-            Reply::tool("mshtools-read_file", json!({"file_path": "/mnt/okcomputer/missing.txt"})),
+            Reply::tool(
+                "mshtools-read_file",
+                json!({"file_path": "/mnt/okcomputer/missing.txt"}),
+            ),
             Reply::raw_tool("mshtools-shell", "{not json"),
             Reply::raw_tool("mshtools-no_such_tool", "{}"),
             Reply::text("recovered"),
         ],
     );
     let frames = app.chat_sse("dave", "RECOVER now").await;
-    let completed: Vec<_> = frames.iter().filter(|f| f.data["type"] == "tool_completed").collect();
+    let completed: Vec<_> = frames
+        .iter()
+        .filter(|f| f.data["type"] == "tool_completed")
+        .collect();
     assert_eq!(completed.len(), 3);
-    assert!(completed.iter().all(|f| f.data["status"] == "error" && f.data["error"].is_string()));
+    assert!(completed
+        .iter()
+        .all(|f| f.data["status"] == "error" && f.data["error"].is_string()));
     let requests = app.model.requests_for("RECOVER");
     let last = tool_messages(&requests[3]);
-    assert!(last[0].starts_with("Error: cannot open /mnt/okcomputer/missing.txt"), "{}", last[0]);
+    assert!(
+        last[0].starts_with("Error: cannot open /mnt/okcomputer/missing.txt"),
+        "{}",
+        last[0]
+    );
     assert!(last[1].contains("not valid JSON"), "{}", last[1]);
-    assert!(last[2].contains("unknown tool `mshtools-no_such_tool`"), "{}", last[2]);
-    assert_eq!(frames[frames.len() - 2].data["payload"]["reply"], "recovered");
+    assert!(
+        last[2].contains("unknown tool `mshtools-no_such_tool`"),
+        "{}",
+        last[2]
+    );
+    assert_eq!(
+        frames[frames.len() - 2].data["payload"]["reply"],
+        "recovered"
+    );
 }
 
 #[tokio::test]
 async fn history_carries_over_turns_and_can_be_read_and_cleared() {
     let app = TestApp::spawn();
-    app.model.script("HIST", vec![Reply::tool("mshtools-todo_read", json!({})), Reply::text("first")]);
+    app.model.script(
+        "HIST",
+        vec![
+            Reply::tool("mshtools-todo_read", json!({})),
+            Reply::text("first"),
+        ],
+    );
     app.chat_json("erin", "HIST one").await;
     app.chat_json("erin", "second message").await;
     let requests = app.model.requests_for("second message");
@@ -128,7 +166,10 @@ async fn history_carries_over_turns_and_can_be_read_and_cleared() {
         .iter()
         .map(|m| m["role"].as_str().unwrap())
         .collect();
-    assert_eq!(roles, ["system", "user", "assistant", "tool", "assistant", "user"]);
+    assert_eq!(
+        roles,
+        ["system", "user", "assistant", "tool", "assistant", "user"]
+    );
 
     let (status, info) = app.get("/api/session/info", "erin").await;
     assert_eq!(status, 200);
@@ -139,14 +180,18 @@ async fn history_carries_over_turns_and_can_be_read_and_cleared() {
     let (_, boot) = app.get("/api/session/boot", "erin").await;
     assert_eq!(boot["reply"], "echo: second message");
     let entry_id = boot["vm_history"][0]["id"].as_str().unwrap().to_string();
-    let (status, entry) = app.get(&format!("/api/session/history/{entry_id}"), "erin").await;
+    let (status, entry) = app
+        .get(&format!("/api/session/history/{entry_id}"), "erin")
+        .await;
     assert_eq!(status, 200);
     assert_eq!(entry["content"], "HIST one");
     let (status, missing) = app.get("/api/session/history/msg_nope", "erin").await;
     assert_eq!(status, 404);
     assert!(missing["detail"].is_string());
     // Another client cannot read it.
-    let (status, _) = app.get(&format!("/api/session/history/{entry_id}"), "mallory").await;
+    let (status, _) = app
+        .get(&format!("/api/session/history/{entry_id}"), "mallory")
+        .await;
     assert_eq!(status, 404);
 
     let cleared: serde_json::Value = app
@@ -166,10 +211,17 @@ async fn history_carries_over_turns_and_can_be_read_and_cleared() {
 #[tokio::test]
 async fn max_steps_ends_the_turn_with_a_note() {
     let app = TestApp::spawn_with(|c| c.llm.max_steps = 3);
-    app.model.script("LOOP", vec![Reply::tool("mshtools-todo_read", json!({}))]);
+    app.model
+        .script("LOOP", vec![Reply::tool("mshtools-todo_read", json!({}))]);
     let (status, body) = app.chat_json("frank", "LOOP forever").await;
     assert_eq!(status, 200);
-    assert!(body["reply"].as_str().unwrap().contains("stopped after 3 steps"), "{body}");
+    assert!(
+        body["reply"]
+            .as_str()
+            .unwrap()
+            .contains("stopped after 3 steps"),
+        "{body}"
+    );
     assert_eq!(body["tool_calls"].as_array().unwrap().len(), 3);
 }
 

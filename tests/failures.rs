@@ -29,7 +29,10 @@ async fn model_500_on_a_stream_gives_error_then_stop() {
 #[tokio::test]
 async fn model_429_is_retried_honouring_retry_after() {
     let app = TestApp::spawn();
-    app.model.script("RATE", vec![Reply::Status(429, Some(0)), Reply::text("after the wait")]);
+    app.model.script(
+        "RATE",
+        vec![Reply::Status(429, Some(0)), Reply::text("after the wait")],
+    );
     let (status, body) = app.chat_json("a", "RATE").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["reply"], "after the wait");
@@ -38,16 +41,23 @@ async fn model_429_is_retried_honouring_retry_after() {
 #[tokio::test]
 async fn a_hanging_model_gives_504() {
     let app = TestApp::spawn_with(|c| c.llm.request_timeout_secs = 1);
-    app.model.script("HANG", vec![Reply::delayed(30_000, Reply::text("too late"))]);
+    app.model.script(
+        "HANG",
+        vec![Reply::delayed(30_000, Reply::text("too late"))],
+    );
     let (status, body) = app.chat_json("a", "HANG").await;
     assert_eq!(status, 504, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("timed out"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("timed out"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn a_stream_that_breaks_off_ends_with_error_then_stop() {
     let app = TestApp::spawn();
-    app.model.script("BROKEN", vec![Reply::BrokenStream("partial ".into())]);
+    app.model
+        .script("BROKEN", vec![Reply::BrokenStream("partial ".into())]);
     let frames = app.chat_sse("a", "BROKEN").await;
     let kinds = types(&frames);
     assert_eq!(kinds.first().map(String::as_str), Some("token"));
@@ -63,7 +73,10 @@ async fn garbage_from_the_model_is_an_error_not_a_crash() {
     app.model.script("GARBAGE", vec![Reply::Garbage]);
     let frames = app.chat_sse("a", "GARBAGE").await;
     assert_eq!(types(&frames), ["error", "stop"]);
-    assert!(frames[0].data["message"].as_str().unwrap().contains("malformed"));
+    assert!(frames[0].data["message"]
+        .as_str()
+        .unwrap()
+        .contains("malformed"));
 }
 
 #[tokio::test]
@@ -77,7 +90,10 @@ async fn unreachable_model_gives_502() {
     });
     let (status, body) = app.chat_json("a", "anyone?").await;
     assert_eq!(status, 502, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("unreachable"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("unreachable"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -101,7 +117,10 @@ async fn bad_requests_get_4xx_with_detail() {
         let response = post(body, client).await.unwrap();
         assert_eq!(response.status().as_u16(), want, "{body} as {client}");
         let detail: serde_json::Value = response.json().await.unwrap();
-        assert!(detail["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+        assert!(
+            detail["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{body}"
+        );
     }
     let long_id = "x".repeat(200);
     let response = app
@@ -114,12 +133,23 @@ async fn bad_requests_get_4xx_with_detail() {
         .unwrap();
     assert_eq!(response.status(), 400);
     let huge = json!({"message": "x".repeat(3 * 1024 * 1024)});
-    let response = app.http.post(app.api("/api/chat", "ok")).json(&huge).send().await.unwrap();
+    let response = app
+        .http
+        .post(app.api("/api/chat", "ok"))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 413);
     let (status, body) = app.get("/api/nothing-here", "ok").await;
     assert_eq!(status, 404);
     assert!(body["detail"].is_string());
-    let stop = app.http.post(app.api("/api/chat/stop", "idle")).send().await.unwrap();
+    let stop = app
+        .http
+        .post(app.api("/api/chat/stop", "idle"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stop.status(), 409);
 }
 
@@ -133,10 +163,19 @@ async fn healthz_and_console_are_served() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let root = no_redirect.get(format!("{}/", app.url)).send().await.unwrap();
+    let root = no_redirect
+        .get(format!("{}/", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(root.status(), 307);
     assert_eq!(root.headers()["location"], "/ui/");
-    let page = app.http.get(format!("{}/ui/", app.url)).send().await.unwrap();
+    let page = app
+        .http
+        .get(format!("{}/ui/", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("<html"));
 }

@@ -55,7 +55,10 @@ async fn fifty_concurrent_clients_see_only_their_own_history_and_files() {
     for i in 0..50 {
         let first = app.model.requests_for(&format!("ISO{i:02}X"));
         // The shell ran in this client's own workspace: only its own file is there.
-        assert_eq!(tool_messages(&first[1])[0], format!("mine.txt\noutput\nupload\nsecret-{i}\n\n[exit code: 0]"));
+        assert_eq!(
+            tool_messages(&first[1])[0],
+            format!("mine.txt\noutput\nupload\nsecret-{i}\n\n[exit code: 0]")
+        );
         let second = &app.model.requests_for(&format!("follow-up {i:02}X"))[0];
         let users: Vec<&str> = second["messages"]
             .as_array()
@@ -64,7 +67,10 @@ async fn fifty_concurrent_clients_see_only_their_own_history_and_files() {
             .filter(|m| m["role"] == "user")
             .map(|m| m["content"].as_str().unwrap())
             .collect();
-        assert_eq!(users, [format!("ISO{i:02}X start"), format!("follow-up {i:02}X")]);
+        assert_eq!(
+            users,
+            [format!("ISO{i:02}X start"), format!("follow-up {i:02}X")]
+        );
     }
 }
 
@@ -134,22 +140,37 @@ async fn a_second_turn_in_the_same_session_gets_409_and_stop_cancels_the_first()
     }
     let (status, conflict) = app.chat_json("busy", "me too").await;
     assert_eq!(status, 409, "{conflict}");
-    assert!(conflict["detail"].as_str().unwrap().contains("already running"));
+    assert!(conflict["detail"]
+        .as_str()
+        .unwrap()
+        .contains("already running"));
     // Other sessions are not blocked.
     let (status, _) = app.chat_json("someone-else", "hi").await;
     assert_eq!(status, 200);
 
-    let stop = app.http.post(app.api("/api/chat/stop", "busy")).send().await.unwrap();
+    let stop = app
+        .http
+        .post(app.api("/api/chat/stop", "busy"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stop.status(), 200);
     while let Some(chunk) = body.next().await {
         text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
     }
-    assert!(started.elapsed() < Duration::from_secs(20), "stop did not kill the command");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stop did not kill the command"
+    );
     let frames = parse_sse(&text);
     let kinds = types(&frames);
     assert_eq!(&kinds[kinds.len() - 2..], ["error", "stop"]);
     assert_eq!(frames[frames.len() - 2].data["message"], "cancelled");
-    assert_eq!(app.model.requests_for("LONG").len(), 1, "the model was called after stop");
+    assert_eq!(
+        app.model.requests_for("LONG").len(),
+        1,
+        "the model was called after stop"
+    );
     // The session takes new turns, and its history stayed well-formed.
     let (status, body) = app.chat_json("busy", "after the stop").await;
     assert_eq!(status, 200, "{body}");

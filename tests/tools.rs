@@ -9,27 +9,51 @@ use serde_json::{json, Value};
 /// Arguments for each manifest tool, using exactly the manifest's parameter names.
 fn sample_arguments(name: &str) -> Value {
     match name {
-        "mshtools-todo_read" | "mshtools-browser_state" | "mshtools-get_available_voices" => json!({}),
-        "mshtools-todo_write" => json!({"todos": [{"id": "1", "content": "plan", "status": "pending", "priority": "high"}]}),
+        "mshtools-todo_read" | "mshtools-browser_state" | "mshtools-get_available_voices" => {
+            json!({})
+        }
+        "mshtools-todo_write" => {
+            json!({"todos": [{"id": "1", "content": "plan", "status": "pending", "priority": "high"}]})
+        }
         "mshtools-ipython" => json!({"code": "1 + 1", "restart": false}),
-        "mshtools-read_file" => json!({"file_path": "/mnt/okcomputer/output/a.txt", "offset": 1, "limit": 10}),
-        "mshtools-edit_file" => json!({"file_path": "/mnt/okcomputer/output/a.txt", "old_string": "alpha", "new_string": "beta", "replace_all": false}),
-        "mshtools-write_file" => json!({"file_path": "/mnt/okcomputer/output/a.txt", "content": "alpha\n", "append": false}),
+        "mshtools-read_file" => {
+            json!({"file_path": "/mnt/okcomputer/output/a.txt", "offset": 1, "limit": 10})
+        }
+        "mshtools-edit_file" => {
+            json!({"file_path": "/mnt/okcomputer/output/a.txt", "old_string": "alpha", "new_string": "beta", "replace_all": false})
+        }
+        "mshtools-write_file" => {
+            json!({"file_path": "/mnt/okcomputer/output/a.txt", "content": "alpha\n", "append": false})
+        }
         "mshtools-shell" => json!({"command": "pwd", "description": "where am I", "timeout": 5000}),
         "mshtools-browser_click" => json!({"element_index": 1}),
         "mshtools-browser_find" => json!({"keyword": "okcvm", "skip": 0}),
         "mshtools-browser_input" => json!({"element_index": 1, "content": "text"}),
-        "mshtools-browser_scroll_down" | "mshtools-browser_scroll_up" => json!({"scroll_amount": 300}),
+        "mshtools-browser_scroll_down" | "mshtools-browser_scroll_up" => {
+            json!({"scroll_amount": 300})
+        }
         "mshtools-browser_visit" => json!({"url": "http://127.0.0.1:9/", "citation_id": "c1"}),
         "mshtools-web_search" => json!({"queries": ["okcvm"]}),
         "mshtools-image_search" => json!({"queries": ["okcvm"], "total_count": 2}),
-        "mshtools-generate_image" => json!({"description": "a cat", "output_file": "/mnt/okcomputer/output/cat.png"}),
-        "mshtools-generate_speech" => json!({"text": "hi", "voice_id": "v1", "output_path": "/mnt/okcomputer/output/hi.mp3"}),
-        "mshtools-generate_sound_effects" => json!({"description": "rain", "duration": 2, "output_path": "/mnt/okcomputer/output/rain.mp3"}),
+        "mshtools-generate_image" => {
+            json!({"description": "a cat", "output_file": "/mnt/okcomputer/output/cat.png"})
+        }
+        "mshtools-generate_speech" => {
+            json!({"text": "hi", "voice_id": "v1", "output_path": "/mnt/okcomputer/output/hi.mp3"})
+        }
+        "mshtools-generate_sound_effects" => {
+            json!({"description": "rain", "duration": 2, "output_path": "/mnt/okcomputer/output/rain.mp3"})
+        }
         "mshtools-get_data_source_desc" => json!({"data_source_name": "yahoo_finance"}),
-        "mshtools-get_data_source" => json!({"data_source_name": "yahoo_finance", "api_name": "quote", "params": {"symbol": "X"}}),
-        "mshtools-deploy_website" => json!({"type": "static", "local_dir": "/mnt/okcomputer/output"}),
-        "mshtools-slides_generator" => json!({"file_path": "/mnt/okcomputer/output/deck.pptx", "content": "<section><h1>Hi</h1></section>"}),
+        "mshtools-get_data_source" => {
+            json!({"data_source_name": "yahoo_finance", "api_name": "quote", "params": {"symbol": "X"}})
+        }
+        "mshtools-deploy_website" => {
+            json!({"type": "static", "local_dir": "/mnt/okcomputer/output"})
+        }
+        "mshtools-slides_generator" => {
+            json!({"file_path": "/mnt/okcomputer/output/deck.pptx", "content": "<section><h1>Hi</h1></section>"})
+        }
         other => panic!("no sample arguments for {other}: the manifest changed"),
     }
 }
@@ -55,17 +79,32 @@ async fn every_manifest_tool_is_reachable_with_the_manifest_parameter_names() {
     for call in calls {
         let output = call["tool_output"].as_str().unwrap();
         let name = call["tool_name"].as_str().unwrap();
-        for wrong in ["unknown tool", "missing required", "invalid arguments", "not valid JSON"] {
+        for wrong in [
+            "unknown tool",
+            "missing required",
+            "invalid arguments",
+            "not valid JSON",
+        ] {
             assert!(!output.contains(wrong), "{name}: {output}");
         }
         if call["status"] == "error" {
-            assert!(output.contains("not available on this server"), "{name}: {output}");
+            assert!(
+                output.contains("not available on this server"),
+                "{name}: {output}"
+            );
         }
     }
-    let by_name = |n: &str| calls.iter().find(|c| c["tool_name"] == n).unwrap()["tool_output"].clone();
-    assert_eq!(by_name("mshtools-shell"), "/mnt/okcomputer\n\n[exit code: 0]");
+    let by_name =
+        |n: &str| calls.iter().find(|c| c["tool_name"] == n).unwrap()["tool_output"].clone();
+    assert_eq!(
+        by_name("mshtools-shell"),
+        "/mnt/okcomputer\n\n[exit code: 0]"
+    );
     assert_eq!(by_name("mshtools-read_file"), "     1\talpha\n");
-    assert!(by_name("mshtools-todo_write").as_str().unwrap().contains("\"plan\""));
+    assert!(by_name("mshtools-todo_write")
+        .as_str()
+        .unwrap()
+        .contains("\"plan\""));
 }
 
 #[tokio::test]
@@ -74,9 +113,18 @@ async fn shell_pipes_exit_codes_and_timeouts() {
     app.model.script(
         "SHELL",
         vec![
-            Reply::tool("mshtools-shell", json!({"command": "echo a | tr a b && echo done > out.txt; cat out.txt"})),
-            Reply::tool("mshtools-shell", json!({"command": "echo oops >&2; exit 7"})),
-            Reply::tool("mshtools-shell", json!({"command": "sleep 100 & sleep 100", "timeout": 300})),
+            Reply::tool(
+                "mshtools-shell",
+                json!({"command": "echo a | tr a b && echo done > out.txt; cat out.txt"}),
+            ),
+            Reply::tool(
+                "mshtools-shell",
+                json!({"command": "echo oops >&2; exit 7"}),
+            ),
+            Reply::tool(
+                "mshtools-shell",
+                json!({"command": "sleep 100 & sleep 100", "timeout": 300}),
+            ),
             Reply::text("ok"),
         ],
     );
@@ -87,7 +135,11 @@ async fn shell_pipes_exit_codes_and_timeouts() {
     let results = tool_messages(&app.model.requests_for("SHELL")[3]);
     assert_eq!(results[0], "b\ndone\n\n[exit code: 0]");
     assert_eq!(results[1], "Error: oops\n\n[exit code: 7]");
-    assert!(results[2].starts_with("Error: (no output)\n[timed out after 300 ms"), "{}", results[2]);
+    assert!(
+        results[2].starts_with("Error: (no output)\n[timed out after 300 ms"),
+        "{}",
+        results[2]
+    );
 }
 
 #[tokio::test]
@@ -114,7 +166,10 @@ async fn file_tools_refuse_paths_outside_the_workspace() {
     let results = tool_messages(&app.model.requests_for("ESCAPE")[5]);
     assert_eq!(results.len(), 5);
     for result in &results {
-        assert!(result.starts_with("Error: ") && result.contains("outside /mnt/okcomputer/"), "{result}");
+        assert!(
+            result.starts_with("Error: ") && result.contains("outside /mnt/okcomputer/"),
+            "{result}"
+        );
     }
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
     assert!(!app.dir.path().join("new.txt").exists());

@@ -92,7 +92,9 @@ mod tests {
         let long = "x".repeat(3000);
         let c = conversation(&[("a", "b"), (&long, "d")]);
         assert_eq!(window_start(c.entries(), 10), 2);
-        let system = Message::System { content: "s".into() };
+        let system = Message::System {
+            content: "s".into(),
+        };
         assert_eq!(build_messages(&system, c.entries(), 10).len(), 3);
     }
 }

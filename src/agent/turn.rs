@@ -71,7 +71,8 @@ pub async fn run_turn<L: LlmClient>(
     for step in 1..=settings.max_steps {
         let mut streamed = String::new();
         let result = {
-            let messages = build_messages(&system, history.entries(), settings.context_budget_tokens);
+            let messages =
+                build_messages(&system, history.entries(), settings.context_budget_tokens);
             let request = LlmRequest {
                 messages: &messages,
                 tools: &tools.spec().tools_json,

@@ -19,7 +19,11 @@ pub async fn root() -> HttpResponse {
 
 pub async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let path = path.into_inner();
-    let wanted = if path.is_empty() { "index.html" } else { path.as_str() };
+    let wanted = if path.is_empty() {
+        "index.html"
+    } else {
+        path.as_str()
+    };
     ASSETS
         .iter()
         .find(|(name, _, _)| *name == wanted)

@@ -60,7 +60,9 @@ pub fn validate_id(what: &str, raw: Option<String>) -> Result<String, ApiError> 
         )));
     }
     if id.bytes().all(|b| b == b'.') {
-        return Err(ApiError::BadRequest(format!("{what} must not be only dots")));
+        return Err(ApiError::BadRequest(format!(
+            "{what} must not be only dots"
+        )));
     }
     Ok(id.to_string())
 }
@@ -72,7 +74,10 @@ mod tests {
     #[test]
     fn ids_are_trimmed_defaulted_and_checked() {
         assert_eq!(validate_id("c", None).unwrap(), "default");
-        assert_eq!(validate_id("c", Some("  ab-1.x_Y ".into())).unwrap(), "ab-1.x_Y");
+        assert_eq!(
+            validate_id("c", Some("  ab-1.x_Y ".into())).unwrap(),
+            "ab-1.x_Y"
+        );
         assert!(validate_id("c", Some("a/b".into())).is_err());
         assert!(validate_id("c", Some("..".into())).is_err());
         assert!(validate_id("c", Some("x".repeat(129))).is_err());

@@ -53,13 +53,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/session/info", web::get().to(session::info))
             .route("/session/boot", web::get().to(session::boot))
             .route("/session/history", web::delete().to(session::clear_history))
-            .route("/session/history/{entry_id}", web::get().to(session::history_entry))
+            .route(
+                "/session/history/{entry_id}",
+                web::get().to(session::history_entry),
+            )
             .route("/sessions", web::get().to(session::sessions)),
     )
     .default_service(web::to(not_found));
 }
 
-async fn not_found(req: actix_web::HttpRequest) -> Result<actix_web::HttpResponse, error::ApiError> {
+async fn not_found(
+    req: actix_web::HttpRequest,
+) -> Result<actix_web::HttpResponse, error::ApiError> {
     Err(error::ApiError::NotFound(format!(
         "no route for {} {}",
         req.method(),

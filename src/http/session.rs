@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::identity::session_key;
 use super::AppState;
-use crate::runtime::messages::{ClearHistory, GetHistoryEntry, GetInfo, GetSession, GetStats, SessionInfo};
+use crate::runtime::messages::{
+    ClearHistory, GetHistoryEntry, GetInfo, GetSession, GetStats, SessionInfo,
+};
 use crate::runtime::SessionKey;
 use crate::workspace::{MOUNT, OUTPUT_DIR};
 
@@ -58,15 +60,26 @@ pub async fn history_entry(
     let key = session_key(&req)?;
     let session = state.registry.send(GetSession { key }).await??;
     let entry_id = entry_id.into_inner();
-    match session.send(GetHistoryEntry { entry_id: entry_id.clone() }).await?? {
+    match session
+        .send(GetHistoryEntry {
+            entry_id: entry_id.clone(),
+        })
+        .await??
+    {
         Some(entry) => Ok(HttpResponse::Ok().json(entry)),
         None => Err(ApiError::NotFound(format!("no history entry {entry_id}"))),
     }
 }
 
-pub async fn clear_history(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn clear_history(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    let session = state.registry.send(GetSession { key: key.clone() }).await??;
+    let session = state
+        .registry
+        .send(GetSession { key: key.clone() })
+        .await??;
     let cleared = session.send(ClearHistory).await??;
     let info = session.send(GetInfo).await??;
     let uploads = &state.services.config.uploads;
@@ -93,7 +106,10 @@ pub async fn sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
 }
 
 async fn session_info(state: &AppState, key: &SessionKey) -> Result<SessionInfo, ApiError> {
-    let session = state.registry.send(GetSession { key: key.clone() }).await??;
+    let session = state
+        .registry
+        .send(GetSession { key: key.clone() })
+        .await??;
     Ok(session.send(GetInfo).await??)
 }
 

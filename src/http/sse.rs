@@ -38,7 +38,8 @@ pub fn event_stream(events: UnboundedReceiver<SeqEvent>, req: &HttpRequest) -> H
 }
 
 fn frame(event: &SeqEvent) -> sse::Event {
-    let data = serde_json::to_string(&event.event)
-        .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"message\":\"cannot encode event: {e}\"}}"));
+    let data = serde_json::to_string(&event.event).unwrap_or_else(|e| {
+        format!("{{\"type\":\"error\",\"message\":\"cannot encode event: {e}\"}}")
+    });
     sse::Event::Data(sse::Data::new(data).id(event.seq.to_string()))
 }

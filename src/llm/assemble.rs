@@ -102,7 +102,12 @@ impl ToolCallAssembler {
 mod tests {
     use super::*;
 
-    fn delta(index: Option<usize>, id: Option<&str>, name: Option<&str>, args: &str) -> ToolCallDelta {
+    fn delta(
+        index: Option<usize>,
+        id: Option<&str>,
+        name: Option<&str>,
+        args: &str,
+    ) -> ToolCallDelta {
         ToolCallDelta {
             index,
             id: id.map(str::to_string),

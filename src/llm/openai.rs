@@ -112,7 +112,10 @@ impl OpenAiClient {
         };
         let body = serde_json::to_vec(&body)
             .map_err(|e| LlmError::Malformed(format!("cannot encode request: {e}")))?;
-        let url = format!("{}/chat/completions", endpoint.base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/chat/completions",
+            endpoint.base_url.trim_end_matches('/')
+        );
         let response = self.send_with_retries(&url, &endpoint, body.into()).await?;
         let is_event_stream = response
             .headers()
@@ -547,7 +550,10 @@ mod tests {
 
     #[test]
     fn garbage_and_in_stream_errors_are_malformed() {
-        assert!(matches!(apply_all(&["{not json"]), Err(LlmError::Malformed(_))));
+        assert!(matches!(
+            apply_all(&["{not json"]),
+            Err(LlmError::Malformed(_))
+        ));
         assert!(matches!(
             apply_all(&[r#"{"error":{"message":"overloaded"}}"#]),
             Err(LlmError::Malformed(_))

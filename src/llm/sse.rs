@@ -109,8 +109,9 @@ mod tests {
 
     #[test]
     fn any_chunking_gives_the_same_events() {
-        let body = "data: {\"a\":1}\n\n: ping\n\nevent: x\ndata: two\ndata: lines\r\n\r\ndata:[DONE]\n\n"
-            .as_bytes();
+        let body =
+            "data: {\"a\":1}\n\n: ping\n\nevent: x\ndata: two\ndata: lines\r\n\r\ndata:[DONE]\n\n"
+                .as_bytes();
         let want = vec!["{\"a\":1}", "two\nlines", "[DONE]"];
         for size in 1..body.len() {
             assert_eq!(decode_in_chunks(body, size), want, "chunk size {size}");
@@ -131,6 +132,9 @@ mod tests {
 
     #[test]
     fn lone_cr_ends_lines() {
-        assert_eq!(decode_in_chunks(b"data: a\r\rdata: b\r\r", 3), vec!["a", "b"]);
+        assert_eq!(
+            decode_in_chunks(b"data: a\r\rdata: b\r\r", 3),
+            vec!["a", "b"]
+        );
     }
 }

@@ -48,7 +48,13 @@ mod tests {
         }
     }
 
-    fn check(entries: &[EntryView<&'static str>], timeout: u64, max: usize, incoming: usize, want: &[&str]) {
+    fn check(
+        entries: &[EntryView<&'static str>],
+        timeout: u64,
+        max: usize,
+        incoming: usize,
+        want: &[&str],
+    ) {
         assert_eq!(
             select_evictions(entries, Duration::from_secs(timeout), max, incoming),
             want.to_vec()
@@ -57,13 +63,21 @@ mod tests {
 
     #[test]
     fn expired_idle_sessions_go_busy_ones_stay() {
-        let entries = [entry("a", 100, false), entry("b", 100, true), entry("c", 5, false)];
+        let entries = [
+            entry("a", 100, false),
+            entry("b", 100, true),
+            entry("c", 5, false),
+        ];
         check(&entries, 60, 10, 0, &["a"]);
     }
 
     #[test]
     fn over_the_limit_the_least_recently_used_idle_goes() {
-        let entries = [entry("a", 10, false), entry("b", 30, false), entry("c", 50, true)];
+        let entries = [
+            entry("a", 10, false),
+            entry("b", 30, false),
+            entry("c", 50, true),
+        ];
         check(&entries, 60, 3, 1, &["b"]);
         check(&entries, 60, 1, 1, &["b", "a"]);
     }

@@ -18,7 +18,9 @@ pub struct SessionKey {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
-    #[error("a turn is already running in this session; wait for it or stop it (POST /api/chat/stop)")]
+    #[error(
+        "a turn is already running in this session; wait for it or stop it (POST /api/chat/stop)"
+    )]
     Busy,
     #[error("no turn is running in this session")]
     NotRunning,

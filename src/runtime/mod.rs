@@ -7,8 +7,8 @@
 pub mod eviction;
 pub mod messages;
 pub mod registry;
-pub mod session;
 pub mod services;
+pub mod session;
 
 pub use messages::{SessionError, SessionKey};
 pub use registry::Registry;

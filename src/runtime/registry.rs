@@ -77,7 +77,10 @@ impl Registry {
         let services = self.services.clone();
         let registry = ctx.address().recipient();
         let actor_key = key.clone();
-        let addr = match self.arbiters.get(self.next_arbiter % self.arbiters.len().max(1)) {
+        let addr = match self
+            .arbiters
+            .get(self.next_arbiter % self.arbiters.len().max(1))
+        {
             Some(arbiter) => SessionActor::start_in_arbiter(arbiter, move |_| {
                 SessionActor::new(actor_key, services, registry)
             }),
@@ -178,7 +181,9 @@ impl Handler<GetStats> for Registry {
                 idle_seconds: now.saturating_duration_since(entry.last_used).as_secs(),
             })
             .collect();
-        sessions.sort_by(|a, b| (&a.client_id, &a.conversation_id).cmp(&(&b.client_id, &b.conversation_id)));
+        sessions.sort_by(|a, b| {
+            (&a.client_id, &a.conversation_id).cmp(&(&b.client_id, &b.conversation_id))
+        });
         MessageResult(RegistryStats {
             sessions,
             evictions: self.evictions,

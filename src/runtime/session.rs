@@ -59,7 +59,11 @@ pub struct SessionActor {
 }
 
 impl SessionActor {
-    pub fn new(key: SessionKey, services: Arc<Services>, registry: Recipient<SessionActivity>) -> Self {
+    pub fn new(
+        key: SessionKey,
+        services: Arc<Services>,
+        registry: Recipient<SessionActivity>,
+    ) -> Self {
         let root = services
             .config
             .workspace
@@ -108,7 +112,12 @@ impl SessionActor {
         }
     }
 
-    fn respond(&self, history: &Conversation, outcome: &TurnOutcome, started: Instant) -> ChatResponse {
+    fn respond(
+        &self,
+        history: &Conversation,
+        outcome: &TurnOutcome,
+        started: Instant,
+    ) -> ChatResponse {
         let uploads = &self.services.config.uploads;
         ChatResponse {
             reply: outcome.reply.clone(),
@@ -176,7 +185,11 @@ impl SessionActor {
 
 /// The first line of the reply, cut to a title-sized summary.
 fn summary_of(reply: &str) -> String {
-    let line = reply.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = reply
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     crate::tools::output::cap_line(line, 160)
 }
 
@@ -216,7 +229,9 @@ impl Handler<StartTurn> for SessionActor {
         };
         if let Err(e) = parts.tools.workspace.ensure() {
             self.parts = Some(parts);
-            return Err(SessionError::Internal(format!("cannot create the workspace: {e}")));
+            return Err(SessionError::Internal(format!(
+                "cannot create the workspace: {e}"
+            )));
         }
         if msg.replace_last {
             parts.history.drop_last_exchange();
@@ -318,13 +333,17 @@ impl Handler<GetInfo> for SessionActor {
 }
 
 fn last_assistant_text(history: &Conversation) -> Option<String> {
-    history.entries().iter().rev().find_map(|e| match &e.message {
-        Message::Assistant {
-            content: Some(text),
-            ..
-        } if !text.is_empty() => Some(text.clone()),
-        _ => None,
-    })
+    history
+        .entries()
+        .iter()
+        .rev()
+        .find_map(|e| match &e.message {
+            Message::Assistant {
+                content: Some(text),
+                ..
+            } if !text.is_empty() => Some(text.clone()),
+            _ => None,
+        })
 }
 
 impl Handler<GetHistoryEntry> for SessionActor {
@@ -365,8 +384,12 @@ impl Handler<ClearHistory> for SessionActor {
                     cleared_messages,
                     workspace_removed,
                 }),
-                Ok(Err(e)) => Err(SessionError::Internal(format!("cannot empty the workspace: {e}"))),
-                Err(e) => Err(SessionError::Internal(format!("cannot empty the workspace: {e}"))),
+                Ok(Err(e)) => Err(SessionError::Internal(format!(
+                    "cannot empty the workspace: {e}"
+                ))),
+                Err(e) => Err(SessionError::Internal(format!(
+                    "cannot empty the workspace: {e}"
+                ))),
             }
         }))
     }

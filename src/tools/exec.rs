@@ -135,9 +135,14 @@ mod tests {
 
     #[tokio::test]
     async fn combined_output_and_exit_code() {
-        let result = run(bash("echo out; echo err >&2; exit 3"), Duration::from_secs(5), 1024, &CancellationToken::new())
-            .await
-            .unwrap();
+        let result = run(
+            bash("echo out; echo err >&2; exit 3"),
+            Duration::from_secs(5),
+            1024,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(result.ending, Ending::Exited(3));
         assert_eq!(result.output, "out\nerr\n");
     }
@@ -147,13 +152,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("survived");
         let script = format!("(sleep 1; touch {}) & sleep 100", marker.display());
-        let result = run(bash(&script), Duration::from_millis(200), 1024, &CancellationToken::new())
-            .await
-            .unwrap();
+        let result = run(
+            bash(&script),
+            Duration::from_millis(200),
+            1024,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(result.ending, Ending::TimedOut);
         assert!(result.elapsed < Duration::from_secs(5));
         tokio::time::sleep(Duration::from_millis(1300)).await;
-        assert!(!marker.exists(), "a child of the timed-out command survived");
+        assert!(
+            !marker.exists(),
+            "a child of the timed-out command survived"
+        );
     }
 
     #[tokio::test]
@@ -164,15 +177,22 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
             trigger.cancel();
         });
-        let result = run(bash("sleep 100"), Duration::from_secs(30), 1024, &cancel).await.unwrap();
+        let result = run(bash("sleep 100"), Duration::from_secs(30), 1024, &cancel)
+            .await
+            .unwrap();
         assert_eq!(result.ending, Ending::Cancelled);
     }
 
     #[tokio::test]
     async fn background_holder_of_the_pipe_does_not_block() {
-        let result = run(bash("sleep 30 & echo done"), Duration::from_secs(10), 1024, &CancellationToken::new())
-            .await
-            .unwrap();
+        let result = run(
+            bash("sleep 30 & echo done"),
+            Duration::from_secs(10),
+            1024,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
         assert_eq!(result.ending, Ending::Exited(0));
         assert_eq!(result.output, "done\n");
         assert!(result.elapsed < Duration::from_secs(5));

@@ -143,9 +143,7 @@ fn read_file(workspace: &Workspace, args: &ReadArgs) -> Result<ToolOutput, ToolE
     };
     let file = open_existing_file(&path, shown)?;
     let mut reader = BufReader::new(file);
-    let sniff = reader
-        .fill_buf()
-        .map_err(|e| io_error("read", shown, &e))?;
+    let sniff = reader.fill_buf().map_err(|e| io_error("read", shown, &e))?;
     if sniff[..sniff.len().min(SNIFF_BYTES)].contains(&0) {
         return Err(ToolError::RespondToModel(format!(
             "{shown} is a binary file; inspect it with mshtools-shell (e.g. `file`, `xxd | head`) or mshtools-ipython"
@@ -199,7 +197,8 @@ fn write_file(workspace: &Workspace, args: &WriteArgs) -> Result<ToolOutput, Too
         )));
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io_error("create the folder for", shown, &e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| io_error("create the folder for", shown, &e))?;
     }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -258,7 +257,11 @@ fn edit_file(workspace: &Workspace, args: &EditArgs) -> Result<ToolOutput, ToolE
         }
     };
     std::fs::write(&path, updated).map_err(|e| io_error("write", shown, &e))?;
-    let noun = if count == 1 { "occurrence" } else { "occurrences" };
+    let noun = if count == 1 {
+        "occurrence"
+    } else {
+        "occurrences"
+    };
     Ok(ToolOutput::text(format!(
         "replaced {count} {noun} in {shown}"
     )))
@@ -293,7 +296,12 @@ mod tests {
         (dir, ws)
     }
 
-    fn write(ws: &Workspace, path: &str, content: &str, append: bool) -> Result<ToolOutput, ToolError> {
+    fn write(
+        ws: &Workspace,
+        path: &str,
+        content: &str,
+        append: bool,
+    ) -> Result<ToolOutput, ToolError> {
         write_file(
             ws,
             &WriteArgs {
@@ -304,7 +312,12 @@ mod tests {
         )
     }
 
-    fn read(ws: &Workspace, path: &str, offset: Option<i64>, limit: Option<i64>) -> Result<String, ToolError> {
+    fn read(
+        ws: &Workspace,
+        path: &str,
+        offset: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<String, ToolError> {
         read_file(
             ws,
             &ReadArgs {
@@ -340,16 +353,28 @@ mod tests {
         let window = read(&ws, "sub/a.txt", Some(2), Some(1)).unwrap();
         assert!(window.starts_with("     2\ttwo\n"));
         assert!(window.contains("use offset=3"));
-        assert!(read(&ws, "sub/a.txt", Some(9), None).unwrap_err().to_string().contains("past the end"));
+        assert!(read(&ws, "sub/a.txt", Some(9), None)
+            .unwrap_err()
+            .to_string()
+            .contains("past the end"));
     }
 
     #[test]
     fn binary_missing_and_outside_paths_are_model_errors() {
         let (_d, ws) = workspace();
         std::fs::write(ws.root().join("b.bin"), [0u8, 1, 2]).unwrap();
-        assert!(read(&ws, "b.bin", None, None).unwrap_err().to_string().contains("binary"));
-        assert!(read(&ws, "nope.txt", None, None).unwrap_err().to_string().contains("no such file"));
-        assert!(read(&ws, "/etc/passwd", None, None).unwrap_err().to_string().contains("outside"));
+        assert!(read(&ws, "b.bin", None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("binary"));
+        assert!(read(&ws, "nope.txt", None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("no such file"));
+        assert!(read(&ws, "/etc/passwd", None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("outside"));
         assert!(write(&ws, "/tmp/x", "x", false).is_err());
     }
 
@@ -357,10 +382,19 @@ mod tests {
     fn edit_requires_a_unique_match_unless_replace_all() {
         let (_d, ws) = workspace();
         write(&ws, "f.txt", "a b a", false).unwrap();
-        assert!(edit(&ws, "a", "c", false).unwrap_err().to_string().contains("2 times"));
-        assert!(edit(&ws, "zzz", "c", false).unwrap_err().to_string().contains("not found"));
+        assert!(edit(&ws, "a", "c", false)
+            .unwrap_err()
+            .to_string()
+            .contains("2 times"));
+        assert!(edit(&ws, "zzz", "c", false)
+            .unwrap_err()
+            .to_string()
+            .contains("not found"));
         edit(&ws, "b", "B", false).unwrap();
         edit(&ws, "a", "c", true).unwrap();
-        assert_eq!(std::fs::read_to_string(ws.root().join("f.txt")).unwrap(), "c B c");
+        assert_eq!(
+            std::fs::read_to_string(ws.root().join("f.txt")).unwrap(),
+            "c B c"
+        );
     }
 }

@@ -50,7 +50,11 @@ impl ToolRegistry {
         if let Some(name) = tools.keys().find(|name| spec.tool(name).is_none()) {
             return Err(RegistryError::NotInManifest(name.to_string()));
         }
-        if let Some(missing) = spec.tools.iter().find(|t| !tools.contains_key(t.name.as_str())) {
+        if let Some(missing) = spec
+            .tools
+            .iter()
+            .find(|t| !tools.contains_key(t.name.as_str()))
+        {
             return Err(RegistryError::MissingImplementation(missing.name.clone()));
         }
         Ok(Self { spec, tools })
@@ -127,10 +131,14 @@ mod tests {
     #[test]
     fn arguments_are_checked_before_the_tool_runs() {
         let r = registry();
-        assert!(r.check_arguments("mshtools-shell", "{\"command\":\"ls\"}").is_ok());
+        assert!(r
+            .check_arguments("mshtools-shell", "{\"command\":\"ls\"}")
+            .is_ok());
         let missing = r.check_arguments("mshtools-shell", "{}").unwrap_err();
         assert!(missing.to_string().contains("command"), "{missing}");
-        let garbage = r.check_arguments("mshtools-shell", "{command: ls").unwrap_err();
+        let garbage = r
+            .check_arguments("mshtools-shell", "{command: ls")
+            .unwrap_err();
         assert!(garbage.to_string().contains("not valid JSON"), "{garbage}");
         let array = r.check_arguments("mshtools-shell", "[1]").unwrap_err();
         assert!(array.to_string().contains("JSON object"), "{array}");
@@ -145,8 +153,11 @@ mod tests {
             Err(RegistryError::NotInManifest(_))
         ));
         let spec = Arc::new(
-            Spec::from_texts(String::new(), r#"[{"type":"function","function":{"name":"x"}}]"#)
-                .unwrap(),
+            Spec::from_texts(
+                String::new(),
+                r#"[{"type":"function","function":{"name":"x"}}]"#,
+            )
+            .unwrap(),
         );
         assert!(matches!(
             ToolRegistry::with_tools(spec, vec![]),

@@ -72,7 +72,8 @@ impl Sandbox {
                         "{} cannot create a sandbox on this host (user namespaces disabled?)",
                         path.display()
                     ),
-                    None => "bubblewrap (bwrap) is not installed; install the `bubblewrap` package".to_string(),
+                    None => "bubblewrap (bwrap) is not installed; install the `bubblewrap` package"
+                        .to_string(),
                 };
                 if config.allow_unsandboxed {
                     tracing::warn!(%reason, "running shell and Python WITHOUT a sandbox (sandbox.allow_unsandboxed = true)");
@@ -122,7 +123,10 @@ impl Sandbox {
         };
         command
             .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin")
+            .env(
+                "PATH",
+                "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+            )
             .env("HOME", "/tmp")
             .env("LANG", "C.UTF-8")
             .env("TERM", "dumb")
@@ -171,9 +175,11 @@ impl Sandbox {
         for dir in SYSTEM_DIRS {
             let path = Path::new(dir);
             match std::fs::read_link(path) {
-                Ok(target) => {
-                    args.extend(["--symlink".into(), target.to_string_lossy().into_owned(), dir.into()])
-                }
+                Ok(target) => args.extend([
+                    "--symlink".into(),
+                    target.to_string_lossy().into_owned(),
+                    dir.into(),
+                ]),
                 Err(_) if path.is_dir() => {
                     args.extend(["--ro-bind".into(), dir.into(), dir.into()])
                 }
@@ -213,7 +219,14 @@ fn find_program(name: &Path) -> Option<PathBuf> {
 /// bwrap may be installed yet unable to create namespaces (e.g. in some containers).
 fn bwrap_works(bwrap: &Path) -> bool {
     std::process::Command::new(bwrap)
-        .args(["--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"])
+        .args([
+            "--unshare-all",
+            "--die-with-parent",
+            "--ro-bind",
+            "/",
+            "/",
+            "true",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

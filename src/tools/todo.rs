@@ -131,14 +131,22 @@ mod tests {
 
     #[test]
     fn duplicate_ids_are_refused() {
-        let err = validate(&[item("a", TodoStatus::Pending), item("a", TodoStatus::Completed)]);
+        let err = validate(&[
+            item("a", TodoStatus::Pending),
+            item("a", TodoStatus::Completed),
+        ]);
         assert!(matches!(err, Err(ToolError::RespondToModel(m)) if m.contains("twice")));
     }
 
     #[test]
     fn render_counts_by_status() {
-        let out = render(&[item("a", TodoStatus::Pending), item("b", TodoStatus::Completed)])
-            .unwrap();
-        assert!(out.text.starts_with("2 tasks: 1 pending, 0 in progress, 1 completed"));
+        let out = render(&[
+            item("a", TodoStatus::Pending),
+            item("b", TodoStatus::Completed),
+        ])
+        .unwrap();
+        assert!(out
+            .text
+            .starts_with("2 tasks: 1 pending, 0 in progress, 1 completed"));
     }
 }

@@ -33,8 +33,10 @@ impl Tool for Unavailable {
 pub fn all() -> Vec<Unavailable> {
     const BROWSER: &str = "the browser (headless Chromium) is not enabled in this build";
     const PYTHON: &str = "the persistent Python interpreter is not enabled in this build; run scripts with mshtools-shell (`python3 script.py`) instead";
-    const SEARCH: &str = "web and image search need a search provider, which is not configured in this build";
-    const MEDIA: &str = "media generation needs a media endpoint, which is not configured in this build";
+    const SEARCH: &str =
+        "web and image search need a search provider, which is not configured in this build";
+    const MEDIA: &str =
+        "media generation needs a media endpoint, which is not configured in this build";
     const DATA: &str = "data sources are not configured in this build";
     let entries: [(&'static str, &'static str); 18] = [
         ("mshtools-ipython", PYTHON),
@@ -53,8 +55,14 @@ pub fn all() -> Vec<Unavailable> {
         ("mshtools-generate_sound_effects", MEDIA),
         ("mshtools-get_data_source_desc", DATA),
         ("mshtools-get_data_source", DATA),
-        ("mshtools-deploy_website", "website deployment is not enabled in this build"),
-        ("mshtools-slides_generator", "HTML to PPTX conversion is not enabled in this build"),
+        (
+            "mshtools-deploy_website",
+            "website deployment is not enabled in this build",
+        ),
+        (
+            "mshtools-slides_generator",
+            "HTML to PPTX conversion is not enabled in this build",
+        ),
     ];
     entries
         .into_iter()

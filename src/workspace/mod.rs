@@ -172,12 +172,23 @@ mod tests {
         check("/mnt/okcomputer/a/b.txt", Ok("a/b.txt"));
         check("/mnt/okcomputer/", Ok(""));
         check("a/./b/../c", Ok("a/c"));
-        check("/mnt/okcomputer/a/../../etc/passwd", Err(PathError::Outside("/mnt/okcomputer/a/../../etc/passwd".into())));
+        check(
+            "/mnt/okcomputer/a/../../etc/passwd",
+            Err(PathError::Outside(
+                "/mnt/okcomputer/a/../../etc/passwd".into(),
+            )),
+        );
         check("/etc/passwd", Err(PathError::Outside("/etc/passwd".into())));
-        check("/mnt/okcomputerx/a", Err(PathError::Outside("/mnt/okcomputerx/a".into())));
+        check(
+            "/mnt/okcomputerx/a",
+            Err(PathError::Outside("/mnt/okcomputerx/a".into())),
+        );
         check("../x", Err(PathError::Outside("../x".into())));
         check("  ", Err(PathError::Empty));
-        check("/mnt/okcomputer/.git/config", Err(PathError::GitDir("/mnt/okcomputer/.git/config".into())));
+        check(
+            "/mnt/okcomputer/.git/config",
+            Err(PathError::GitDir("/mnt/okcomputer/.git/config".into())),
+        );
     }
 
     #[test]
@@ -190,8 +201,14 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), ws.root().join("link")).unwrap();
         std::os::unix::fs::symlink("/nonexistent/target", ws.root().join("dangling")).unwrap();
         std::os::unix::fs::symlink(ws.root().join("output"), ws.root().join("inner")).unwrap();
-        assert!(matches!(ws.resolve("/mnt/okcomputer/link/secret"), Err(PathError::Outside(_))));
-        assert!(matches!(ws.resolve("link/new-file"), Err(PathError::Outside(_))));
+        assert!(matches!(
+            ws.resolve("/mnt/okcomputer/link/secret"),
+            Err(PathError::Outside(_))
+        ));
+        assert!(matches!(
+            ws.resolve("link/new-file"),
+            Err(PathError::Outside(_))
+        ));
         assert!(matches!(ws.resolve("dangling"), Err(PathError::Outside(_))));
         assert_eq!(
             ws.resolve("inner/x.txt").unwrap(),

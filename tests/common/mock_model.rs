@@ -6,7 +6,7 @@
 //! request's `stream` flag. Every request body is recorded so tests can assert what the agent
 //! sent back (e.g. that a tool result reached the next request).
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,11 +39,17 @@ impl Reply {
     }
 
     pub fn tool(name: &str, arguments: Value) -> Self {
-        Reply::ToolCalls(String::new(), vec![(name.to_string(), arguments.to_string())])
+        Reply::ToolCalls(
+            String::new(),
+            vec![(name.to_string(), arguments.to_string())],
+        )
     }
 
     pub fn raw_tool(name: &str, arguments: &str) -> Self {
-        Reply::ToolCalls(String::new(), vec![(name.to_string(), arguments.to_string())])
+        Reply::ToolCalls(
+            String::new(),
+            vec![(name.to_string(), arguments.to_string())],
+        )
     }
 
     pub fn delayed(ms: u64, inner: Reply) -> Self {
@@ -56,6 +62,7 @@ struct State {
     scripts: HashMap<String, Vec<Reply>>,
     calls: HashMap<String, usize>,
     requests: Vec<Value>,
+    served: usize,
     record: bool,
 }
 
@@ -130,7 +137,7 @@ impl MockModel {
     }
 
     pub fn request_count(&self) -> usize {
-        self.state.lock().unwrap().requests.len()
+        self.state.lock().unwrap().served
     }
 
     pub async fn stop(&self) {
@@ -151,7 +158,9 @@ pub fn latest_user_message(request: &Value) -> String {
 async fn completions(state: web::Data<Arc<Mutex<State>>>, body: Bytes) -> HttpResponse {
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return HttpResponse::BadRequest().json(json!({"error": {"message": e.to_string()}})),
+        Err(e) => {
+            return HttpResponse::BadRequest().json(json!({"error": {"message": e.to_string()}}))
+        }
     };
     let user = latest_user_message(&request);
     let stream = request["stream"].as_bool().unwrap_or(false);
@@ -171,6 +180,7 @@ async fn completions(state: web::Data<Arc<Mutex<State>>>, body: Bytes) -> HttpRe
             }
             None => Reply::Text(format!("echo: {user}")),
         };
+        state.served += 1;
         if state.record {
             state.requests.push(request);
         }

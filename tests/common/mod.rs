@@ -1,7 +1,7 @@
 //! Test harness: the real server on a random loopback port (in its own actix system thread),
 //! a scripted mock model, and small HTTP/SSE helpers.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod mock_model;
 
@@ -85,7 +85,9 @@ impl TestApp {
 
     /// The host directory of a client's default conversation.
     pub fn workspace_of(&self, client: &str) -> PathBuf {
-        self.workspace_root().join(format!("c-{client}")).join("s-default")
+        self.workspace_root()
+            .join(format!("c-{client}"))
+            .join("s-default")
     }
 
     pub fn api(&self, path: &str, client: &str) -> String {
@@ -116,7 +118,12 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 200, "chat failed: {:?}", response.text().await);
+        assert_eq!(
+            response.status(),
+            200,
+            "chat failed: {:?}",
+            response.text().await
+        );
         parse_sse(&response.text().await.unwrap())
     }
 

@@ -1,0 +1,371 @@
+//! Load benchmark: `cargo bench --bench load` (optionally `-- --quick`).
+//!
+//! Starts the release `okcvm` binary as a child process against a scripted mock model on
+//! loopback, then prints: cold start to a healthy `/healthz`, single-client echo latency,
+//! throughput and latency at 64 clients, throughput with a 1 s model delay at 500 clients,
+//! time to the first SSE event, and the server's RSS after many sessions.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+#[path = "../tests/common/mock_model.rs"]
+mod mock_model;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mock_model::{MockModel, Reply};
+use serde_json::json;
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the server and returns it with the time until `/healthz` answered.
+async fn start_server(model_url: &str, http: &reqwest::Client) -> (Server, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("okcvm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nport = {}\n[llm]\nbase_url = \"{model_url}\"\nmodel = \"mock\"\nstream = false\n\
+             [sessions]\nmax_sessions = 50000\nidle_timeout_secs = 3600\n[sandbox]\nallow_unsandboxed = true\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let port = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_okcvm"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("OKCVM_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    loop {
+        if let Ok(response) = http.get(format!("{url}/healthz")).send().await {
+            if response.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let ready = started.elapsed();
+    (
+        Server {
+            child,
+            url,
+            _dir: dir,
+        },
+        ready,
+    )
+}
+
+async fn echo_turn(http: &reqwest::Client, url: &str, client: &str, message: &str) -> Duration {
+    let started = Instant::now();
+    let response = http
+        .post(format!("{url}/api/chat?client_id={client}"))
+        .json(&json!({"message": message, "stream": false}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "turn failed: {}",
+        response.status()
+    );
+    let _ = response.bytes().await.unwrap();
+    started.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `clients` loops of echo turns for `duration`; returns all latencies.
+async fn closed_loop(
+    http: &reqwest::Client,
+    url: &str,
+    clients: usize,
+    duration: Duration,
+    prefix: &str,
+    message: &str,
+) -> Vec<Duration> {
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| {
+            let http = http.clone();
+            let url = url.to_string();
+            let client = format!("{prefix}{i}");
+            let message = message.to_string();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut turn = 0;
+                while Instant::now() < deadline {
+                    // A fresh conversation every 50 turns keeps requests at a realistic size.
+                    let conversation = turn / 50;
+                    let id = format!("{client}&conversation_id=c{conversation}");
+                    latencies.push(echo_turn(&http, &url, &id, &message).await);
+                    turn += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    all
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(quick));
+}
+
+async fn run(quick: bool) {
+    let model = MockModel::start_with(1, false);
+    model.script(
+        "SLOW",
+        vec![Reply::delayed(1000, Reply::text("slow answer"))],
+    );
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(2000)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let secs = if quick { 2 } else { 5 };
+
+    let mut cold = Vec::new();
+    for _ in 0..5 {
+        let (server, ready) = start_server(&model.url, &http).await;
+        cold.push(ready);
+        drop(server);
+    }
+    cold.sort();
+    let (server, _) = start_server(&model.url, &http).await;
+    let url = server.url.clone();
+    let base_rss = rss_kib(server.child.id());
+
+    // Warm up connections and code paths.
+    closed_loop(
+        &http,
+        &url,
+        8,
+        Duration::from_millis(500),
+        "warm",
+        "warm up",
+    )
+    .await;
+
+    let mut single = Vec::new();
+    for i in 0..300 {
+        single.push(
+            echo_turn(
+                &http,
+                &url,
+                &format!("single&conversation_id=c{}", i / 100),
+                "hello",
+            )
+            .await,
+        );
+    }
+    single.sort();
+
+    let at64 = closed_loop(
+        &http,
+        &url,
+        64,
+        Duration::from_secs(secs),
+        "c64-",
+        "echo this",
+    )
+    .await;
+    let at64_rate = at64.len() as f64 / secs as f64;
+
+    let slow_secs = secs.max(3);
+    let at500 = closed_loop(
+        &http,
+        &url,
+        500,
+        Duration::from_secs(slow_secs),
+        "slow-",
+        "SLOW please",
+    )
+    .await;
+    let at500_rate = at500.len() as f64 / slow_secs as f64;
+
+    let mut first_event = Vec::new();
+    for i in 0..100 {
+        let started = Instant::now();
+        let mut response = http
+            .post(format!(
+                "{url}/api/chat?client_id=sse&conversation_id=c{}",
+                i / 50
+            ))
+            .header("accept", "text/event-stream")
+            .json(&json!({"message": "stream me"}))
+            .send()
+            .await
+            .unwrap();
+        let _first = response.chunk().await.unwrap();
+        first_event.push(started.elapsed());
+        while response.chunk().await.unwrap().is_some() {}
+    }
+    first_event.sort();
+
+    let target_sessions: usize = if quick { 2_000 } else { 10_000 };
+    let stats: serde_json::Value = http
+        .get(format!("{url}/api/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let existing = stats["sessions"].as_array().map_or(0, Vec::len);
+    let to_create = target_sessions.saturating_sub(existing);
+    let per_task = to_create.div_ceil(64);
+    let creators: Vec<_> = (0..64)
+        .map(|t| {
+            let http = http.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    echo_turn(&http, &url, &format!("idle{t}x{i}"), "remember me").await;
+                }
+            })
+        })
+        .collect();
+    for c in creators {
+        c.await.unwrap();
+    }
+    let stats: serde_json::Value = http
+        .get(format!("{url}/api/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions = stats["sessions"].as_array().map_or(0, Vec::len);
+    let rss = rss_kib(server.child.id());
+
+    let line = |name: &str, value: String, target: &str| {
+        println!("{name:<46} {value:>16}   target {target}");
+    };
+    println!(
+        "\nOKCVM load benchmark ({} cores, mock model on loopback)\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    line(
+        "cold start to healthy /healthz (median of 5)",
+        ms(percentile(&cold, 0.5)),
+        "<= 100 ms",
+    );
+    line(
+        "single-client echo turn p50",
+        ms(percentile(&single, 0.5)),
+        "<= 2 ms",
+    );
+    line(
+        "single-client echo turn p99",
+        ms(percentile(&single, 0.99)),
+        "-",
+    );
+    line(
+        "64 clients: echo turns/s",
+        format!("{at64_rate:.0}"),
+        ">= 2000",
+    );
+    line("64 clients: p50", ms(percentile(&at64, 0.5)), "-");
+    line("64 clients: p99", ms(percentile(&at64, 0.99)), "<= 50 ms");
+    line(
+        "500 clients, 1 s model delay: turns/s",
+        format!("{at500_rate:.0}"),
+        ">= 450",
+    );
+    line(
+        "500 clients, 1 s model delay: p99",
+        ms(percentile(&at500, 0.99)),
+        "-",
+    );
+    line(
+        "time to first SSE event p50",
+        ms(percentile(&first_event, 0.5)),
+        "-",
+    );
+    line(
+        "server RSS at start",
+        format!("{:.1} MiB", base_rss as f64 / 1024.0),
+        "-",
+    );
+    line(
+        &format!("server RSS with {sessions} sessions"),
+        format!("{:.1} MiB", rss as f64 / 1024.0),
+        "<= 500 MB at 10,000",
+    );
+    line(
+        "RSS per session",
+        format!(
+            "{:.1} KiB",
+            rss.saturating_sub(base_rss) as f64 / sessions.max(1) as f64
+        ),
+        "-",
+    );
+    println!(
+        "model requests served by the mock: {}",
+        model.request_count()
+    );
+}
