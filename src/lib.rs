@@ -26,6 +26,7 @@ pub mod llm;
 pub mod protocol;
 pub mod runtime;
 pub mod spec;
+pub mod store;
 pub mod tools;
 pub mod workspace;
 

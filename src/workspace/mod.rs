@@ -4,6 +4,8 @@
 //! workspace: lexical `..` that escapes, foreign absolute paths and symlinks that resolve
 //! outside are all errors the model can read. Host paths never appear in those errors.
 
+pub mod git;
+
 use std::path::{Component, Path, PathBuf};
 
 /// Where the workspace appears to the model and inside the sandbox.

@@ -1,0 +1,411 @@
+//! The durable store (sled): conversations, server-side history, the events of each session's
+//! last turn, and uploads.
+//!
+//! Key scheme: every key starts with `owner 0x1F conversation` (ids are validated to exclude
+//! 0x1F), so no lookup can cross owners. Values are JSON. All methods block: call them through
+//! `spawn_blocking`. `flush` makes everything written so far durable; the runtime calls it at
+//! the end of every turn, before `final` is sent.
+
+use std::path::Path;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::agent::HistoryEntry;
+use crate::protocol::{ChatEvent, SeqEvent};
+
+const SEP: u8 = 0x1f;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store record is corrupt: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+/// A conversation as the console sees it: its own JSON kept as given, plus server fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    pub id: String,
+    pub title: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The client's JSON, unknown keys included.
+    pub data: Value,
+}
+
+impl ConversationRecord {
+    /// The client's JSON with `id`, `title` and the timestamps filled in where it lacks them.
+    pub fn to_json(&self) -> Value {
+        let mut out = match &self.data {
+            Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        out.insert("id".into(), Value::String(self.id.clone()));
+        out.entry("title").or_insert_with(|| Value::String(self.title.clone()));
+        out.entry("created_at")
+            .or_insert_with(|| Value::String(self.created_at.clone()));
+        out.insert("updated_at".into(), Value::String(self.updated_at.clone()));
+        Value::Object(out)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnState {
+    Running,
+    Finished,
+    Interrupted,
+}
+
+/// The last turn of a session with its numbered events, for re-attaching clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnRecord {
+    pub state: TurnState,
+    pub events: Vec<SeqEvent>,
+    pub next_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub name: String,
+    pub size_bytes: u64,
+    pub uploaded_at: String,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    conversations: sled::Tree,
+    history: sled::Tree,
+    turns: sled::Tree,
+    uploads: sled::Tree,
+}
+
+fn key(owner: &str, conversation: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(owner.len() + conversation.len() + 2);
+    key.extend_from_slice(owner.as_bytes());
+    key.push(SEP);
+    key.extend_from_slice(conversation.as_bytes());
+    key
+}
+
+/// Prefix of every record under (owner, conversation), e.g. history entries.
+fn prefix(owner: &str, conversation: &str) -> Vec<u8> {
+    let mut prefix = key(owner, conversation);
+    prefix.push(SEP);
+    prefix
+}
+
+fn owner_prefix(owner: &str) -> Vec<u8> {
+    let mut prefix = owner.as_bytes().to_vec();
+    prefix.push(SEP);
+    prefix
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+/// Nanosecond timestamps, so that "newest first" is a strict order.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl Store {
+    /// Opens (or creates) the store and marks turns that were running when the server died
+    /// as interrupted, ending their event streams with `error` + `stop`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(500))
+            .open()?;
+        let store = Self {
+            conversations: db.open_tree("conversations")?,
+            history: db.open_tree("history")?,
+            turns: db.open_tree("turns")?,
+            uploads: db.open_tree("uploads")?,
+            db,
+        };
+        store.interrupt_running_turns()?;
+        Ok(store)
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    // ---- conversations ----
+
+    /// The owner's conversations, newest `updated_at` first.
+    pub fn list_conversations(&self, owner: &str) -> Result<Vec<ConversationRecord>, StoreError> {
+        let mut records = Vec::new();
+        for item in self.conversations.scan_prefix(owner_prefix(owner)) {
+            let (_, value) = item?;
+            records.push(decode::<ConversationRecord>(&value)?);
+        }
+        records.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        Ok(records)
+    }
+
+    pub fn get_conversation(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        self.conversations
+            .get(key(owner, id))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Creates or replaces the client's JSON of a conversation, keeping `created_at`.
+    pub fn put_conversation(
+        &self,
+        owner: &str,
+        id: &str,
+        data: Value,
+    ) -> Result<ConversationRecord, StoreError> {
+        let existing = self.get_conversation(owner, id)?;
+        let stamp = now();
+        let title = data
+            .get("title")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| existing.as_ref().map(|r| r.title.clone()))
+            .unwrap_or_else(|| "New conversation".into());
+        let record = ConversationRecord {
+            id: id.to_string(),
+            title,
+            created_at: existing.map_or_else(|| stamp.clone(), |r| r.created_at),
+            updated_at: stamp,
+            data,
+        };
+        self.conversations
+            .insert(key(owner, id), serde_json::to_vec(&record)?)?;
+        Ok(record)
+    }
+
+    /// After a turn: the conversation exists (titled by its first message) and is the newest.
+    pub fn touch_conversation(&self, owner: &str, id: &str, first_message: &str) -> Result<(), StoreError> {
+        let stamp = now();
+        let record = match self.get_conversation(owner, id)? {
+            Some(mut record) => {
+                record.updated_at = stamp;
+                record
+            }
+            None => ConversationRecord {
+                id: id.to_string(),
+                title: crate::tools::output::cap_line(first_message.lines().next().unwrap_or(""), 60),
+                created_at: stamp.clone(),
+                updated_at: stamp,
+                data: serde_json::json!({}),
+            },
+        };
+        self.conversations
+            .insert(key(owner, id), serde_json::to_vec(&record)?)?;
+        Ok(())
+    }
+
+    /// Removes the conversation and everything recorded under it; false if it did not exist.
+    pub fn delete_conversation(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
+        let existed = self.conversations.remove(key(owner, id))?.is_some();
+        self.clear_history(owner, id)?;
+        self.turns.remove(key(owner, id))?;
+        remove_prefix(&self.uploads, &prefix(owner, id))?;
+        Ok(existed)
+    }
+
+    // ---- history ----
+
+    pub fn load_history(&self, owner: &str, conversation: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.history
+            .scan_prefix(prefix(owner, conversation))
+            .map(|item| {
+                let (_, value) = item?;
+                decode(&value)
+            })
+            .collect()
+    }
+
+    /// Makes the stored history equal to `entries`, rewriting only from index `from` on.
+    pub fn save_history(
+        &self,
+        owner: &str,
+        conversation: &str,
+        entries: &[HistoryEntry],
+        from: usize,
+    ) -> Result<(), StoreError> {
+        let base = prefix(owner, conversation);
+        let entry_key = |index: usize| {
+            let mut k = base.clone();
+            k.extend_from_slice(format!("{index:010}").as_bytes());
+            k
+        };
+        let mut batch = sled::Batch::default();
+        for item in self.history.range(entry_key(entries.len())..) {
+            let (k, _) = item?;
+            if !k.starts_with(&base) {
+                break;
+            }
+            batch.remove(k);
+        }
+        for (index, entry) in entries.iter().enumerate().skip(from) {
+            batch.insert(entry_key(index), serde_json::to_vec(entry)?);
+        }
+        self.history.apply_batch(batch)?;
+        Ok(())
+    }
+
+    pub fn clear_history(&self, owner: &str, conversation: &str) -> Result<(), StoreError> {
+        remove_prefix(&self.history, &prefix(owner, conversation))
+    }
+
+    // ---- turn events ----
+
+    pub fn load_turn(&self, owner: &str, conversation: &str) -> Result<Option<TurnRecord>, StoreError> {
+        self.turns
+            .get(key(owner, conversation))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    pub fn save_turn(&self, owner: &str, conversation: &str, turn: &TurnRecord) -> Result<(), StoreError> {
+        self.turns
+            .insert(key(owner, conversation), serde_json::to_vec(turn)?)?;
+        Ok(())
+    }
+
+    fn interrupt_running_turns(&self) -> Result<(), StoreError> {
+        for item in self.turns.iter() {
+            let (k, value) = item?;
+            let mut turn: TurnRecord = decode(&value)?;
+            if turn.state != TurnState::Running {
+                continue;
+            }
+            turn.state = TurnState::Interrupted;
+            for event in [
+                ChatEvent::Error {
+                    message: "interrupted: the server stopped during this turn".into(),
+                    status: 503,
+                },
+                ChatEvent::Stop,
+            ] {
+                turn.events.push(SeqEvent {
+                    seq: turn.next_seq,
+                    event,
+                });
+                turn.next_seq += 1;
+            }
+            self.turns.insert(k, serde_json::to_vec(&turn)?)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    // ---- uploads ----
+
+    pub fn list_uploads(&self, owner: &str, conversation: &str) -> Result<Vec<UploadRecord>, StoreError> {
+        self.uploads
+            .scan_prefix(prefix(owner, conversation))
+            .map(|item| {
+                let (_, value) = item?;
+                decode(&value)
+            })
+            .collect()
+    }
+
+    pub fn put_upload(&self, owner: &str, conversation: &str, upload: &UploadRecord) -> Result<(), StoreError> {
+        let mut k = prefix(owner, conversation);
+        k.extend_from_slice(upload.name.as_bytes());
+        self.uploads.insert(k, serde_json::to_vec(upload)?)?;
+        Ok(())
+    }
+
+    pub fn clear_uploads(&self, owner: &str, conversation: &str) -> Result<(), StoreError> {
+        remove_prefix(&self.uploads, &prefix(owner, conversation))
+    }
+}
+
+fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    for item in tree.scan_prefix(prefix) {
+        let (k, _) = item?;
+        batch.remove(k);
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::Conversation;
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn history_round_trips_and_truncates() {
+        let (_d, store) = open();
+        let mut c = Conversation::new();
+        c.push_user("one");
+        c.push_user("two");
+        c.push_user("three");
+        store.save_history("alice", "c1", c.entries(), 0).unwrap();
+        store.save_history("alice", "c10", &c.entries()[..1], 0).unwrap();
+        assert_eq!(store.load_history("alice", "c1").unwrap(), c.entries());
+        c.drop_last_exchange();
+        c.push_user("three again");
+        store.save_history("alice", "c1", c.entries(), 2).unwrap();
+        assert_eq!(store.load_history("alice", "c1").unwrap(), c.entries());
+        assert_eq!(store.load_history("alice", "c10").unwrap().len(), 1);
+        assert!(store.load_history("bob", "c1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn conversations_are_per_owner_and_newest_first() {
+        let (_d, store) = open();
+        store.put_conversation("alice", "a", serde_json::json!({"title": "A", "x": 1})).unwrap();
+        store.touch_conversation("alice", "b", "hello world").unwrap();
+        let list = store.list_conversations("alice").unwrap();
+        assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(list[0].title, "hello world");
+        assert_eq!(list[1].to_json()["x"], 1);
+        assert!(store.list_conversations("alic").unwrap().is_empty());
+        assert!(store.delete_conversation("alice", "a").unwrap());
+        assert!(!store.delete_conversation("bob", "b").unwrap());
+        assert_eq!(store.list_conversations("alice").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn running_turns_become_interrupted_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = Store::open(&path).unwrap();
+            let turn = TurnRecord {
+                state: TurnState::Running,
+                events: vec![SeqEvent {
+                    seq: 4,
+                    event: ChatEvent::Token { delta: "par".into() },
+                }],
+                next_seq: 5,
+            };
+            store.save_turn("o", "c", &turn).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let turn = store.load_turn("o", "c").unwrap().unwrap();
+        assert_eq!(turn.state, TurnState::Interrupted);
+        let seqs: Vec<u64> = turn.events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [4, 5, 6]);
+        assert_eq!(turn.events[2].event, ChatEvent::Stop);
+        assert_eq!(turn.next_seq, 7);
+    }
+}

@@ -1,0 +1,318 @@
+//! Git history of a workspace (git2): a commit per turn, explicit snapshots, restore and
+//! branches, and the `workspace_state` the API reports.
+//!
+//! Every function blocks: call them through `spawn_blocking`. Snapshot ids are full or
+//! abbreviated hex commit ids and nothing else (no rev expressions); branch names are
+//! validated. Files over the size cap and the ignore patterns of `[workspace]` stay out of
+//! snapshots. Host paths never appear in results.
+
+use std::path::Path;
+
+use git2::{build::CheckoutBuilder, BranchType, IndexAddOption, Oid, Repository, ResetType, Signature};
+
+use crate::protocol::{GitState, SnapshotView, WorkspacePaths, WorkspaceState};
+use crate::workspace::{MOUNT, OUTPUT_DIR};
+
+/// The branch a new workspace starts on.
+const DEFAULT_BRANCH: &str = "main";
+const MAX_LABEL_CHARS: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("unknown snapshot {0}")]
+    UnknownSnapshot(String),
+    #[error("unknown branch {0}")]
+    UnknownBranch(String),
+    #[error("invalid branch name {0:?}: use 1-200 letters, digits, '.', '_', '-' or '/'")]
+    InvalidBranch(String),
+    #[error("branch {0} already exists")]
+    BranchExists(String),
+    #[error("workspace history: {0}")]
+    Git(#[from] git2::Error),
+}
+
+impl GitError {
+    /// Errors the client caused (400) as opposed to a broken repository (500).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, GitError::Git(_))
+    }
+}
+
+/// What to snapshot and how.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    pub ignore: Vec<String>,
+    pub max_file_bytes: u64,
+}
+
+/// Opens the workspace repository, creating it (with the ignore patterns) if needed.
+pub fn open_or_init(root: &Path, policy: &SnapshotPolicy) -> Result<Repository, GitError> {
+    match Repository::open(root) {
+        Ok(repo) => Ok(repo),
+        Err(_) => {
+            std::fs::create_dir_all(root).map_err(|e| git2::Error::from_str(&e.to_string()))?;
+            let mut options = git2::RepositoryInitOptions::new();
+            options.initial_head(DEFAULT_BRANCH).no_reinit(true);
+            let repo = Repository::init_opts(root, &options)?;
+            let exclude = root.join(".git/info/exclude");
+            if let Some(parent) = exclude.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            std::fs::write(&exclude, policy.ignore.join("\n") + "\n")
+                .map_err(|e| git2::Error::from_str(&e.to_string()))?;
+            Ok(repo)
+        }
+    }
+}
+
+/// Commits the workspace as it is. Without `always`, an unchanged workspace makes no new
+/// commit and the current one is returned.
+pub fn snapshot(
+    root: &Path,
+    label: &str,
+    always: bool,
+    policy: &SnapshotPolicy,
+) -> Result<SnapshotView, GitError> {
+    let repo = open_or_init(root, policy)?;
+    let mut index = repo.index()?;
+    let max = policy.max_file_bytes;
+    let mut skip_large = |path: &Path, _spec: &[u8]| -> i32 {
+        let too_big = std::fs::metadata(root.join(path)).is_ok_and(|m| m.is_file() && m.len() > max);
+        i32::from(too_big)
+    };
+    index.add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_large))?;
+    index.update_all(["*"], None)?;
+    index.write()?;
+    let tree_id = index.write_tree()?;
+    let parent = repo.head().ok().and_then(|head| head.peel_to_commit().ok());
+    if let Some(parent) = &parent {
+        if parent.tree_id() == tree_id && !always {
+            return Ok(view(parent));
+        }
+    }
+    let tree = repo.find_tree(tree_id)?;
+    let signature = Signature::now("OKCVM", "okcvm@localhost")?;
+    let label = label_of(label);
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let id = repo.commit(Some("HEAD"), &signature, &signature, &label, &tree, &parents)?;
+    let commit = repo.find_commit(id)?;
+    let snapshot = view(&commit);
+    Ok(snapshot)
+}
+
+/// The `workspace_state` of the API: recent snapshots of the current branch and git status.
+pub fn state(root: &Path, limit: usize, policy: &SnapshotPolicy) -> Result<WorkspaceState, GitError> {
+    let repo = open_or_init(root, policy)?;
+    let head = repo.head().ok();
+    let branch = match &head {
+        Some(head) if head.is_branch() => head.shorthand().map(str::to_string),
+        Some(_) => None,
+        None => Some(DEFAULT_BRANCH.to_string()),
+    };
+    let head_commit = head.as_ref().and_then(|h| h.peel_to_commit().ok());
+    let mut snapshots = Vec::new();
+    if let Some(commit) = &head_commit {
+        let mut walk = repo.revwalk()?;
+        walk.push(commit.id())?;
+        for oid in walk.take(limit) {
+            snapshots.push(view(&repo.find_commit(oid?)?));
+        }
+    }
+    let mut status_options = git2::StatusOptions::new();
+    status_options.include_untracked(true).exclude_submodules(true);
+    let is_dirty = !repo.statuses(Some(&mut status_options))?.is_empty();
+    Ok(WorkspaceState {
+        enabled: true,
+        latest_snapshot: head_commit.as_ref().map(view),
+        snapshots,
+        paths: paths(),
+        git: GitState {
+            commit: head_commit.map(|c| c.id().to_string()),
+            branch,
+            is_dirty,
+        },
+    })
+}
+
+/// Moves the current branch to a snapshot (files too, with `checkout`).
+pub fn restore_snapshot(root: &Path, id: &str, checkout: bool, policy: &SnapshotPolicy) -> Result<(), GitError> {
+    let repo = open_or_init(root, policy)?;
+    let commit = find_commit(&repo, id)?;
+    let kind = if checkout { ResetType::Hard } else { ResetType::Soft };
+    let mut files = CheckoutBuilder::new();
+    files.force().remove_untracked(true);
+    repo.reset(commit.as_object(), kind, Some(&mut files))?;
+    Ok(())
+}
+
+/// Switches to an existing branch (files too, with `checkout`).
+pub fn switch_branch(root: &Path, name: &str, checkout: bool, policy: &SnapshotPolicy) -> Result<(), GitError> {
+    check_branch_name(name)?;
+    let repo = open_or_init(root, policy)?;
+    repo.find_branch(name, BranchType::Local)
+        .map_err(|_| GitError::UnknownBranch(name.to_string()))?;
+    repo.set_head(&format!("refs/heads/{name}"))?;
+    if checkout {
+        repo.checkout_head(Some(CheckoutBuilder::new().force().remove_untracked(true)))?;
+    }
+    Ok(())
+}
+
+/// Creates a branch at a snapshot (or the current commit) and optionally switches to it.
+pub fn create_branch(
+    root: &Path,
+    name: &str,
+    at: Option<&str>,
+    checkout: bool,
+    policy: &SnapshotPolicy,
+) -> Result<(), GitError> {
+    check_branch_name(name)?;
+    if at.is_none() && state(root, 1, policy)?.latest_snapshot.is_none() {
+        // A branch needs a commit to point at: record the workspace as it is.
+        snapshot(root, "Initial snapshot", true, policy)?;
+    }
+    let repo = open_or_init(root, policy)?;
+    if repo.find_branch(name, BranchType::Local).is_ok() {
+        return Err(GitError::BranchExists(name.to_string()));
+    }
+    {
+        let commit = match at {
+            Some(id) => find_commit(&repo, id)?,
+            None => repo.head()?.peel_to_commit()?,
+        };
+        repo.branch(name, &commit, false)?;
+    }
+    if checkout {
+        switch_branch(root, name, true, policy)?;
+    }
+    Ok(())
+}
+
+pub fn paths() -> WorkspacePaths {
+    WorkspacePaths {
+        mount: MOUNT.to_string(),
+        output: format!("{MOUNT}/{OUTPUT_DIR}"),
+    }
+}
+
+/// The state of a workspace that has no history yet (or whose history cannot be read).
+pub fn empty_state() -> WorkspaceState {
+    WorkspaceState {
+        enabled: true,
+        snapshots: Vec::new(),
+        latest_snapshot: None,
+        paths: paths(),
+        git: GitState {
+            commit: None,
+            branch: Some(DEFAULT_BRANCH.to_string()),
+            is_dirty: false,
+        },
+    }
+}
+
+/// 1-200 characters of `[A-Za-z0-9._/-]`, not starting with `-` or `/`, no `..`, no `.lock`.
+pub fn check_branch_name(name: &str) -> Result<(), GitError> {
+    let valid = (1..=200).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.ends_with(".lock")
+        && git2::Branch::name_is_valid(name).unwrap_or(false);
+    if valid {
+        Ok(())
+    } else {
+        Err(GitError::InvalidBranch(name.to_string()))
+    }
+}
+
+fn find_commit<'r>(repo: &'r Repository, id: &str) -> Result<git2::Commit<'r>, GitError> {
+    let unknown = || GitError::UnknownSnapshot(id.to_string());
+    if !(4..=40).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(unknown());
+    }
+    let object = if id.len() == 40 {
+        repo.find_object(Oid::from_str(id).map_err(|_| unknown())?, None)
+    } else {
+        repo.revparse_single(id)
+    }
+    .map_err(|_| unknown())?;
+    object.peel_to_commit().map_err(|_| unknown())
+}
+
+fn view(commit: &git2::Commit) -> SnapshotView {
+    let timestamp = chrono::DateTime::from_timestamp(commit.time().seconds(), 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    SnapshotView {
+        id: commit.id().to_string(),
+        label: commit.summary().unwrap_or("").to_string(),
+        timestamp,
+    }
+}
+
+fn label_of(label: &str) -> String {
+    let first = label.lines().find(|l| !l.trim().is_empty()).unwrap_or("Snapshot").trim();
+    first.chars().take(MAX_LABEL_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> SnapshotPolicy {
+        SnapshotPolicy {
+            ignore: vec!["node_modules/".into(), "*.pyc".into()],
+            max_file_bytes: 1024,
+        }
+    }
+
+    #[test]
+    fn snapshot_restore_and_branch_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("a.txt"), "v1").unwrap();
+        let first = snapshot(&root, "turn one\nmore", false, &policy()).unwrap();
+        assert_eq!(first.label, "turn one");
+        // Unchanged: no new commit unless asked.
+        assert_eq!(snapshot(&root, "again", false, &policy()).unwrap().id, first.id);
+        std::fs::write(root.join("a.txt"), "v2").unwrap();
+        std::fs::write(root.join("new.txt"), "n").unwrap();
+        std::fs::write(root.join("big.bin"), vec![0u8; 4096]).unwrap();
+        std::fs::write(root.join("x.pyc"), "c").unwrap();
+        let second = snapshot(&root, "turn two", false, &policy()).unwrap();
+        assert_ne!(second.id, first.id);
+        let st = state(&root, 10, &policy()).unwrap();
+        assert_eq!(st.snapshots.len(), 2);
+        assert_eq!(st.git.branch.as_deref(), Some("main"));
+        // Big and ignored files stay out of history but exist, so the tree is dirty.
+        assert!(st.git.is_dirty);
+
+        restore_snapshot(&root, &first.id[..10], true, &policy()).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "v1");
+        assert!(!root.join("new.txt").exists());
+        assert!(matches!(restore_snapshot(&root, "deadbeef", true, &policy()), Err(GitError::UnknownSnapshot(_))));
+        assert!(matches!(restore_snapshot(&root, "HEAD~1", true, &policy()), Err(GitError::UnknownSnapshot(_))));
+
+        create_branch(&root, "alt", Some(&second.id), true, &policy()).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "v2");
+        switch_branch(&root, "main", true, &policy()).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "v1");
+        assert!(matches!(switch_branch(&root, "nope", true, &policy()), Err(GitError::UnknownBranch(_))));
+        assert!(matches!(create_branch(&root, "alt", None, true, &policy()), Err(GitError::BranchExists(_))));
+    }
+
+    #[test]
+    fn branch_names_are_checked() {
+        for good in ["main", "v2", "feature/x-1", "a.b"] {
+            assert!(check_branch_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", "a..b", "a b", "x.lock", "/x", "x/", &"b".repeat(201), "a~1", "é"] {
+            assert!(check_branch_name(bad).is_err(), "{bad}");
+        }
+    }
+}
