@@ -71,6 +71,10 @@ pub struct SessionsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct WorkspaceConfig {
     pub root: PathBuf,
+    /// Patterns kept out of snapshots (gitignore syntax).
+    pub ignore: Vec<String>,
+    /// Files larger than this stay out of snapshots.
+    pub snapshot_max_file_mb: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -189,6 +193,16 @@ impl Default for WorkspaceConfig {
     fn default() -> Self {
         Self {
             root: PathBuf::from("data/workspaces"),
+            ignore: [
+                "node_modules/",
+                "__pycache__/",
+                ".venv/",
+                "*.pyc",
+                ".cache/",
+            ]
+            .map(String::from)
+            .to_vec(),
+            snapshot_max_file_mb: 50,
         }
     }
 }

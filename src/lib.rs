@@ -41,8 +41,10 @@ use crate::config::Config;
 use crate::llm::openai::OpenAiClient;
 use crate::runtime::{Registry, Services};
 use crate::spec::Spec;
+use crate::store::Store;
 use crate::tools::sandbox::Sandbox;
 use crate::tools::ToolRegistry;
+use crate::workspace::git::SnapshotPolicy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -50,6 +52,8 @@ pub enum StartError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     #[error(transparent)]
     Tools(#[from] tools::registry::RegistryError),
     #[error("cannot start the model client: {0}")]
@@ -73,7 +77,14 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
     let tools = ToolRegistry::new(spec.clone())?;
     let llm = OpenAiClient::new(&config.llm)?;
     let sandbox = Arc::new(Sandbox::detect(&config.sandbox));
+    let store = Store::open(&config.store.path)?;
+    let snapshot_policy = SnapshotPolicy {
+        ignore: config.workspace.ignore.clone(),
+        max_file_bytes: config.workspace.snapshot_max_file_mb * 1024 * 1024,
+    };
     Ok(Services {
+        store,
+        snapshot_policy,
         tools_config: Arc::new(config.tools.clone()),
         config: Arc::new(config),
         spec,

@@ -43,7 +43,8 @@ impl ConversationRecord {
             _ => serde_json::Map::new(),
         };
         out.insert("id".into(), Value::String(self.id.clone()));
-        out.entry("title").or_insert_with(|| Value::String(self.title.clone()));
+        out.entry("title")
+            .or_insert_with(|| Value::String(self.title.clone()));
         out.entry("created_at")
             .or_insert_with(|| Value::String(self.created_at.clone()));
         out.insert("updated_at".into(), Value::String(self.updated_at.clone()));
@@ -189,7 +190,12 @@ impl Store {
     }
 
     /// After a turn: the conversation exists (titled by its first message) and is the newest.
-    pub fn touch_conversation(&self, owner: &str, id: &str, first_message: &str) -> Result<(), StoreError> {
+    pub fn touch_conversation(
+        &self,
+        owner: &str,
+        id: &str,
+        first_message: &str,
+    ) -> Result<(), StoreError> {
         let stamp = now();
         let record = match self.get_conversation(owner, id)? {
             Some(mut record) => {
@@ -198,7 +204,10 @@ impl Store {
             }
             None => ConversationRecord {
                 id: id.to_string(),
-                title: crate::tools::output::cap_line(first_message.lines().next().unwrap_or(""), 60),
+                title: crate::tools::output::cap_line(
+                    first_message.lines().next().unwrap_or(""),
+                    60,
+                ),
                 created_at: stamp.clone(),
                 updated_at: stamp,
                 data: serde_json::json!({}),
@@ -220,7 +229,11 @@ impl Store {
 
     // ---- history ----
 
-    pub fn load_history(&self, owner: &str, conversation: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+    pub fn load_history(
+        &self,
+        owner: &str,
+        conversation: &str,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
         self.history
             .scan_prefix(prefix(owner, conversation))
             .map(|item| {
@@ -265,14 +278,23 @@ impl Store {
 
     // ---- turn events ----
 
-    pub fn load_turn(&self, owner: &str, conversation: &str) -> Result<Option<TurnRecord>, StoreError> {
+    pub fn load_turn(
+        &self,
+        owner: &str,
+        conversation: &str,
+    ) -> Result<Option<TurnRecord>, StoreError> {
         self.turns
             .get(key(owner, conversation))?
             .map(|v| decode(&v))
             .transpose()
     }
 
-    pub fn save_turn(&self, owner: &str, conversation: &str, turn: &TurnRecord) -> Result<(), StoreError> {
+    pub fn save_turn(
+        &self,
+        owner: &str,
+        conversation: &str,
+        turn: &TurnRecord,
+    ) -> Result<(), StoreError> {
         self.turns
             .insert(key(owner, conversation), serde_json::to_vec(turn)?)?;
         Ok(())
@@ -307,7 +329,11 @@ impl Store {
 
     // ---- uploads ----
 
-    pub fn list_uploads(&self, owner: &str, conversation: &str) -> Result<Vec<UploadRecord>, StoreError> {
+    pub fn list_uploads(
+        &self,
+        owner: &str,
+        conversation: &str,
+    ) -> Result<Vec<UploadRecord>, StoreError> {
         self.uploads
             .scan_prefix(prefix(owner, conversation))
             .map(|item| {
@@ -317,7 +343,12 @@ impl Store {
             .collect()
     }
 
-    pub fn put_upload(&self, owner: &str, conversation: &str, upload: &UploadRecord) -> Result<(), StoreError> {
+    pub fn put_upload(
+        &self,
+        owner: &str,
+        conversation: &str,
+        upload: &UploadRecord,
+    ) -> Result<(), StoreError> {
         let mut k = prefix(owner, conversation);
         k.extend_from_slice(upload.name.as_bytes());
         self.uploads.insert(k, serde_json::to_vec(upload)?)?;
@@ -358,7 +389,9 @@ mod tests {
         c.push_user("two");
         c.push_user("three");
         store.save_history("alice", "c1", c.entries(), 0).unwrap();
-        store.save_history("alice", "c10", &c.entries()[..1], 0).unwrap();
+        store
+            .save_history("alice", "c10", &c.entries()[..1], 0)
+            .unwrap();
         assert_eq!(store.load_history("alice", "c1").unwrap(), c.entries());
         c.drop_last_exchange();
         c.push_user("three again");
@@ -371,10 +404,17 @@ mod tests {
     #[test]
     fn conversations_are_per_owner_and_newest_first() {
         let (_d, store) = open();
-        store.put_conversation("alice", "a", serde_json::json!({"title": "A", "x": 1})).unwrap();
-        store.touch_conversation("alice", "b", "hello world").unwrap();
+        store
+            .put_conversation("alice", "a", serde_json::json!({"title": "A", "x": 1}))
+            .unwrap();
+        store
+            .touch_conversation("alice", "b", "hello world")
+            .unwrap();
         let list = store.list_conversations("alice").unwrap();
-        assert_eq!(list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(
+            list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
         assert_eq!(list[0].title, "hello world");
         assert_eq!(list[1].to_json()["x"], 1);
         assert!(store.list_conversations("alic").unwrap().is_empty());
@@ -393,7 +433,9 @@ mod tests {
                 state: TurnState::Running,
                 events: vec![SeqEvent {
                     seq: 4,
-                    event: ChatEvent::Token { delta: "par".into() },
+                    event: ChatEvent::Token {
+                        delta: "par".into(),
+                    },
                 }],
                 next_seq: 5,
             };

@@ -8,4 +8,4 @@ pub mod prompt;
 pub mod turn;
 
 pub use conversation::{Conversation, HistoryEntry};
-pub use turn::{run_turn, TurnEnd, TurnOutcome, TurnSettings};
+pub use turn::{run_turn, EventSink, TurnEnd, TurnOutcome, TurnSettings};

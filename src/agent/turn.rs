@@ -9,7 +9,6 @@
 use std::time::Instant;
 
 use serde_json::Value;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::conversation::Conversation;
@@ -18,6 +17,11 @@ use crate::llm::{LlmClient, LlmError, LlmRequest, Message, Usage};
 use crate::protocol::{ChatEvent, ToolCallRecord, ToolStatus};
 use crate::tools::output::cap_middle;
 use crate::tools::{ToolContext, ToolError, ToolRegistry};
+
+/// Where a turn's events go (the session numbers, keeps and fans them out).
+pub trait EventSink {
+    fn emit(&self, event: ChatEvent);
+}
 
 /// Limits of one turn.
 #[derive(Debug, Clone)]
@@ -47,7 +51,7 @@ pub struct TurnOutcome {
 
 /// Runs one turn for `user_message` on the lent history and tool context.
 #[allow(clippy::too_many_arguments)] // each is a distinct borrowed part of the session
-pub async fn run_turn<L: LlmClient>(
+pub async fn run_turn<L: LlmClient, S: EventSink>(
     llm: &L,
     tools: &ToolRegistry,
     history: &mut Conversation,
@@ -55,7 +59,7 @@ pub async fn run_turn<L: LlmClient>(
     system_prompt: String,
     user_message: &str,
     settings: &TurnSettings,
-    events: &UnboundedSender<ChatEvent>,
+    events: &S,
 ) -> TurnOutcome {
     let cancel = ctx.cancel.clone();
     let system = Message::System {
@@ -79,7 +83,7 @@ pub async fn run_turn<L: LlmClient>(
             };
             let mut on_delta = |text: &str| {
                 streamed.push_str(text);
-                let _ = events.send(ChatEvent::Token {
+                events.emit(ChatEvent::Token {
                     delta: text.to_string(),
                 });
             };
@@ -117,7 +121,7 @@ pub async fn run_turn<L: LlmClient>(
             }
             let input = serde_json::from_str::<Value>(&call.function.arguments)
                 .unwrap_or_else(|_| Value::String(call.function.arguments.clone()));
-            let _ = events.send(ChatEvent::ToolStarted {
+            events.emit(ChatEvent::ToolStarted {
                 invocation_id: call.id.clone(),
                 tool_name: call.function.name.clone(),
                 input: input.clone(),
@@ -137,7 +141,7 @@ pub async fn run_turn<L: LlmClient>(
             };
             let text = cap_middle(&text, settings.output_cap);
             let is_error = status == ToolStatus::Error;
-            let _ = events.send(ChatEvent::ToolCompleted {
+            events.emit(ChatEvent::ToolCompleted {
                 invocation_id: call.id.clone(),
                 tool_name: call.function.name.clone(),
                 status,
@@ -187,7 +191,7 @@ enum ModelResult {
 async fn call_model<L: LlmClient>(
     llm: &L,
     request: LlmRequest<'_>,
-    on_delta: &mut (dyn FnMut(&str) + Send),
+    on_delta: &mut dyn FnMut(&str),
     cancel: &CancellationToken,
 ) -> ModelResult {
     tokio::select! {

@@ -126,7 +126,7 @@ pub trait LlmClient: Send + Sync + 'static {
     fn complete<'a>(
         &'a self,
         request: LlmRequest<'a>,
-        on_delta: &'a mut (dyn FnMut(&str) + Send),
+        on_delta: &'a mut dyn FnMut(&str),
     ) -> impl Future<Output = Result<Completion, LlmError>> + 'a;
 
     /// The model name reported in `meta.model`.

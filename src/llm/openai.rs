@@ -96,7 +96,7 @@ impl OpenAiClient {
     async fn call(
         &self,
         request: LlmRequest<'_>,
-        on_delta: &mut (dyn FnMut(&str) + Send),
+        on_delta: &mut dyn FnMut(&str),
     ) -> Result<Completion, LlmError> {
         let endpoint = self.endpoint();
         let body = WireRequest {
@@ -192,7 +192,7 @@ impl OpenAiClient {
     async fn read_json(
         &self,
         response: reqwest::Response,
-        on_delta: &mut (dyn FnMut(&str) + Send),
+        on_delta: &mut dyn FnMut(&str),
         id_prefix: &str,
     ) -> Result<Completion, LlmError> {
         let bytes = tokio::time::timeout(self.limits.request_timeout, response.bytes())
@@ -228,7 +228,7 @@ impl OpenAiClient {
     async fn read_stream(
         &self,
         response: reqwest::Response,
-        on_delta: &mut (dyn FnMut(&str) + Send),
+        on_delta: &mut dyn FnMut(&str),
         id_prefix: &str,
     ) -> Result<Completion, LlmError> {
         let mut body = response.bytes_stream();
@@ -285,7 +285,7 @@ impl LlmClient for OpenAiClient {
     fn complete<'a>(
         &'a self,
         request: LlmRequest<'a>,
-        on_delta: &'a mut (dyn FnMut(&str) + Send),
+        on_delta: &'a mut dyn FnMut(&str),
     ) -> impl std::future::Future<Output = Result<Completion, LlmError>> + 'a {
         self.call(request, on_delta)
     }
@@ -307,11 +307,7 @@ struct StreamState {
 
 impl StreamState {
     /// Applies one event payload; `Ok(true)` once `[DONE]` arrives.
-    fn apply(
-        &mut self,
-        payload: &str,
-        on_delta: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<bool, LlmError> {
+    fn apply(&mut self, payload: &str, on_delta: &mut dyn FnMut(&str)) -> Result<bool, LlmError> {
         let payload = payload.trim();
         if payload == "[DONE]" {
             self.done = true;

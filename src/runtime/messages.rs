@@ -55,6 +55,13 @@ pub struct SessionActivity {
     pub busy: bool,
 }
 
+/// Stop and forget a session whatever its state (its conversation is being deleted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveSession {
+    pub key: SessionKey,
+}
+
 /// Run the eviction policy now (the timer sends this too).
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -99,10 +106,19 @@ pub struct TurnHandle {
 #[rtype(result = "Result<(), SessionError>")]
 pub struct CancelTurn;
 
-/// Stop the session if it is idle (`Err(Busy)` otherwise).
+/// Stop the session: only if idle (`Err(Busy)` otherwise), or with `force` cancelling its turn.
 #[derive(Message)]
 #[rtype(result = "Result<(), SessionError>")]
-pub struct Evict;
+pub struct Evict {
+    pub force: bool,
+}
+
+/// Re-attach: the kept events after `after`, then live ones while the turn runs.
+#[derive(Message)]
+#[rtype(result = "Result<tokio::sync::mpsc::UnboundedReceiver<SeqEvent>, SessionError>")]
+pub struct Subscribe {
+    pub after: Option<u64>,
+}
 
 /// Session facts for `/api/session/info` and `/boot`.
 #[derive(Message)]

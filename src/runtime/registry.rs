@@ -64,7 +64,7 @@ impl Registry {
         let mut count = 0;
         for key in keys {
             if let Some(entry) = self.sessions.remove(&key) {
-                entry.addr.do_send(Evict);
+                entry.addr.do_send(Evict { force: false });
                 self.evictions += 1;
                 count += 1;
                 tracing::info!(client = %key.client_id, conversation = %key.conversation_id, "session evicted");
@@ -138,6 +138,16 @@ impl Handler<GetSession> for Registry {
             }
         }
         Ok(self.start_session(msg.key, ctx))
+    }
+}
+
+impl Handler<RemoveSession> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveSession, _ctx: &mut Self::Context) {
+        if let Some(entry) = self.sessions.remove(&msg.key) {
+            entry.addr.do_send(Evict { force: true });
+        }
     }
 }
 

@@ -1,13 +1,17 @@
 //! What every session shares, read-only: config, the tool contract, the tool registry, the
-//! model client and the sandbox. Built once in `run` and passed down; no globals.
+//! model client, the sandbox and the store. Built once in `run` and passed down; no globals.
 
 use std::sync::Arc;
 
-use crate::config::Config;
+use super::messages::SessionKey;
+use crate::config::{Config, ToolsConfig};
 use crate::llm::openai::OpenAiClient;
 use crate::spec::Spec;
+use crate::store::Store;
 use crate::tools::sandbox::Sandbox;
 use crate::tools::ToolRegistry;
+use crate::workspace::git::SnapshotPolicy;
+use crate::workspace::Workspace;
 
 pub struct Services {
     pub config: Arc<Config>,
@@ -15,5 +19,21 @@ pub struct Services {
     pub tools: ToolRegistry,
     pub llm: OpenAiClient,
     pub sandbox: Arc<Sandbox>,
-    pub tools_config: Arc<crate::config::ToolsConfig>,
+    pub tools_config: Arc<ToolsConfig>,
+    pub store: Store,
+    pub snapshot_policy: SnapshotPolicy,
+}
+
+impl Services {
+    /// The one place that maps a session to its workspace directory. Ids are validated to
+    /// `[A-Za-z0-9._-]` and prefixed, so `.` and `..` can never be a directory name here.
+    pub fn workspace_for(&self, key: &SessionKey) -> Workspace {
+        Workspace::new(
+            self.config
+                .workspace
+                .root
+                .join(format!("c-{}", key.client_id))
+                .join(format!("s-{}", key.conversation_id)),
+        )
+    }
 }

@@ -2,51 +2,128 @@
 //!
 //! State machine: idle (it holds its parts) or running (a turn holds them, the actor keeps the
 //! cancel token). Parts are lent to the turn future by value and come back when it ends, also
-//! after a cancel. Every event of a turn passes through the actor, which numbers it, keeps it
-//! for re-attaching clients and fans it out. One turn at a time: a second `StartTurn` is
-//! `Busy`. Dropping the actor drops the tool state, which kills its processes.
+//! after a cancel. Events are numbered, kept and fanned out by the session's [`EventLog`];
+//! the running turn is checkpointed to the store after each tool call, and at the end of the
+//! turn the workspace is snapshotted and history, conversation and events are written and
+//! flushed before `final` goes out. A restarted or evicted session is rebuilt from the store.
+//! Dropping the actor drops the tool state, which kills its processes.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use tokio::sync::mpsc::{self, UnboundedSender};
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
 use super::messages::*;
 use super::services::Services;
-use crate::agent::{run_turn, Conversation, TurnEnd, TurnOutcome, TurnSettings};
-use crate::llm::{LlmClient, Message};
-use crate::protocol::{
-    ChatEvent, ChatResponse, GitState, ReplyMeta, SeqEvent, WorkspacePaths, WorkspaceState,
+use crate::agent::{
+    run_turn, Conversation, EventSink, HistoryEntry, TurnEnd, TurnOutcome, TurnSettings,
 };
+use crate::llm::{LlmClient, Message};
+use crate::protocol::{ChatEvent, ChatResponse, ReplyMeta, SeqEvent, UploadEntry, WorkspaceState};
+use crate::store::{TurnRecord, TurnState, UploadRecord};
 use crate::tools::{ToolContext, ToolState};
-use crate::workspace::{Workspace, MOUNT, OUTPUT_DIR};
+use crate::workspace::{git, MOUNT, UPLOAD_DIR};
 
 /// Entries of `vm_history` in a response.
 const VM_HISTORY_LEN: usize = 25;
+/// Snapshots listed in a `workspace_state`.
+const SNAPSHOT_LIST_LEN: usize = 20;
 
 /// What a turn borrows.
 struct Parts {
     history: Conversation,
     tools: ToolContext,
+    /// History entries already in the store; the rest is written at the end of the turn.
+    persisted: usize,
 }
 
 struct RunningTurn {
     cancel: CancellationToken,
-    /// The turn's own sender; the actor sends `final`/`error`/`stop` through it so they
-    /// arrive after every event the turn emitted.
-    events: UnboundedSender<ChatEvent>,
     started: Instant,
 }
 
-/// The numbered events of the current (or last) turn and who is listening.
-#[derive(Default)]
+/// The numbered events of the current (or last) turn and who is listening. Shared between
+/// the actor and its running turn on the actor's own thread (hence `Rc<RefCell>`, never
+/// across threads).
 struct EventLog {
+    key: SessionKey,
+    services: Arc<Services>,
     next_seq: u64,
     events: Vec<SeqEvent>,
     subscribers: Vec<UnboundedSender<SeqEvent>>,
+    running: bool,
+}
+
+#[derive(Clone)]
+struct SharedLog(Rc<RefCell<EventLog>>);
+
+impl EventSink for SharedLog {
+    fn emit(&self, event: ChatEvent) {
+        let checkpoint = matches!(event, ChatEvent::ToolCompleted { .. });
+        let mut log = self.0.borrow_mut();
+        log.publish(event);
+        if checkpoint {
+            log.checkpoint();
+        }
+    }
+}
+
+impl EventLog {
+    fn number(&mut self, event: ChatEvent) -> SeqEvent {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        SeqEvent { seq, event }
+    }
+
+    fn publish(&mut self, event: ChatEvent) {
+        let event = self.number(event);
+        self.deliver(event);
+    }
+
+    fn deliver(&mut self, event: SeqEvent) {
+        self.subscribers
+            .retain(|subscriber| subscriber.send(event.clone()).is_ok());
+        self.events.push(event);
+    }
+
+    fn record(&self, state: TurnState) -> TurnRecord {
+        TurnRecord {
+            state,
+            events: self.events.clone(),
+            next_seq: self.next_seq,
+        }
+    }
+
+    /// Records the running turn (not flushed: sled writes it out within its flush interval),
+    /// so a crash leaves its partial events behind.
+    fn checkpoint(&self) {
+        let record = self.record(TurnState::Running);
+        if let Err(error) =
+            self.services
+                .store
+                .save_turn(&self.key.client_id, &self.key.conversation_id, &record)
+        {
+            tracing::warn!(%error, "cannot checkpoint the running turn");
+        }
+    }
+
+    /// A receiver that gets every kept event after `after`, then live ones while running.
+    fn subscribe(&mut self, after: Option<u64>) -> UnboundedReceiver<SeqEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for event in &self.events {
+            if after.is_none_or(|after| event.seq > after) {
+                let _ = tx.send(event.clone());
+            }
+        }
+        if self.running {
+            self.subscribers.push(tx);
+        }
+        rx
+    }
 }
 
 pub struct SessionActor {
@@ -55,7 +132,13 @@ pub struct SessionActor {
     registry: Recipient<SessionActivity>,
     parts: Option<Parts>,
     running: Option<RunningTurn>,
-    log: EventLog,
+    log: SharedLog,
+}
+
+/// What the end-of-turn persistence hands back to the actor.
+struct Persisted {
+    closing: Vec<SeqEvent>,
+    history_len: usize,
 }
 
 impl SessionActor {
@@ -64,19 +147,21 @@ impl SessionActor {
         services: Arc<Services>,
         registry: Recipient<SessionActivity>,
     ) -> Self {
-        let root = services
-            .config
-            .workspace
-            .root
-            .join(format!("c-{}", key.client_id))
-            .join(format!("s-{}", key.conversation_id));
         let tools = ToolContext {
-            workspace: Workspace::new(root),
+            workspace: services.workspace_for(&key),
             state: ToolState::default(),
             cancel: CancellationToken::new(),
             config: services.tools_config.clone(),
             sandbox: services.sandbox.clone(),
         };
+        let log = SharedLog(Rc::new(RefCell::new(EventLog {
+            key: key.clone(),
+            services: services.clone(),
+            next_seq: 1,
+            events: Vec::new(),
+            subscribers: Vec::new(),
+            running: false,
+        })));
         Self {
             key,
             services,
@@ -84,9 +169,10 @@ impl SessionActor {
             parts: Some(Parts {
                 history: Conversation::new(),
                 tools,
+                persisted: 0,
             }),
             running: None,
-            log: EventLog::default(),
+            log,
         }
     }
 
@@ -94,93 +180,219 @@ impl SessionActor {
         self.parts.as_ref().ok_or(SessionError::Busy)
     }
 
+    fn uploads(&self) -> Vec<UploadRecord> {
+        self.services
+            .store
+            .list_uploads(&self.key.client_id, &self.key.conversation_id)
+            .unwrap_or_default()
+    }
+
     fn system_prompt(&self) -> String {
         let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-        self.services.spec.render_prompt(&date, &[])
+        let uploads: Vec<String> = self
+            .uploads()
+            .iter()
+            .map(|u| {
+                format!(
+                    "{MOUNT}/{UPLOAD_DIR}/{} ({})",
+                    u.name,
+                    crate::protocol::size_display(u.size_bytes)
+                )
+            })
+            .collect();
+        self.services.spec.render_prompt(&date, &uploads)
     }
 
-    fn workspace_state(&self) -> WorkspaceState {
-        WorkspaceState {
-            enabled: false,
-            snapshots: Vec::new(),
-            latest_snapshot: None,
-            paths: WorkspacePaths {
-                mount: MOUNT.to_string(),
-                output: format!("{MOUNT}/{OUTPUT_DIR}"),
-            },
-            git: GitState::default(),
-        }
-    }
-
-    fn respond(
-        &self,
-        history: &Conversation,
-        outcome: &TurnOutcome,
-        started: Instant,
-    ) -> ChatResponse {
-        let uploads = &self.services.config.uploads;
-        ChatResponse {
-            reply: outcome.reply.clone(),
-            meta: ReplyMeta {
-                model: self.services.llm.model_name(),
-                timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                tokens_in: outcome.usage.prompt_tokens,
-                tokens_out: outcome.usage.completion_tokens,
-                latency: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-                summary: summary_of(&outcome.reply),
-            },
-            web_preview: None,
-            ppt_slides: Vec::new(),
-            artifacts: Vec::new(),
-            tool_calls: outcome.tool_calls.clone(),
-            vm_history: history.tail_json(VM_HISTORY_LEN),
-            workspace_state: self.workspace_state(),
-            uploads: Vec::new(),
-            upload_limit: uploads.max_files,
-            max_upload_size_mb: uploads.max_file_size_mb,
-            max_upload_size_bytes: uploads.max_file_size_mb * 1024 * 1024,
-        }
-    }
-
-    /// Numbers an event, keeps it and hands it to every live subscriber.
-    fn publish(&mut self, event: ChatEvent) {
-        let seq = self.log.next_seq;
-        self.log.next_seq += 1;
-        let event = SeqEvent { seq, event };
-        self.log
-            .subscribers
-            .retain(|subscriber| subscriber.send(event.clone()).is_ok());
-        self.log.events.push(event);
-    }
-
-    fn finish_turn(&mut self, parts: Parts, outcome: TurnOutcome) {
+    fn finish_turn(&mut self, parts: Parts, outcome: TurnOutcome, ctx: &mut Context<Self>) {
         let Some(running) = self.running.take() else {
             return;
         };
-        let closing = match &outcome.end {
-            TurnEnd::Answered | TurnEnd::MaxSteps => ChatEvent::Final {
-                payload: Box::new(self.respond(&parts.history, &outcome, running.started)),
-            },
-            TurnEnd::Cancelled => ChatEvent::Error {
-                message: "cancelled".into(),
-                status: 409,
-            },
-            TurnEnd::Failed(error) => {
-                tracing::warn!(%error, "turn failed");
-                ChatEvent::Error {
-                    message: error.to_string(),
-                    status: if error.is_timeout() { 504 } else { 502 },
+        let services = self.services.clone();
+        let key = self.key.clone();
+        let history = parts.history.entries().to_vec();
+        let persisted_from = parts.persisted;
+        let first_message = first_user_message(&parts.history);
+        let label = last_user_message(&parts.history);
+        let root = parts.tools.workspace.root().to_path_buf();
+        let (events, mut next_seq) = {
+            let log = self.log.0.borrow();
+            (log.events.clone(), log.next_seq)
+        };
+        let latency = running.started.elapsed();
+        let model = services.llm.model_name();
+        let work = tokio::task::spawn_blocking(move || {
+            let (owner, conversation) = (&key.client_id, &key.conversation_id);
+            let workspace_state = snapshot_after_turn(&services, &root, &label);
+            let uploads = upload_entries(
+                &services
+                    .store
+                    .list_uploads(owner, conversation)
+                    .unwrap_or_default(),
+            );
+            let closing_event = closing_event(&outcome, || ChatResponse {
+                reply: outcome.reply.clone(),
+                meta: ReplyMeta {
+                    model,
+                    timestamp: chrono::Utc::now()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    tokens_in: outcome.usage.prompt_tokens,
+                    tokens_out: outcome.usage.completion_tokens,
+                    latency: (latency.as_secs_f64() * 1000.0).round() / 1000.0,
+                    summary: summary_of(&outcome.reply),
+                },
+                web_preview: None,
+                ppt_slides: Vec::new(),
+                artifacts: Vec::new(),
+                tool_calls: outcome.tool_calls.clone(),
+                vm_history: tail_json(&history, VM_HISTORY_LEN),
+                workspace_state,
+                uploads,
+                upload_limit: services.config.uploads.max_files,
+                max_upload_size_mb: services.config.uploads.max_file_size_mb,
+                max_upload_size_bytes: services.config.uploads.max_file_size_mb * 1024 * 1024,
+            });
+            let mut closing = Vec::new();
+            for event in [closing_event, ChatEvent::Stop] {
+                closing.push(SeqEvent {
+                    seq: next_seq,
+                    event,
+                });
+                next_seq += 1;
+            }
+            let mut all_events = events;
+            all_events.extend(closing.iter().cloned());
+            let record = TurnRecord {
+                state: TurnState::Finished,
+                events: all_events,
+                next_seq,
+            };
+            let store = &services.store;
+            let saved = store
+                .save_history(owner, conversation, &history, persisted_from)
+                .and_then(|()| store.touch_conversation(owner, conversation, &first_message))
+                .and_then(|()| store.save_turn(owner, conversation, &record))
+                .and_then(|()| store.flush());
+            if let Err(error) = &saved {
+                tracing::error!(%error, "cannot persist the turn");
+            }
+            Persisted {
+                closing,
+                history_len: if saved.is_ok() {
+                    history.len()
+                } else {
+                    persisted_from.min(history.len())
+                },
+            }
+        });
+        let mut parts = Some(parts);
+        ctx.spawn(work.into_actor(self).map(move |result, actor, _ctx| {
+            let Some(mut parts) = parts.take() else {
+                return;
+            };
+            match result {
+                Ok(persisted) => {
+                    parts.persisted = persisted.history_len;
+                    let mut log = actor.log.0.borrow_mut();
+                    log.next_seq = persisted.closing.last().map_or(log.next_seq, |e| e.seq + 1);
+                    for event in persisted.closing {
+                        log.deliver(event);
+                    }
+                    log.running = false;
+                    log.subscribers.clear();
+                }
+                Err(error) => {
+                    tracing::error!(%error, "end-of-turn task failed");
+                    let mut log = actor.log.0.borrow_mut();
+                    log.publish(ChatEvent::Error {
+                        message: format!("internal error: {error}"),
+                        status: 500,
+                    });
+                    log.publish(ChatEvent::Stop);
+                    log.running = false;
+                    log.subscribers.clear();
                 }
             }
-        };
-        let _ = running.events.send(closing);
-        let _ = running.events.send(ChatEvent::Stop);
-        self.parts = Some(parts);
-        self.registry.do_send(SessionActivity {
-            key: self.key.clone(),
-            busy: false,
-        });
+            actor.parts = Some(parts);
+            actor.registry.do_send(SessionActivity {
+                key: actor.key.clone(),
+                busy: false,
+            });
+        }));
     }
+}
+
+fn closing_event(outcome: &TurnOutcome, response: impl FnOnce() -> ChatResponse) -> ChatEvent {
+    match &outcome.end {
+        TurnEnd::Answered | TurnEnd::MaxSteps => ChatEvent::Final {
+            payload: Box::new(response()),
+        },
+        TurnEnd::Cancelled => ChatEvent::Error {
+            message: "cancelled".into(),
+            status: 409,
+        },
+        TurnEnd::Failed(error) => {
+            tracing::warn!(%error, "turn failed");
+            ChatEvent::Error {
+                message: error.to_string(),
+                status: if error.is_timeout() { 504 } else { 502 },
+            }
+        }
+    }
+}
+
+/// Commits the workspace after a turn and reports its state; failures are logged, not fatal.
+fn snapshot_after_turn(services: &Services, root: &std::path::Path, label: &str) -> WorkspaceState {
+    let policy = &services.snapshot_policy;
+    if let Err(error) = git::snapshot(root, label, false, policy) {
+        tracing::error!(%error, "cannot snapshot the workspace");
+    }
+    git::state(root, SNAPSHOT_LIST_LEN, policy).unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot read the workspace state");
+        git::empty_state()
+    })
+}
+
+/// The upload records as the API lists them.
+pub fn upload_entries(records: &[UploadRecord]) -> Vec<UploadEntry> {
+    records
+        .iter()
+        .map(|u| UploadEntry {
+            name: u.name.clone(),
+            relative_path: format!("{UPLOAD_DIR}/{}", u.name),
+            path: format!("{MOUNT}/{UPLOAD_DIR}/{}", u.name),
+            display_path: format!("{UPLOAD_DIR}/{}", u.name),
+            size_bytes: u.size_bytes,
+            size_display: crate::protocol::size_display(u.size_bytes),
+        })
+        .collect()
+}
+
+fn tail_json(entries: &[HistoryEntry], count: usize) -> Vec<serde_json::Value> {
+    Conversation::from_entries(entries[entries.len().saturating_sub(count)..].to_vec())
+        .tail_json(count)
+}
+
+fn first_user_message(history: &Conversation) -> String {
+    history
+        .entries()
+        .iter()
+        .find_map(|e| match &e.message {
+            Message::User { content } => Some(content.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn last_user_message(history: &Conversation) -> String {
+    history
+        .entries()
+        .iter()
+        .rev()
+        .find_map(|e| match &e.message {
+            Message::User { content } => Some(content.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "Turn".into())
 }
 
 /// The first line of the reply, cut to a title-sized summary.
@@ -196,27 +408,41 @@ fn summary_of(reply: &str) -> String {
 impl Actor for SessionActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Self::Context) {
-        tracing::debug!(client = %self.key.client_id, conversation = %self.key.conversation_id, "session started");
+    /// Rebuilds the session from the store before any message is handled.
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let store = self.services.store.clone();
+        let key = self.key.clone();
+        let load = tokio::task::spawn_blocking(move || {
+            let history = store.load_history(&key.client_id, &key.conversation_id)?;
+            let turn = store.load_turn(&key.client_id, &key.conversation_id)?;
+            Ok::<_, crate::store::StoreError>((history, turn))
+        });
+        ctx.wait(
+            load.into_actor(self)
+                .map(|result, actor, _ctx| match result {
+                    Ok(Ok((history, turn))) => {
+                        if let Some(parts) = &mut actor.parts {
+                            parts.persisted = history.len();
+                            parts.history = Conversation::from_entries(history);
+                        }
+                        if let Some(turn) = turn {
+                            let mut log = actor.log.0.borrow_mut();
+                            log.next_seq = turn.next_seq;
+                            log.events = turn.events;
+                        }
+                    }
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "cannot load the session from the store")
+                    }
+                    Err(error) => tracing::error!(%error, "cannot load the session from the store"),
+                }),
+        );
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         if let Some(running) = &self.running {
             running.cancel.cancel();
         }
-        tracing::debug!(client = %self.key.client_id, conversation = %self.key.conversation_id, "session stopped");
-    }
-}
-
-impl StreamHandler<ChatEvent> for SessionActor {
-    fn handle(&mut self, event: ChatEvent, _ctx: &mut Self::Context) {
-        self.publish(event);
-    }
-
-    fn finished(&mut self, _ctx: &mut Self::Context) {
-        // The turn's event stream ended; the session itself lives on. Subscribers are told
-        // by their channel closing.
-        self.log.subscribers.clear();
     }
 }
 
@@ -224,6 +450,10 @@ impl Handler<StartTurn> for SessionActor {
     type Result = Result<TurnHandle, SessionError>;
 
     fn handle(&mut self, msg: StartTurn, ctx: &mut Self::Context) -> Self::Result {
+        if self.parts.is_none() {
+            return Err(SessionError::Busy);
+        }
+        let system_prompt = self.system_prompt();
         let Some(mut parts) = self.parts.take() else {
             return Err(SessionError::Busy);
         };
@@ -233,33 +463,34 @@ impl Handler<StartTurn> for SessionActor {
                 "cannot create the workspace: {e}"
             )));
         }
-        if msg.replace_last {
-            parts.history.drop_last_exchange();
+        if msg.replace_last && parts.history.drop_last_exchange() {
+            parts.persisted = parts.persisted.min(parts.history.len());
         }
         let cancel = CancellationToken::new();
         parts.tools.cancel = cancel.clone();
-        let (turn_tx, turn_rx) = mpsc::unbounded_channel();
-        let (client_tx, client_rx) = mpsc::unbounded_channel();
-        self.log.events.clear();
-        self.log.subscribers = vec![client_tx];
+        let events = {
+            let mut log = self.log.0.borrow_mut();
+            log.events.clear();
+            log.subscribers.clear();
+            log.running = true;
+            log.checkpoint();
+            log.subscribe(None)
+        };
         self.running = Some(RunningTurn {
             cancel,
-            events: turn_tx.clone(),
             started: Instant::now(),
         });
-        ctx.add_stream(UnboundedReceiverStream::new(turn_rx));
         self.registry.do_send(SessionActivity {
             key: self.key.clone(),
             busy: true,
         });
         let services = self.services.clone();
-        let system_prompt = self.system_prompt();
-        let llm_settings = &services.config.llm;
         let settings = TurnSettings {
-            max_steps: llm_settings.max_steps,
+            max_steps: services.config.llm.max_steps,
             output_cap: services.config.tools.output_cap_bytes,
-            context_budget_tokens: llm_settings.context_budget_tokens,
+            context_budget_tokens: services.config.llm.context_budget_tokens,
         };
+        let sink = self.log.clone();
         let turn = async move {
             let mut parts = parts;
             let outcome = run_turn(
@@ -270,16 +501,24 @@ impl Handler<StartTurn> for SessionActor {
                 system_prompt,
                 &msg.message,
                 &settings,
-                &turn_tx,
+                &sink,
             )
             .await;
             (parts, outcome)
         };
         ctx.spawn(
             turn.into_actor(self)
-                .map(|(parts, outcome), actor, _ctx| actor.finish_turn(parts, outcome)),
+                .map(|(parts, outcome), actor, ctx| actor.finish_turn(parts, outcome, ctx)),
         );
-        Ok(TurnHandle { events: client_rx })
+        Ok(TurnHandle { events })
+    }
+}
+
+impl Handler<Subscribe> for SessionActor {
+    type Result = Result<UnboundedReceiver<SeqEvent>, SessionError>;
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
+        Ok(self.log.0.borrow_mut().subscribe(msg.after))
     }
 }
 
@@ -300,9 +539,12 @@ impl Handler<CancelTurn> for SessionActor {
 impl Handler<Evict> for SessionActor {
     type Result = Result<(), SessionError>;
 
-    fn handle(&mut self, _msg: Evict, ctx: &mut Self::Context) -> Self::Result {
-        if self.running.is_some() {
+    fn handle(&mut self, msg: Evict, ctx: &mut Self::Context) -> Self::Result {
+        if self.running.is_some() && !msg.force {
             return Err(SessionError::Busy);
+        }
+        if let Some(running) = &self.running {
+            running.cancel.cancel();
         }
         ctx.stop();
         Ok(())
@@ -347,7 +589,7 @@ fn last_assistant_text(history: &Conversation) -> Option<String> {
 }
 
 impl Handler<GetHistoryEntry> for SessionActor {
-    type Result = Result<Option<crate::agent::HistoryEntry>, SessionError>;
+    type Result = Result<Option<HistoryEntry>, SessionError>;
 
     fn handle(&mut self, msg: GetHistoryEntry, _ctx: &mut Self::Context) -> Self::Result {
         Ok(self.parts()?.history.find(&msg.entry_id).cloned())
@@ -362,20 +604,35 @@ impl Handler<ClearHistory> for SessionActor {
             return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         };
         let cleared_messages = parts.history.clear();
+        parts.persisted = 0;
         parts.tools.state = ToolState::default();
-        self.log = EventLog {
-            next_seq: self.log.next_seq,
-            ..EventLog::default()
-        };
+        {
+            let mut log = self.log.0.borrow_mut();
+            log.events.clear();
+            log.subscribers.clear();
+        }
         let root = parts.tools.workspace.root().to_path_buf();
+        let store = self.services.store.clone();
+        let key = self.key.clone();
         let wipe = tokio::task::spawn_blocking(move || {
-            let existed = root.exists();
-            let result = if existed {
-                std::fs::remove_dir_all(&root)
-            } else {
-                Ok(())
-            };
-            result.map(|()| existed)
+            let (owner, conversation) = (&key.client_id, &key.conversation_id);
+            store
+                .clear_history(owner, conversation)
+                .and_then(|()| store.clear_uploads(owner, conversation))
+                .and_then(|()| {
+                    store.save_turn(
+                        owner,
+                        conversation,
+                        &TurnRecord {
+                            state: TurnState::Finished,
+                            events: Vec::new(),
+                            next_seq: 1,
+                        },
+                    )
+                })
+                .and_then(|()| store.flush())
+                .map_err(|e| e.to_string())?;
+            remove_workspace(&root).map_err(|e| format!("cannot empty the workspace: {e}"))
         });
         Box::pin(wipe.into_actor(self).map(move |result, actor, _ctx| {
             actor.parts = Some(parts);
@@ -384,13 +641,18 @@ impl Handler<ClearHistory> for SessionActor {
                     cleared_messages,
                     workspace_removed,
                 }),
-                Ok(Err(e)) => Err(SessionError::Internal(format!(
-                    "cannot empty the workspace: {e}"
-                ))),
-                Err(e) => Err(SessionError::Internal(format!(
-                    "cannot empty the workspace: {e}"
-                ))),
+                Ok(Err(message)) => Err(SessionError::Internal(message)),
+                Err(e) => Err(SessionError::Internal(e.to_string())),
             }
         }))
+    }
+}
+
+/// Deletes a workspace directory; `Ok(false)` if there was none.
+pub fn remove_workspace(root: &std::path::Path) -> std::io::Result<bool> {
+    match std::fs::remove_dir_all(root) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }

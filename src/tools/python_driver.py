@@ -9,14 +9,21 @@ sandbox, cwd /mnt/okcomputer) and talks newline-delimited JSON, one object per l
                 "error": "<traceback>" | null, "images": ["/mnt/okcomputer/output/figure-7-1.png"],
                 "timed_out": false}
 
-A line that is not a JSON request gets {"id": null, "error": "bad request: ...", ...}. All
-cells share one namespace. The real fds 0 and 1 are kept for the protocol only: fd 1 is
-pointed at stderr and fd 0 at /dev/null, so stray C-level or subprocess I/O cannot corrupt
-or steal protocol lines. SIGALRM (the per-cell timeout) and SIGINT interrupt the running
-cell only; the interpreter state is kept. The driver exits with code 0 on EOF of stdin.
-IPython is used when importable (set OKCOMPUTER_PYTHON_ENGINE=python to force plain Python);
-in plain mode, lines starting with `!` run as shell commands. Open matplotlib figures are
-saved as PNG after every cell and closed. Only the standard library is required.
+Blank lines are ignored; a line that is not a JSON request gets a reply with "id": null (or
+the request's id) and "error": "bad request: ...". Exactly one reply per request.
+
+- All cells share one namespace; a timeout (SIGALRM) or SIGINT stops the running cell only
+  and the interpreter state is kept. A timeout of 0 means no limit. SystemExit is reported,
+  never obeyed. EOF on stdin ends the driver with exit code 0.
+- The protocol owns the real fds 0 and 1: fd 1 is pointed at stderr and fd 0 at /dev/null,
+  so C-level writes and child processes can neither corrupt nor steal protocol lines.
+  input() raises and sys.stdin is empty while a cell runs.
+- stdout/stderr of a cell are captured, each capped at 200,000 characters (head and tail).
+- IPython is used when importable (magics, `!cmd`); OKCOMPUTER_PYTHON_ENGINE=python forces
+  plain Python, where lines starting with `!` run as shell commands too.
+- Open matplotlib figures are saved after each cell to /mnt/okcomputer/output/ (elsewhere:
+  $OKCOMPUTER_OUTPUT_DIR or ./output) as figure-<id>-<k>.png, then closed.
+Standard library only; IPython and matplotlib are optional.
 """
 
 import ast
@@ -41,7 +48,7 @@ class CellTimeout(BaseException):
 
 
 class Capture(io.TextIOBase):
-    """Write-only text sink that keeps only the first and the last HALF characters."""
+    """Write-only text sink keeping the first and last HALF characters (bounded memory)."""
 
     encoding = "utf-8"
 
@@ -62,17 +69,14 @@ class Capture(io.TextIOBase):
         if s:
             self.tail.append(s)
             self.tail_len += len(s)
-            if self.tail_len > 2 * HALF:  # trim lazily so a long run of writes stays cheap
-                self.tail = ["".join(self.tail)[-HALF:]]
-                self.tail_len = HALF
+            if self.tail_len > 2 * HALF:  # trimmed lazily so many small writes stay cheap
+                self.tail, self.tail_len = ["".join(self.tail)[-HALF:]], HALF
         return size
 
     def getvalue(self):
-        head, tail = "".join(self.head), "".join(self.tail)
-        omitted = self.total - len(head) - min(len(tail), HALF)
-        if omitted <= 0:
-            return head + tail
-        return f"{head}\n[... {omitted} characters omitted ...]\n{tail[-HALF:]}"
+        head, tail = "".join(self.head), "".join(self.tail)[-HALF:]
+        omitted = self.total - len(head) - len(tail)
+        return f"{head}\n[... {omitted} characters omitted ...]\n{tail}" if omitted else head + tail
 
 
 def cap(text):
@@ -85,29 +89,44 @@ def no_input(*_args, **_kwargs):
     raise RuntimeError("input() is not available in this environment")
 
 
-def system_exit_message(exc):
-    return (f"SystemExit({exc.code!r}) ignored: the interpreter keeps running; "
-            "use restart to start fresh")
+def system_exit_message(code):
+    return f"SystemExit({code!r}) ignored: the interpreter keeps running; use restart to start fresh"
+
+
+def run_shell(cmd):
+    """Runs a shell command, copying its output into the cell's captured streams."""
+    proc = subprocess.Popen(cmd, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, errors="replace",
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:  # timeout or interrupt: take the whole command down with the cell
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.wait()
+        raise
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    if proc.returncode:
+        sys.stderr.write(f"[exit code {proc.returncode}]\n")
+    return proc.returncode
 
 
 class PlainEngine:
-    """Plain CPython: exec all statements, eval a trailing expression, `!cmd` shell escapes."""
+    """Plain CPython: exec the statements, eval a trailing expression, `!cmd` shell escapes."""
 
     name = "python"
 
     def __init__(self):
-        self.ns = {"__name__": "__main__", "__okc_shell__": self.shell}
+        self.ns = {"__name__": "__main__", "__okc_shell__": self.shell_escape}
         self.count = 0
         self.loop = None
 
     @staticmethod
-    def shell(cmd):
-        proc = subprocess.run(cmd, shell=True, capture_output=True, text=True,
-                              errors="replace", stdin=subprocess.DEVNULL)
-        sys.stdout.write(proc.stdout)
-        sys.stderr.write(proc.stderr)
-        if proc.returncode:
-            sys.stderr.write(f"[exit code {proc.returncode}]\n")
+    def shell_escape(cmd):
+        run_shell(cmd)  # returns None, so a trailing `!cmd` shows no result
 
     @staticmethod
     def shell_escapes(code):
@@ -128,7 +147,7 @@ class PlainEngine:
     def run(self, code):
         """Returns (result text or None, error text or None)."""
         self.count += 1
-        name = f"<cell-{self.count}>"
+        name = f"<cell-{self.count}>"  # one name per cell, so tracebacks show the right source
         code = self.shell_escapes(code)
         linecache.cache[name] = (len(code), None, code.splitlines(True), name)
         try:
@@ -138,30 +157,29 @@ class PlainEngine:
             if last is None:
                 return None, None
             value = self.execute(ast.Expression(last.value), name, "eval")
-            if value is None:
+            if value is None or code.rstrip().endswith(";"):  # `expr;` hides the value
                 return None, None
             self.ns["_"] = value
             return repr(value), None
         except SystemExit as exc:
-            return None, system_exit_message(exc)
+            return None, system_exit_message(exc.code)
         except (CellTimeout, KeyboardInterrupt):
             raise
-        except BaseException as exc:  # noqa: B902 - any error of the cell is reported
+        except BaseException as exc:  # any other error of the cell is reported
             return None, format_cell_error(exc)
 
     def execute(self, tree, name, mode):
         code = compile(tree, name, mode, flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        value = eval(code, self.ns)  # exec-mode code objects run fine through eval
+        value = eval(code, self.ns)  # runs "exec"-mode code objects too
         if code.co_flags & 0x80:  # CO_COROUTINE: the cell used top-level await
             import asyncio
-            if self.loop is None:
-                self.loop = asyncio.new_event_loop()
+            self.loop = self.loop or asyncio.new_event_loop()
             value = self.loop.run_until_complete(value)
         return value
 
 
 def format_cell_error(exc):
-    """Traceback text starting at the first frame of cell code (the driver's frames dropped)."""
+    """Traceback text from the first frame of cell code on (the driver's frames dropped)."""
     tb = exc.__traceback__
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell"):
         tb = tb.tb_next
@@ -169,7 +187,7 @@ def format_cell_error(exc):
 
 
 class IPythonEngine:
-    """IPython's InteractiveShell: magics, `!cmd`, top-level await; no Out[n] echo."""
+    """IPython's InteractiveShell, quiet: no Out[n] echo, tracebacks go to `error`."""
 
     name = "ipython"
 
@@ -178,17 +196,22 @@ class IPythonEngine:
         from traitlets.config import Config
 
         config = Config()
-        config.HistoryManager.hist_file = ":memory:"
-        self.shell = InteractiveShell.instance(config=config, colors="NoColor",
-                                               user_ns={"__name__": "__main__"})
-        self.shell.displayhook.write_output_prompt = lambda: None
-        self.shell.displayhook.write_format_data = lambda *args, **kwargs: None
-        self.shell._showtraceback = self.keep_traceback
-        self.shell.ask_exit = lambda: setattr(self.shell, "exit_now", True)  # exit(), quit()
-        self.traceback = None
+        config.HistoryManager.hist_file = ":memory:"  # no sqlite file in $HOME
+        shell = InteractiveShell.instance(config=config, colors="NoColor",
+                                          user_ns={"__name__": "__main__"})
+        shell.displayhook.write_output_prompt = lambda: None
+        shell.displayhook.write_format_data = lambda *args, **kwargs: None
+        shell._showtraceback = self.keep_traceback
+        shell.ask_exit = lambda: setattr(shell, "exit_now", True)  # exit() and quit()
+        shell.system = self.system  # plain pipes instead of a pty: no \r\n, stderr kept apart
+        warnings.filterwarnings("ignore", message="To exit: use")
+        self.shell, self.traceback = shell, None
 
     def keep_traceback(self, _etype, _evalue, stb):
         self.traceback = self.shell.InteractiveTB.stb2text(stb)
+
+    def system(self, cmd):
+        self.shell.user_ns["_exit_code"] = run_shell(self.shell.var_expand(cmd, depth=1))
 
     def run(self, code):
         self.traceback = None
@@ -198,12 +221,11 @@ class IPythonEngine:
             raise error
         if isinstance(error, SystemExit) or self.shell.exit_now:
             self.shell.exit_now = False
-            return None, system_exit_message(error if error is not None else SystemExit(None))
+            return None, system_exit_message(getattr(error, "code", None))
         if error is not None:
             text = self.traceback or "".join(traceback.format_exception_only(type(error), error))
             return None, text.rstrip("\n") + "\n"
-        value = result.result
-        return (None if value is None else repr(value)), None
+        return (None if result.result is None else repr(result.result)), None
 
 
 def pick_engine():
@@ -247,22 +269,17 @@ def save_figures(cell_id, stderr):
 
 
 class Interrupts:
-    """SIGALRM and SIGINT raise into the cell only while one runs; otherwise they are ignored."""
+    """SIGALRM and SIGINT raise into a cell while one runs; otherwise they are ignored."""
 
     def __init__(self):
         self.armed = False
-        signal.signal(signal.SIGALRM, self.on_alarm)
-        signal.signal(signal.SIGINT, self.on_interrupt)
+        signal.signal(signal.SIGALRM, lambda *_: self.fire(CellTimeout))
+        signal.signal(signal.SIGINT, lambda *_: self.fire(KeyboardInterrupt))
 
-    def on_alarm(self, _signum, _frame):
+    def fire(self, exc_type):
         if self.armed:
             self.armed = False
-            raise CellTimeout()
-
-    def on_interrupt(self, _signum, _frame):
-        if self.armed:
-            self.armed = False
-            raise KeyboardInterrupt()
+            raise exc_type()
 
     def arm(self, timeout):
         self.armed = True
@@ -303,15 +320,6 @@ def bad_request(cell_id, why):
             "error": f"bad request: {why}", "images": [], "timed_out": False}
 
 
-def clean(value):
-    """Makes text safe for strict JSON readers (no lone surrogates)."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, list):
-        return [clean(v) for v in value]
-    return value
-
-
 def handle(line, engine, interrupts):
     try:
         request = json.loads(line)
@@ -327,8 +335,14 @@ def handle(line, engine, interrupts):
     return run_cell(engine, interrupts, cell_id, code, float(timeout))
 
 
+def clean(value):
+    """Text safe for strict JSON readers: lone surrogates become '?'."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return [clean(v) for v in value] if isinstance(value, list) else value
+
+
 def main():
-    sys.stdout.flush()
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8", errors="replace")
@@ -342,15 +356,14 @@ def main():
     warnings.filterwarnings("ignore", message="FigureCanvasAgg is non-interactive")
     interrupts = Interrupts()
     engine = pick_engine()
-    version = sys.version.split()[0]
-    proto.write(json.dumps({"ready": True, "engine": engine.name, "python": version}) + "\n")
+    ready = {"ready": True, "engine": engine.name, "python": sys.version.split()[0]}
+    proto.write(json.dumps(ready) + "\n")
     proto.flush()
     for line in requests:
-        if not line.strip():
-            continue
-        reply = {key: clean(value) for key, value in handle(line, engine, interrupts).items()}
-        proto.write(json.dumps(reply) + "\n")
-        proto.flush()
+        if line.strip():
+            reply = {key: clean(value) for key, value in handle(line, engine, interrupts).items()}
+            proto.write(json.dumps(reply) + "\n")
+            proto.flush()
     return 0
 
 

@@ -8,7 +8,9 @@
 
 use std::path::Path;
 
-use git2::{build::CheckoutBuilder, BranchType, IndexAddOption, Oid, Repository, ResetType, Signature};
+use git2::{
+    build::CheckoutBuilder, BranchType, IndexAddOption, Oid, Repository, ResetType, Signature,
+};
 
 use crate::protocol::{GitState, SnapshotView, WorkspacePaths, WorkspaceState};
 use crate::workspace::{MOUNT, OUTPUT_DIR};
@@ -77,7 +79,8 @@ pub fn snapshot(
     let mut index = repo.index()?;
     let max = policy.max_file_bytes;
     let mut skip_large = |path: &Path, _spec: &[u8]| -> i32 {
-        let too_big = std::fs::metadata(root.join(path)).is_ok_and(|m| m.is_file() && m.len() > max);
+        let too_big =
+            std::fs::metadata(root.join(path)).is_ok_and(|m| m.is_file() && m.len() > max);
         i32::from(too_big)
     };
     index.add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_large))?;
@@ -94,14 +97,25 @@ pub fn snapshot(
     let signature = Signature::now("OKCVM", "okcvm@localhost")?;
     let label = label_of(label);
     let parents: Vec<&git2::Commit> = parent.iter().collect();
-    let id = repo.commit(Some("HEAD"), &signature, &signature, &label, &tree, &parents)?;
+    let id = repo.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        &label,
+        &tree,
+        &parents,
+    )?;
     let commit = repo.find_commit(id)?;
     let snapshot = view(&commit);
     Ok(snapshot)
 }
 
 /// The `workspace_state` of the API: recent snapshots of the current branch and git status.
-pub fn state(root: &Path, limit: usize, policy: &SnapshotPolicy) -> Result<WorkspaceState, GitError> {
+pub fn state(
+    root: &Path,
+    limit: usize,
+    policy: &SnapshotPolicy,
+) -> Result<WorkspaceState, GitError> {
     let repo = open_or_init(root, policy)?;
     let head = repo.head().ok();
     let branch = match &head {
@@ -119,7 +133,9 @@ pub fn state(root: &Path, limit: usize, policy: &SnapshotPolicy) -> Result<Works
         }
     }
     let mut status_options = git2::StatusOptions::new();
-    status_options.include_untracked(true).exclude_submodules(true);
+    status_options
+        .include_untracked(true)
+        .exclude_submodules(true);
     let is_dirty = !repo.statuses(Some(&mut status_options))?.is_empty();
     Ok(WorkspaceState {
         enabled: true,
@@ -135,10 +151,19 @@ pub fn state(root: &Path, limit: usize, policy: &SnapshotPolicy) -> Result<Works
 }
 
 /// Moves the current branch to a snapshot (files too, with `checkout`).
-pub fn restore_snapshot(root: &Path, id: &str, checkout: bool, policy: &SnapshotPolicy) -> Result<(), GitError> {
+pub fn restore_snapshot(
+    root: &Path,
+    id: &str,
+    checkout: bool,
+    policy: &SnapshotPolicy,
+) -> Result<(), GitError> {
     let repo = open_or_init(root, policy)?;
     let commit = find_commit(&repo, id)?;
-    let kind = if checkout { ResetType::Hard } else { ResetType::Soft };
+    let kind = if checkout {
+        ResetType::Hard
+    } else {
+        ResetType::Soft
+    };
     let mut files = CheckoutBuilder::new();
     files.force().remove_untracked(true);
     repo.reset(commit.as_object(), kind, Some(&mut files))?;
@@ -146,7 +171,12 @@ pub fn restore_snapshot(root: &Path, id: &str, checkout: bool, policy: &Snapshot
 }
 
 /// Switches to an existing branch (files too, with `checkout`).
-pub fn switch_branch(root: &Path, name: &str, checkout: bool, policy: &SnapshotPolicy) -> Result<(), GitError> {
+pub fn switch_branch(
+    root: &Path,
+    name: &str,
+    checkout: bool,
+    policy: &SnapshotPolicy,
+) -> Result<(), GitError> {
     check_branch_name(name)?;
     let repo = open_or_init(root, policy)?;
     repo.find_branch(name, BranchType::Local)
@@ -255,7 +285,11 @@ fn view(commit: &git2::Commit) -> SnapshotView {
 }
 
 fn label_of(label: &str) -> String {
-    let first = label.lines().find(|l| !l.trim().is_empty()).unwrap_or("Snapshot").trim();
+    let first = label
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("Snapshot")
+        .trim();
     first.chars().take(MAX_LABEL_CHARS).collect()
 }
 
@@ -279,7 +313,10 @@ mod tests {
         let first = snapshot(&root, "turn one\nmore", false, &policy()).unwrap();
         assert_eq!(first.label, "turn one");
         // Unchanged: no new commit unless asked.
-        assert_eq!(snapshot(&root, "again", false, &policy()).unwrap().id, first.id);
+        assert_eq!(
+            snapshot(&root, "again", false, &policy()).unwrap().id,
+            first.id
+        );
         std::fs::write(root.join("a.txt"), "v2").unwrap();
         std::fs::write(root.join("new.txt"), "n").unwrap();
         std::fs::write(root.join("big.bin"), vec![0u8; 4096]).unwrap();
@@ -295,15 +332,27 @@ mod tests {
         restore_snapshot(&root, &first.id[..10], true, &policy()).unwrap();
         assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "v1");
         assert!(!root.join("new.txt").exists());
-        assert!(matches!(restore_snapshot(&root, "deadbeef", true, &policy()), Err(GitError::UnknownSnapshot(_))));
-        assert!(matches!(restore_snapshot(&root, "HEAD~1", true, &policy()), Err(GitError::UnknownSnapshot(_))));
+        assert!(matches!(
+            restore_snapshot(&root, "deadbeef", true, &policy()),
+            Err(GitError::UnknownSnapshot(_))
+        ));
+        assert!(matches!(
+            restore_snapshot(&root, "HEAD~1", true, &policy()),
+            Err(GitError::UnknownSnapshot(_))
+        ));
 
         create_branch(&root, "alt", Some(&second.id), true, &policy()).unwrap();
         assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "v2");
         switch_branch(&root, "main", true, &policy()).unwrap();
         assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "v1");
-        assert!(matches!(switch_branch(&root, "nope", true, &policy()), Err(GitError::UnknownBranch(_))));
-        assert!(matches!(create_branch(&root, "alt", None, true, &policy()), Err(GitError::BranchExists(_))));
+        assert!(matches!(
+            switch_branch(&root, "nope", true, &policy()),
+            Err(GitError::UnknownBranch(_))
+        ));
+        assert!(matches!(
+            create_branch(&root, "alt", None, true, &policy()),
+            Err(GitError::BranchExists(_))
+        ));
     }
 
     #[test]
@@ -311,7 +360,18 @@ mod tests {
         for good in ["main", "v2", "feature/x-1", "a.b"] {
             assert!(check_branch_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "-x", "a..b", "a b", "x.lock", "/x", "x/", &"b".repeat(201), "a~1", "é"] {
+        for bad in [
+            "",
+            "-x",
+            "a..b",
+            "a b",
+            "x.lock",
+            "/x",
+            "x/",
+            &"b".repeat(201),
+            "a~1",
+            "é",
+        ] {
             assert!(check_branch_name(bad).is_err(), "{bad}");
         }
     }
