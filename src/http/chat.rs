@@ -12,7 +12,7 @@ use super::identity::session_key;
 use super::sse::event_stream;
 use super::AppState;
 use crate::protocol::{ChatEvent, ChatRequest};
-use crate::runtime::messages::{CancelTurn, GetSession, StartTurn};
+use crate::runtime::messages::{CancelTurn, GetSession, StartTurn, Subscribe};
 
 pub async fn chat(
     state: web::Data<AppState>,
@@ -57,6 +57,35 @@ pub async fn stop(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let session = state.registry.send(GetSession { key }).await??;
     session.send(CancelTurn).await??;
     Ok(HttpResponse::Ok().json(json!({"stopped": true})))
+}
+
+#[derive(serde::Deserialize)]
+pub struct EventsQuery {
+    after: Option<u64>,
+}
+
+/// Re-attach to the running or last turn: replays events after `after` (or `Last-Event-ID`),
+/// then follows the turn live until `stop`.
+pub async fn events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::BadRequest("Last-Event-ID must be an event number".into()))
+        })
+        .transpose()?;
+    let after = query.after.or(last_event_id);
+    let session = state.registry.send(GetSession { key }).await??;
+    let events = session.send(Subscribe { after }).await??;
+    Ok(event_stream(events, &req))
 }
 
 fn accepts_event_stream(req: &HttpRequest) -> bool {

@@ -66,6 +66,22 @@ impl From<SessionError> for ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+impl From<crate::workspace::git::GitError> for ApiError {
+    fn from(error: crate::workspace::git::GitError) -> Self {
+        if error.is_client_error() {
+            ApiError::BadRequest(error.to_string())
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}
+
 impl From<actix::MailboxError> for ApiError {
     fn from(error: actix::MailboxError) -> Self {
         SessionError::from(error).into()

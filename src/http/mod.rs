@@ -4,10 +4,13 @@
 
 pub mod chat;
 pub mod console;
+pub mod conversations;
 pub mod error;
+pub mod files;
 pub mod identity;
 pub mod session;
 pub mod sse;
+pub mod workspace;
 
 use std::sync::Arc;
 
@@ -50,6 +53,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api")
             .route("/chat", web::post().to(chat::chat))
             .route("/chat/stop", web::post().to(chat::stop))
+            .route("/chat/events", web::get().to(chat::events))
+            .route("/conversations", web::get().to(conversations::list))
+            .route("/conversations", web::post().to(conversations::create))
+            .route("/conversations/{id}", web::get().to(conversations::get))
+            .route("/conversations/{id}", web::put().to(conversations::update))
+            .route(
+                "/conversations/{id}",
+                web::delete().to(conversations::delete),
+            )
+            .route("/session/files", web::get().to(files::list))
+            .route("/session/files", web::post().to(files::upload))
+            .route(
+                "/session/workspace/snapshots",
+                web::get().to(workspace::snapshots),
+            )
+            .route(
+                "/session/workspace/snapshots",
+                web::post().to(workspace::create_snapshot),
+            )
+            .route(
+                "/session/workspace/restore",
+                web::post().to(workspace::restore),
+            )
+            .route(
+                "/session/workspace/branch",
+                web::post().to(workspace::branch),
+            )
+            .route("/session/workspace/files", web::get().to(workspace::files))
+            .route("/session/workspace/file", web::get().to(workspace::file))
             .route("/session/info", web::get().to(session::info))
             .route("/session/boot", web::get().to(session::boot))
             .route("/session/history", web::delete().to(session::clear_history))
@@ -60,6 +92,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sessions", web::get().to(session::sessions)),
     )
     .default_service(web::to(not_found));
+}
+
+/// Runs blocking work (sled, git2, directory walks) off the HTTP thread.
+pub async fn blocking<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, error::ApiError>
+where
+    T: Send + 'static,
+    E: Into<error::ApiError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(e) => Err(error::ApiError::Internal(format!(
+            "background task failed: {e}"
+        ))),
+    }
 }
 
 async fn not_found(

@@ -6,10 +6,12 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::identity::session_key;
-use super::AppState;
+use super::workspace::workspace_state;
+use super::{blocking, AppState};
 use crate::runtime::messages::{
     ClearHistory, GetHistoryEntry, GetInfo, GetSession, GetStats, SessionInfo,
 };
+use crate::runtime::session::upload_entries;
 use crate::runtime::SessionKey;
 use crate::workspace::{MOUNT, OUTPUT_DIR};
 
@@ -44,8 +46,8 @@ pub async fn boot(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         "artifacts": [],
         "vm": vm_view(&state, &key, &info),
         "vm_history": info.vm_history,
-        "workspace_state": workspace_state(),
-        "uploads": [],
+        "workspace_state": workspace_state(&state, &key, 20).await?,
+        "uploads": upload_entries(&uploads_of(&state, &key).await?),
         "upload_limit": uploads.max_files,
         "max_upload_size_mb": uploads.max_file_size_mb,
         "max_upload_size_bytes": uploads.max_file_size_mb * 1024 * 1024,
@@ -125,12 +127,11 @@ fn vm_view(state: &AppState, key: &SessionKey, info: &SessionInfo) -> Value {
     })
 }
 
-fn workspace_state() -> Value {
-    json!({
-        "enabled": false,
-        "snapshots": [],
-        "latest_snapshot": Value::Null,
-        "paths": {"mount": MOUNT, "output": format!("{MOUNT}/{OUTPUT_DIR}")},
-        "git": {"commit": Value::Null, "branch": Value::Null, "is_dirty": false},
-    })
+async fn uploads_of(
+    state: &AppState,
+    key: &SessionKey,
+) -> Result<Vec<crate::store::UploadRecord>, ApiError> {
+    let store = state.services.store.clone();
+    let key = key.clone();
+    blocking(move || store.list_uploads(&key.client_id, &key.conversation_id)).await
 }

@@ -352,6 +352,11 @@ def main():
         os.close(null)
     except OSError:
         pass
+    here = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else ""
+    if sys.path and sys.path[0] in ("", here):  # cells import from the cwd, as in IPython
+        sys.path[0] = ""
+    else:
+        sys.path.insert(0, "")
     os.environ.setdefault("MPLBACKEND", "Agg")
     warnings.filterwarnings("ignore", message="FigureCanvasAgg is non-interactive")
     interrupts = Interrupts()

@@ -1,0 +1,155 @@
+//! `/api/conversations`: the caller's conversations (list, get, create, update, delete).
+//!
+//! Every record is keyed by the caller's owner id, so another client's conversation is simply
+//! not found (404). Delete removes the session, its workspace and everything stored for it,
+//! located from server-side records and the server's own path scheme, never a client path.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::identity::{session_key, validate_id};
+use super::{blocking, AppState};
+use crate::runtime::messages::RemoveSession;
+use crate::runtime::session::remove_workspace;
+use crate::runtime::SessionKey;
+
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let owner = session_key(&req)?.client_id;
+    let store = state.services.store.clone();
+    let records = blocking(move || store.list_conversations(&owner)).await?;
+    let conversations: Vec<Value> = records.iter().map(|r| r.to_json()).collect();
+    Ok(HttpResponse::Ok().json(json!({ "conversations": conversations })))
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = session_key(&req)?.client_id;
+    let id = conversation_id(id.into_inner())?;
+    let store = state.services.store.clone();
+    let wanted = id.clone();
+    match blocking(move || store.get_conversation(&owner, &wanted)).await? {
+        Some(record) => Ok(HttpResponse::Ok().json(json!({ "conversation": record.to_json() }))),
+        None => Err(not_found(&id)),
+    }
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = session_key(&req)?.client_id;
+    let body = body.into_inner();
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(
+            "the conversation must be a JSON object".into(),
+        ));
+    }
+    let id = match body.get("id") {
+        Some(Value::String(id)) => conversation_id(id.clone())?,
+        Some(Value::Number(n)) => conversation_id(n.to_string())?,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "the conversation needs an `id`".into(),
+            ))
+        }
+    };
+    save(&state, owner, id, body).await
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = session_key(&req)?.client_id;
+    let id = conversation_id(id.into_inner())?;
+    let mut body = body.into_inner();
+    let Some(fields) = body.as_object_mut() else {
+        return Err(ApiError::BadRequest(
+            "the conversation must be a JSON object".into(),
+        ));
+    };
+    fields.insert("id".into(), Value::String(id.clone()));
+    let store = state.services.store.clone();
+    let (check_owner, check_id) = (owner.clone(), id.clone());
+    if blocking(move || store.get_conversation(&check_owner, &check_id))
+        .await?
+        .is_none()
+    {
+        return Err(not_found(&id));
+    }
+    save(&state, owner, id, body).await
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let owner = session_key(&req)?.client_id;
+    let id = conversation_id(id.into_inner())?;
+    let key = SessionKey {
+        client_id: owner,
+        conversation_id: id.clone(),
+    };
+    let store = state.services.store.clone();
+    let lookup = key.clone();
+    if blocking(move || store.get_conversation(&lookup.client_id, &lookup.conversation_id))
+        .await?
+        .is_none()
+    {
+        return Err(not_found(&id));
+    }
+    state
+        .registry
+        .send(RemoveSession { key: key.clone() })
+        .await?;
+    let root = state.services.workspace_for(&key).root().to_path_buf();
+    let store = state.services.store.clone();
+    let removed = blocking(move || {
+        store.delete_conversation(&key.client_id, &key.conversation_id)?;
+        store.flush()?;
+        remove_workspace(&root)
+            .map_err(|e| ApiError::Internal(format!("cannot remove the workspace: {e}")))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "deleted": true,
+        "workspace": {"removed": removed, "deployments_removed": 0},
+    })))
+}
+
+async fn save(
+    state: &AppState,
+    owner: String,
+    id: String,
+    body: Value,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.services.store.clone();
+    let record = blocking(move || {
+        let record = store.put_conversation(&owner, &id, body)?;
+        store.flush()?;
+        Ok::<_, crate::store::StoreError>(record)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "conversation": record.to_json() })))
+}
+
+fn conversation_id(raw: String) -> Result<String, ApiError> {
+    if raw.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "conversation id must not be empty".into(),
+        ));
+    }
+    validate_id("conversation id", Some(raw))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no conversation {id}"))
+}

@@ -1,0 +1,249 @@
+//! `GET/POST /api/session/files`: uploads into `/mnt/okcomputer/upload/<name>`.
+//!
+//! Multipart parts are streamed to a temporary file in the upload folder and renamed into
+//! place only when the whole batch is accepted: a bad name, a duplicate, too many files (400)
+//! or a file over the size limit (413) leaves nothing of the batch on disk. Names are reduced
+//! to a safe last component.
+
+use std::path::PathBuf;
+
+use actix_multipart::Multipart;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::TryStreamExt;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use super::error::ApiError;
+use super::identity::session_key;
+use super::{blocking, AppState};
+use crate::runtime::messages::{GetInfo, GetSession};
+use crate::runtime::session::upload_entries;
+use crate::store::UploadRecord;
+use crate::workspace::UPLOAD_DIR;
+
+const MAX_NAME_BYTES: usize = 200;
+
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let store = state.services.store.clone();
+    let records =
+        blocking(move || store.list_uploads(&key.client_id, &key.conversation_id)).await?;
+    let limits = &state.services.config.uploads;
+    Ok(HttpResponse::Ok().json(json!({
+        "files": upload_entries(&records),
+        "limit": limits.max_files,
+        "max_file_size_mb": limits.max_file_size_mb,
+        "max_file_size_bytes": limits.max_file_size_mb * 1024 * 1024,
+    })))
+}
+
+/// A part written to a temporary file, waiting for the batch to be accepted.
+struct Staged {
+    name: String,
+    temp: PathBuf,
+    size: u64,
+}
+
+pub async fn upload(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    mut payload: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let workspace = state.services.workspace_for(&key);
+    let limits = &state.services.config.uploads;
+    let max_bytes = limits.max_file_size_mb * 1024 * 1024;
+    let upload_dir = workspace
+        .resolve(UPLOAD_DIR)
+        .map_err(|e| ApiError::Internal(format!("upload folder: {e}")))?;
+    tokio::fs::create_dir_all(&upload_dir)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot create the upload folder: {e}")))?;
+    let store = state.services.store.clone();
+    let (owner, conversation) = (key.client_id.clone(), key.conversation_id.clone());
+    let existing = blocking(move || store.list_uploads(&owner, &conversation)).await?;
+
+    let mut staged: Vec<Staged> = Vec::new();
+    let result = async {
+        while let Some(mut field) = payload
+            .try_next()
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("invalid multipart body: {e}")))?
+        {
+            let disposition = field.content_disposition().cloned();
+            if disposition.as_ref().and_then(|d| d.get_name()) != Some("files") {
+                // Other form fields are not part of the contract; drain and ignore them.
+                while field
+                    .try_next()
+                    .await
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?
+                    .is_some()
+                {}
+                continue;
+            }
+            let raw_name = disposition
+                .as_ref()
+                .and_then(|d| d.get_filename())
+                .unwrap_or("");
+            let name = safe_file_name(raw_name).ok_or_else(|| {
+                ApiError::BadRequest(format!("invalid or empty file name {raw_name:?}"))
+            })?;
+            if staged.iter().any(|s| s.name == name) {
+                return Err(ApiError::BadRequest(format!(
+                    "the file name {name} appears twice in this upload"
+                )));
+            }
+            let new_names = staged.len()
+                + 1
+                + existing
+                    .iter()
+                    .filter(|e| e.name != name && !staged.iter().any(|s| s.name == e.name))
+                    .count();
+            if new_names > limits.max_files {
+                return Err(ApiError::BadRequest(format!(
+                    "at most {} files may be uploaded to a session",
+                    limits.max_files
+                )));
+            }
+            let temp = upload_dir.join(format!(".incoming-{}", uuid::Uuid::new_v4().simple()));
+            let mut file = tokio::fs::File::create(&temp)
+                .await
+                .map_err(|e| ApiError::Internal(format!("cannot store the upload: {e}")))?;
+            staged.push(Staged {
+                name: name.clone(),
+                temp,
+                size: 0,
+            });
+            let mut size = 0u64;
+            while let Some(chunk) = field
+                .try_next()
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?
+            {
+                size += chunk.len() as u64;
+                if size > max_bytes {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "{name} is larger than the limit of {} MB",
+                        limits.max_file_size_mb
+                    )));
+                }
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("cannot store the upload: {e}")))?;
+            }
+            file.flush()
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let Some(last) = staged.last_mut() {
+                last.size = size;
+            }
+        }
+        if staged.is_empty() {
+            return Err(ApiError::BadRequest(
+                "no files in the upload (use the multipart field `files`)".into(),
+            ));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = result {
+        for part in &staged {
+            let _ = tokio::fs::remove_file(&part.temp).await;
+        }
+        return Err(error);
+    }
+
+    let mut summaries = Vec::new();
+    let uploaded_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut records = Vec::new();
+    for part in &staged {
+        let target = workspace
+            .resolve(&format!("{UPLOAD_DIR}/{}", part.name))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if target.is_dir()
+            || target
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{} cannot be replaced",
+                part.name
+            )));
+        }
+        tokio::fs::rename(&part.temp, &target)
+            .await
+            .map_err(|e| ApiError::Internal(format!("cannot store the upload: {e}")))?;
+        summaries.push(format!(
+            "Uploaded {} ({}) to /mnt/okcomputer/{UPLOAD_DIR}/{}",
+            part.name,
+            crate::protocol::size_display(part.size),
+            part.name
+        ));
+        records.push(UploadRecord {
+            name: part.name.clone(),
+            size_bytes: part.size,
+            uploaded_at: uploaded_at.clone(),
+        });
+    }
+    let store = state.services.store.clone();
+    let (owner, conversation) = (key.client_id.clone(), key.conversation_id.clone());
+    let all = blocking(move || {
+        for record in &records {
+            store.put_upload(&owner, &conversation, record)?;
+        }
+        store.flush()?;
+        store.list_uploads(&owner, &conversation)
+    })
+    .await?;
+    let session = state.registry.send(GetSession { key }).await??;
+    let info = session.send(GetInfo).await??;
+    Ok(HttpResponse::Ok().json(json!({
+        "files": upload_entries(&all),
+        "summaries": summaries,
+        "system_prompt": info.system_prompt,
+        "limit": limits.max_files,
+        "max_file_size_mb": limits.max_file_size_mb,
+        "max_file_size_bytes": max_bytes,
+    })))
+}
+
+/// The last path component, without control characters; `None` if nothing usable is left.
+pub fn safe_file_name(raw: &str) -> Option<String> {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." || cleaned.starts_with(".incoming-")
+    {
+        return None;
+    }
+    let mut name = String::new();
+    for c in cleaned.chars() {
+        if name.len() + c.len_utf8() > MAX_NAME_BYTES {
+            break;
+        }
+        name.push(c);
+    }
+    Some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_reduced_to_a_safe_last_component() {
+        for (raw, want) in [
+            ("report.pdf", Some("report.pdf")),
+            ("../../etc/passwd", Some("passwd")),
+            ("C:\\Users\\x\\data.csv", Some("data.csv")),
+            ("a\u{0}b\nc.txt", Some("abc.txt")),
+            ("..", None),
+            ("dir/", None),
+            ("   ", None),
+            ("", None),
+        ] {
+            assert_eq!(safe_file_name(raw).as_deref(), want, "{raw:?}");
+        }
+        assert_eq!(safe_file_name(&"é".repeat(300)).unwrap().len(), 200);
+    }
+}
