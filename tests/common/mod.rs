@@ -19,6 +19,7 @@ pub struct TestApp {
     pub model: MockModel,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    pub config: Config,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -56,7 +57,9 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let server_config = config.clone();
         let thread = std::thread::spawn(move || {
+            let config = server_config;
             actix_rt::System::new().block_on(async move {
                 let shutdown = async move {
                     let _ = shutdown_rx.await;
@@ -74,8 +77,25 @@ impl TestApp {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap(),
+            config,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data directory and model.
+    pub fn restart(mut self) -> Self {
+        self.stop_server();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::spawn_on(self.config.clone(), self.model.clone(), dir)
+    }
+
+    fn stop_server(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 
@@ -136,13 +156,20 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop_server();
     }
+}
+
+/// A multipart body with one `files` part per `(name, bytes)`.
+pub fn upload_form(files: &[(&str, Vec<u8>)]) -> reqwest::multipart::Form {
+    files
+        .iter()
+        .fold(reqwest::multipart::Form::new(), |form, (name, bytes)| {
+            form.part(
+                "files",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+            )
+        })
 }
 
 pub fn parse_sse(body: &str) -> Vec<Frame> {

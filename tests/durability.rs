@@ -1,0 +1,533 @@
+//! Nothing a user did is lost: restarts, evictions and reconnects keep history, files,
+//! conversations, snapshots and streams; uploads land where the model is told they are.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{parse_sse, tool_messages, types, upload_form, Reply, TestApp};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+async fn post_json(app: &TestApp, path: &str, client: &str, body: Value) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.api(path, client))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn upload(app: &TestApp, client: &str, files: &[(&str, Vec<u8>)]) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.api("/api/session/files", client))
+        .multipart(upload_form(files))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_restart_keeps_history_conversations_files_and_snapshots() {
+    let app = TestApp::spawn();
+    app.model.script(
+        "KEEP",
+        vec![
+            Reply::tool(
+                "mshtools-write_file",
+                json!({"file_path": "/mnt/okcomputer/output/keep.txt", "content": "kept"}),
+            ),
+            Reply::text("saved it"),
+        ],
+    );
+    let (status, body) = app.chat_json("ann", "KEEP this").await;
+    assert_eq!(status, 200, "{body}");
+    let snapshot = body["workspace_state"]["latest_snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        body["workspace_state"]["latest_snapshot"]["label"],
+        "KEEP this"
+    );
+    let (status, _) = upload(&app, "ann", &[("notes.txt", b"hello notes".to_vec())]).await;
+    assert_eq!(status, 200);
+    let (status, _) = post_json(
+        &app,
+        "/api/conversations",
+        "ann",
+        json!({"id": "other", "title": "Other", "pinned": true}),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let app = app.restart();
+    let (_, info) = app.get("/api/session/info", "ann").await;
+    assert_eq!(info["history_length"], 4);
+    let (status, body) = app.chat_json("ann", "what did you save?").await;
+    assert_eq!(status, 200, "{body}");
+    let request = &app.model.requests_for("what did you save?")[0];
+    let contents: Vec<&str> = request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert!(
+        contents.contains(&"KEEP this") && contents.contains(&"saved it"),
+        "{contents:?}"
+    );
+    let (_, list) = app.get("/api/conversations", "ann").await;
+    let ids: Vec<&str> = list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["default", "other"]);
+    assert_eq!(list["conversations"][1]["pinned"], true);
+    let (_, files) = app.get("/api/session/files", "ann").await;
+    assert_eq!(
+        files["files"][0]["path"],
+        "/mnt/okcomputer/upload/notes.txt"
+    );
+    let (_, state) = app.get("/api/session/workspace/snapshots", "ann").await;
+    let ids: Vec<&str> = state["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&snapshot.as_str()), "{state}");
+    let (status, file) = {
+        let r = app
+            .http
+            .get(app.api(
+                "/api/session/workspace/file?path=/mnt/okcomputer/output/keep.txt",
+                "ann",
+            ))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!((status, file.as_str()), (200, "kept"));
+}
+
+#[tokio::test]
+async fn uploads_are_readable_at_the_advertised_path_and_listed_in_the_prompt() {
+    let app = TestApp::spawn();
+    let (status, body) = upload(&app, "uma", &[("../../data.csv", b"a,b\n1,2\n".to_vec())]).await;
+    assert_eq!(status, 200, "{body}");
+    let path = body["files"][0]["path"].as_str().unwrap().to_string();
+    assert_eq!(path, "/mnt/okcomputer/upload/data.csv");
+    assert_eq!(body["files"][0]["size_display"], "8 B");
+    assert!(body["system_prompt"]
+        .as_str()
+        .unwrap()
+        .contains("/mnt/okcomputer/upload/data.csv"));
+    app.model.script(
+        "READUP",
+        vec![
+            Reply::tool("mshtools-read_file", json!({"file_path": path})),
+            Reply::text("read"),
+        ],
+    );
+    app.chat_json("uma", "READUP please").await;
+    let requests = app.model.requests_for("READUP");
+    assert_eq!(tool_messages(&requests[1])[0], "     1\ta,b\n     2\t1,2\n");
+    assert!(requests[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("/mnt/okcomputer/upload/data.csv"));
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_and_leave_nothing_behind() {
+    let app = TestApp::spawn_with(|c| {
+        c.uploads.max_files = 2;
+        c.uploads.max_file_size_mb = 1;
+    });
+    let upload_dir = app.workspace_of("val").join("upload");
+    for (files, want) in [
+        (vec![("", b"x".to_vec())], 400),
+        (vec![("..", b"x".to_vec())], 400),
+        (
+            vec![("a.txt", b"1".to_vec()), ("a.txt", b"2".to_vec())],
+            400,
+        ),
+        (
+            vec![
+                ("a.txt", b"1".to_vec()),
+                ("b.txt", b"2".to_vec()),
+                ("c.txt", b"3".to_vec()),
+            ],
+            400,
+        ),
+        (
+            vec![
+                ("ok.txt", b"1".to_vec()),
+                ("big.bin", vec![7u8; 1024 * 1024 + 1]),
+            ],
+            413,
+        ),
+    ] {
+        let (status, body) = upload(&app, "val", &files).await;
+        assert_eq!(status, want, "{body}");
+        assert!(body["detail"].is_string());
+        let left: Vec<_> = std::fs::read_dir(&upload_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+    let (status, _) = upload(
+        &app,
+        "val",
+        &[("a.txt", b"1".to_vec()), ("b.txt", b"2".to_vec())],
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Replacing an existing file does not count twice; a third name does.
+    assert_eq!(
+        upload(&app, "val", &[("a.txt", b"new".to_vec())]).await.0,
+        200
+    );
+    assert_eq!(
+        upload(&app, "val", &[("c.txt", b"3".to_vec())]).await.0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn snapshot_restore_and_branch_round_trip() {
+    let app = TestApp::spawn();
+    let write = |content: &str| {
+        Reply::tool(
+            "mshtools-write_file",
+            json!({"file_path": "/mnt/okcomputer/doc.txt", "content": content}),
+        )
+    };
+    app.model
+        .script("V1", vec![write("version one"), Reply::text("v1")]);
+    app.model
+        .script("V2", vec![write("version two"), Reply::text("v2")]);
+    let (_, first) = app.chat_json("sam", "V1 write").await;
+    let v1 = first["workspace_state"]["latest_snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, second) = app.chat_json("sam", "V2 write").await;
+    let v2 = second["workspace_state"]["latest_snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(v1, v2);
+    let doc = app.workspace_of("sam").join("doc.txt");
+
+    let (status, body) = post_json(
+        &app,
+        "/api/session/workspace/restore",
+        "sam",
+        json!({"snapshot_id": v1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::read_to_string(&doc).unwrap(), "version one");
+    assert_eq!(body["workspace_state"]["git"]["commit"], v1.as_str());
+
+    let (status, body) = post_json(
+        &app,
+        "/api/session/workspace/branch",
+        "sam",
+        json!({"branch": "second-try", "snapshot_id": v2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["workspace_state"]["git"]["branch"], "second-try");
+    assert_eq!(std::fs::read_to_string(&doc).unwrap(), "version two");
+    let (status, _) = post_json(
+        &app,
+        "/api/session/workspace/restore",
+        "sam",
+        json!({"branch": "main"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(std::fs::read_to_string(&doc).unwrap(), "version one");
+
+    let (status, body) = post_json(
+        &app,
+        "/api/session/workspace/snapshots",
+        "sam",
+        json!({"label": "by hand"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["latest_snapshot"]["label"], "by hand");
+
+    for (path, body) in [
+        (
+            "/api/session/workspace/restore",
+            json!({"snapshot_id": "0123456789abcdef0123456789abcdef01234567"}),
+        ),
+        (
+            "/api/session/workspace/restore",
+            json!({"snapshot_id": "HEAD~1"}),
+        ),
+        ("/api/session/workspace/restore", json!({"branch": "nope"})),
+        ("/api/session/workspace/restore", json!({})),
+        (
+            "/api/session/workspace/branch",
+            json!({"branch": "../evil"}),
+        ),
+        ("/api/session/workspace/branch", json!({"branch": ""})),
+        (
+            "/api/session/workspace/branch",
+            json!({"branch": "x", "snapshot_id": "zzz"}),
+        ),
+        (
+            "/api/session/workspace/snapshots",
+            json!({"label": "l".repeat(201)}),
+        ),
+    ] {
+        let (status, reply) = post_json(&app, path, "sam", body.clone()).await;
+        assert_eq!(status, 400, "{path} {body} → {reply}");
+    }
+    // Another client's snapshot is unknown in this client's workspace.
+    let (status, _) = post_json(
+        &app,
+        "/api/session/workspace/restore",
+        "eve",
+        json!({"snapshot_id": v1}),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn path_parameters_cannot_escape_the_workspace() {
+    let app = TestApp::spawn();
+    app.chat_json("pat", "hello").await;
+    let secret = app.dir.path().join("secret.txt");
+    std::fs::write(&secret, "top secret").unwrap();
+    std::os::unix::fs::symlink(app.dir.path(), app.workspace_of("pat").join("escape")).unwrap();
+    for path in [
+        "../../secret.txt",
+        "/etc/passwd",
+        "%2e%2e/%2e%2e/secret.txt",
+        "/mnt/okcomputer/../secret.txt",
+        "escape/secret.txt",
+        "/mnt/okcomputer/.git/config",
+    ] {
+        let response = app
+            .http
+            .get(format!(
+                "{}&path={path}",
+                app.api("/api/session/workspace/file", "pat")
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(!text.contains("top secret"));
+    }
+    let (status, _) = app
+        .get("/api/session/workspace/file?path=output/missing.txt", "pat")
+        .await;
+    assert_eq!(status, 404);
+    for id in ["..", "a%2Fb", "%2e%2e"] {
+        let (status, _) = app.get(&format!("/api/conversations/{id}"), "pat").await;
+        assert!(status == 400 || status == 404, "{id}: {status}");
+    }
+    let (status, body) = app.get("/api/session/info?conversation_id=..", "pat").await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn conversations_are_separate_sessions_and_private_to_their_client() {
+    let app = TestApp::spawn();
+    let chat_in = |conversation: &'static str, message: &'static str| {
+        app.http
+            .post(format!(
+                "{}&conversation_id={conversation}",
+                app.api("/api/chat", "cat")
+            ))
+            .json(&json!({"message": message, "stream": false}))
+            .send()
+    };
+    chat_in("one", "first conversation").await.unwrap();
+    chat_in("two", "second conversation").await.unwrap();
+    let request = &app.model.requests_for("second conversation")[0];
+    let users = request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .count();
+    assert_eq!(users, 1, "conversations share history");
+    let (_, list) = app.get("/api/conversations", "cat").await;
+    let titles: Vec<&str> = list["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["second conversation", "first conversation"]);
+
+    assert_eq!(app.get("/api/conversations/one", "dog").await.0, 404);
+    let put = app
+        .http
+        .put(app.api("/api/conversations/one", "dog"))
+        .json(&json!({"title": "mine now"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 404);
+    let delete = app
+        .http
+        .delete(app.api("/api/conversations/one", "dog"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 404);
+    let (_, dog_files) = app
+        .get("/api/session/workspace/files?conversation_id=one", "dog")
+        .await;
+    assert!(dog_files["files"].as_array().unwrap().is_empty());
+
+    let put = app
+        .http
+        .put(app.api("/api/conversations/one", "cat"))
+        .json(&json!({"title": "Renamed", "id": "ignored"}))
+        .send()
+        .await
+        .unwrap();
+    let put: Value = put.json().await.unwrap();
+    assert_eq!(put["conversation"]["id"], "one");
+    assert_eq!(put["conversation"]["title"], "Renamed");
+
+    let workspace = app.workspace_root().join("c-cat/s-one");
+    assert!(workspace.exists());
+    let deleted: Value = app
+        .http
+        .delete(app.api("/api/conversations/one", "cat"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(deleted["workspace"]["removed"], true);
+    assert!(!workspace.exists());
+    assert_eq!(app.get("/api/conversations/one", "cat").await.0, 404);
+    let (_, info) = app
+        .get("/api/session/info?conversation_id=one", "cat")
+        .await;
+    assert_eq!(info["history_length"], 0);
+    for bad in [
+        json!({"title": "no id"}),
+        json!([1, 2]),
+        json!({"id": "../x"}),
+    ] {
+        let (status, _) = post_json(&app, "/api/conversations", "cat", bad.clone()).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn eviction_then_resume_keeps_the_history_the_model_sees() {
+    let app = TestApp::spawn_with(|c| {
+        c.sessions.idle_timeout_secs = 1;
+        c.sessions.sweep_interval_secs = 1;
+    });
+    app.chat_json("eli", "remember the number 7").await;
+    let start = Instant::now();
+    loop {
+        let (_, stats) = app.get("/api/sessions", "admin").await;
+        if stats["evictions"].as_u64() == Some(1) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "never evicted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.chat_json("eli", "which number?").await;
+    let request = &app.model.requests_for("which number?")[0];
+    let contents: Vec<&str> = request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert!(contents.contains(&"remember the number 7"), "{contents:?}");
+    assert!(
+        contents.contains(&"echo: remember the number 7"),
+        "{contents:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_can_reattach_to_a_running_turn_and_replay_a_finished_one() {
+    let app = TestApp::spawn();
+    app.model.script(
+        "ATTACH",
+        vec![
+            Reply::tool("mshtools-todo_read", json!({})),
+            Reply::delayed(400, Reply::text("late answer")),
+        ],
+    );
+    let response = app
+        .http
+        .post(app.api("/api/chat", "ray"))
+        .header("accept", "text/event-stream")
+        .json(&json!({"message": "ATTACH me"}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("tool_completed") {
+        text.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
+    }
+    drop(body);
+    let seen = parse_sse(&text);
+    let last_seen = seen.last().unwrap().id.unwrap();
+    let reattached = app
+        .http
+        .get(app.api("/api/chat/events", "ray"))
+        .header("last-event-id", last_seen.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rest = parse_sse(&reattached);
+    assert_eq!(rest.first().unwrap().id.unwrap(), last_seen + 1);
+    assert_eq!(&types(&rest)[rest.len() - 2..], ["final", "stop"]);
+    assert_eq!(rest[rest.len() - 2].data["payload"]["reply"], "late answer");
+    // After the end, the whole turn replays from the start, also after a restart.
+    let app = app.restart();
+    let replay = app
+        .http
+        .get(app.api("/api/chat/events?after=0", "ray"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let all = parse_sse(&replay);
+    assert_eq!(all.len(), seen.len() + rest.len());
+    assert_eq!(types(&all)[0], "tool_started");
+}
