@@ -1,0 +1,142 @@
+//! `kill -9` of the server binary during 20 concurrent streaming turns loses no finished turn,
+//! and the store opens again with interrupted turns marked as such.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{parse_sse, types, MockModel, Reply};
+use serde_json::json;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(config: &std::path::Path, port: u16, http: &reqwest::Client) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_okcvm"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("OKCVM__SERVER__PORT", port.to_string())
+        .env("OKCVM_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "server did not come up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Server { child, url }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
+    let model = MockModel::start();
+    model.script("CRASH", vec![Reply::delayed(60, Reply::text("partial reply then done"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("okcvm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[llm]\nbase_url = \"{}\"\nmodel = \"mock\"\nstream = true\nmax_retries = 0\n[sandbox]\nallow_unsandboxed = true\n",
+            model.url
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let mut server = start(&config, port, &http).await;
+
+    let deadline = Instant::now() + Duration::from_millis(1200);
+    let clients: Vec<_> = (0..20)
+        .map(|i| {
+            let http = http.clone();
+            let url = server.url.clone();
+            tokio::spawn(async move {
+                let mut finished = Vec::new();
+                for n in 0.. {
+                    let message = format!("CRASH c{i} turn {n}");
+                    let response = http
+                        .post(format!("{url}/api/chat?client_id=c{i}"))
+                        .header("accept", "text/event-stream")
+                        .json(&json!({"message": message}))
+                        .send()
+                        .await;
+                    let Ok(response) = response else { break };
+                    let Ok(body) = response.text().await else { break };
+                    if parse_sse(&body).iter().any(|f| f.data["type"] == "final") {
+                        finished.push(message);
+                    }
+                    if Instant::now() > deadline + Duration::from_secs(5) {
+                        break;
+                    }
+                }
+                finished
+            })
+        })
+        .collect();
+    tokio::time::sleep_until(deadline.into()).await;
+    // SIGKILL: no shutdown code runs.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut finished = Vec::new();
+    for client in clients {
+        finished.push(client.await.unwrap());
+    }
+    assert!(finished.iter().map(Vec::len).sum::<usize>() >= 20, "too few turns finished before the kill");
+
+    let server = start(&config, port, &http).await;
+    for (i, turns) in finished.iter().enumerate() {
+        let info: serde_json::Value = http
+            .get(format!("{}/api/session/info?client_id=c{i}", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let stored = info["history_length"].as_u64().unwrap() as usize;
+        assert!(stored >= turns.len() * 2, "client {i}: {stored} entries for {} finished turns", turns.len());
+        let check = format!("after the crash c{i}");
+        let response = http
+            .post(format!("{}/api/chat?client_id=c{i}", server.url))
+            .json(&json!({"message": check, "stream": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let request = &model.requests_for(&check)[0];
+        let sent: Vec<&str> = request["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
+        for turn in turns {
+            assert!(sent.contains(&turn.as_str()), "client {i} lost {turn}");
+        }
+    }
+    // Every session's last stream ends properly, interrupted or not.
+    for i in 0..20 {
+        let replay = http
+            .get(format!("{}/api/chat/events?after=0&client_id=c{i}", server.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let kinds = types(&parse_sse(&replay));
+        assert_eq!(kinds.last().map(String::as_str), Some("stop"), "client {i}: {kinds:?}");
+    }
+}
