@@ -164,8 +164,61 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Per-turn persistence costs measured on the library directly: the git snapshot of a
+/// 1,000-file workspace with one file changed, and a history write + flush.
+fn persistence_figures() -> (Duration, Duration) {
+    use okcvm::agent::Conversation;
+    use okcvm::workspace::git::{snapshot, SnapshotPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ws");
+    for i in 0..1000 {
+        let sub = root.join(format!("d{}", i % 20));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(
+            sub.join(format!("f{i}.txt")),
+            format!("file {i}\n").repeat(20),
+        )
+        .unwrap();
+    }
+    let policy = SnapshotPolicy {
+        ignore: vec![],
+        max_file_bytes: 50 << 20,
+    };
+    snapshot(&root, "initial", false, &policy).unwrap();
+    let mut times = Vec::new();
+    for round in 0..20 {
+        std::fs::write(root.join("d3/f3.txt"), format!("changed {round}")).unwrap();
+        let started = Instant::now();
+        snapshot(&root, "turn", false, &policy).unwrap();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let store = okcvm::store::Store::open(&dir.path().join("store")).unwrap();
+    let mut history = Conversation::new();
+    let mut flushes = Vec::new();
+    for turn in 0..50 {
+        let from = history.len();
+        history.push_user(&format!("message {turn}"));
+        history.push_assistant("a reply of moderate length", vec![], Default::default());
+        let started = Instant::now();
+        store
+            .save_history("bench", "c", history.entries(), from)
+            .unwrap();
+        store.flush().unwrap();
+        flushes.push(started.elapsed());
+    }
+    flushes.sort();
+    (percentile(&times, 0.5), percentile(&flushes, 0.5))
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let (snapshot_time, flush_time) = persistence_figures();
+    println!(
+        "snapshot of 1,000 files, one changed (p50): {}   target <= 20 ms",
+        ms(snapshot_time)
+    );
+    println!("history write + flush per turn (p50): {}", ms(flush_time));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -38,7 +38,10 @@ async fn start(config: &std::path::Path, port: u16, http: &reqwest::Client) -> S
                 break;
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "server did not come up");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Server { child, url }
@@ -47,7 +50,10 @@ async fn start(config: &std::path::Path, port: u16, http: &reqwest::Client) -> S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
     let model = MockModel::start();
-    model.script("CRASH", vec![Reply::delayed(60, Reply::text("partial reply then done"))]);
+    model.script(
+        "CRASH",
+        vec![Reply::delayed(60, Reply::text("partial reply then done"))],
+    );
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("okcvm.toml");
     std::fs::write(
@@ -58,8 +64,15 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let mut server = start(&config, port, &http).await;
 
     let deadline = Instant::now() + Duration::from_millis(1200);
@@ -78,7 +91,9 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
                         .send()
                         .await;
                     let Ok(response) = response else { break };
-                    let Ok(body) = response.text().await else { break };
+                    let Ok(body) = response.text().await else {
+                        break;
+                    };
                     if parse_sse(&body).iter().any(|f| f.data["type"] == "final") {
                         finished.push(message);
                     }
@@ -98,7 +113,10 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
     for client in clients {
         finished.push(client.await.unwrap());
     }
-    assert!(finished.iter().map(Vec::len).sum::<usize>() >= 20, "too few turns finished before the kill");
+    assert!(
+        finished.iter().map(Vec::len).sum::<usize>() >= 20,
+        "too few turns finished before the kill"
+    );
 
     let server = start(&config, port, &http).await;
     for (i, turns) in finished.iter().enumerate() {
@@ -111,7 +129,11 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
             .await
             .unwrap();
         let stored = info["history_length"].as_u64().unwrap() as usize;
-        assert!(stored >= turns.len() * 2, "client {i}: {stored} entries for {} finished turns", turns.len());
+        assert!(
+            stored >= turns.len() * 2,
+            "client {i}: {stored} entries for {} finished turns",
+            turns.len()
+        );
         let check = format!("after the crash c{i}");
         let response = http
             .post(format!("{}/api/chat?client_id=c{i}", server.url))
@@ -121,7 +143,12 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
             .unwrap();
         assert_eq!(response.status(), 200);
         let request = &model.requests_for(&check)[0];
-        let sent: Vec<&str> = request["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
+        let sent: Vec<&str> = request["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .collect();
         for turn in turns {
             assert!(sent.contains(&turn.as_str()), "client {i} lost {turn}");
         }
@@ -129,7 +156,10 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
     // Every session's last stream ends properly, interrupted or not.
     for i in 0..20 {
         let replay = http
-            .get(format!("{}/api/chat/events?after=0&client_id=c{i}", server.url))
+            .get(format!(
+                "{}/api/chat/events?after=0&client_id=c{i}",
+                server.url
+            ))
             .send()
             .await
             .unwrap()
@@ -137,6 +167,10 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
             .await
             .unwrap();
         let kinds = types(&parse_sse(&replay));
-        assert_eq!(kinds.last().map(String::as_str), Some("stop"), "client {i}: {kinds:?}");
+        assert_eq!(
+            kinds.last().map(String::as_str),
+            Some("stop"),
+            "client {i}: {kinds:?}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::identity::session_key;
 use super::{blocking, AppState};
 use crate::protocol::{size_display, WorkspaceState};
-use crate::runtime::messages::{GetInfo, GetSession};
+use crate::runtime::messages::{GetInfo, GetSession, WorkspaceChanged};
 use crate::runtime::SessionKey;
 use crate::workspace::{git, model_path_of};
 
@@ -217,11 +217,13 @@ pub async fn file(
         .streaming(tokio_util::io::ReaderStream::new(file)))
 }
 
+/// Refuses while a turn runs; otherwise tells the session its cached workspace state is stale.
 async fn refuse_while_busy(state: &AppState, key: &SessionKey) -> Result<(), ApiError> {
     let session = state
         .registry
         .send(GetSession { key: key.clone() })
         .await??;
+    session.do_send(WorkspaceChanged);
     if session.send(GetInfo).await??.busy {
         return Err(ApiError::Conflict(
             "a turn is running in this session; stop it or wait before changing the workspace"

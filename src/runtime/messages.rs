@@ -101,6 +101,11 @@ pub struct TurnHandle {
     pub events: UnboundedReceiver<SeqEvent>,
 }
 
+/// The workspace changed outside a turn (restore, branch, snapshot): forget cached state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WorkspaceChanged;
+
 /// Cancel the running turn.
 #[derive(Message)]
 #[rtype(result = "Result<(), SessionError>")]

@@ -133,12 +133,16 @@ pub struct SessionActor {
     parts: Option<Parts>,
     running: Option<RunningTurn>,
     log: SharedLog,
+    /// The last `workspace_state` computed; turns that ran no tool reuse it instead of
+    /// scanning the workspace again. Cleared when the workspace changes outside a turn.
+    workspace_state: Option<WorkspaceState>,
 }
 
 /// What the end-of-turn persistence hands back to the actor.
 struct Persisted {
     closing: Vec<SeqEvent>,
     history_len: usize,
+    workspace_state: WorkspaceState,
 }
 
 impl SessionActor {
@@ -173,6 +177,7 @@ impl SessionActor {
             }),
             running: None,
             log,
+            workspace_state: None,
         }
     }
 
@@ -220,9 +225,19 @@ impl SessionActor {
         };
         let latency = running.started.elapsed();
         let model = services.llm.model_name();
+        // Only tools change the workspace; a turn without them keeps the last known state.
+        let known_state = if outcome.tool_calls.is_empty() {
+            self.workspace_state.clone()
+        } else {
+            None
+        };
         let work = tokio::task::spawn_blocking(move || {
             let (owner, conversation) = (&key.client_id, &key.conversation_id);
-            let workspace_state = snapshot_after_turn(&services, &root, &label);
+            let workspace_state = match known_state {
+                Some(state) => state,
+                None => snapshot_after_turn(&services, &root, &label),
+            };
+            let reported_state = workspace_state.clone();
             let uploads = upload_entries(
                 &services
                     .store
@@ -245,7 +260,7 @@ impl SessionActor {
                 artifacts: Vec::new(),
                 tool_calls: outcome.tool_calls.clone(),
                 vm_history: tail_json(&history, VM_HISTORY_LEN),
-                workspace_state,
+                workspace_state: reported_state,
                 uploads,
                 upload_limit: services.config.uploads.max_files,
                 max_upload_size_mb: services.config.uploads.max_file_size_mb,
@@ -277,6 +292,7 @@ impl SessionActor {
             }
             Persisted {
                 closing,
+                workspace_state,
                 history_len: if saved.is_ok() {
                     history.len()
                 } else {
@@ -292,6 +308,7 @@ impl SessionActor {
             match result {
                 Ok(persisted) => {
                     parts.persisted = persisted.history_len;
+                    actor.workspace_state = Some(persisted.workspace_state);
                     let mut log = actor.log.0.borrow_mut();
                     log.next_seq = persisted.closing.last().map_or(log.next_seq, |e| e.seq + 1);
                     for event in persisted.closing {
@@ -341,14 +358,29 @@ fn closing_event(outcome: &TurnOutcome, response: impl FnOnce() -> ChatResponse)
 }
 
 /// Commits the workspace after a turn and reports its state; failures are logged, not fatal.
+/// A workspace that holds nothing but its empty folders gets no repository yet.
 fn snapshot_after_turn(services: &Services, root: &std::path::Path, label: &str) -> WorkspaceState {
     let policy = &services.snapshot_policy;
+    if !root.join(".git").exists() && is_pristine(root) {
+        return git::empty_state();
+    }
     if let Err(error) = git::snapshot(root, label, false, policy) {
         tracing::error!(%error, "cannot snapshot the workspace");
     }
     git::state(root, SNAPSHOT_LIST_LEN, policy).unwrap_or_else(|error| {
         tracing::error!(%error, "cannot read the workspace state");
         git::empty_state()
+    })
+}
+
+/// True when the workspace holds only empty `output/` and `upload/` folders.
+fn is_pristine(root: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return true;
+    };
+    entries.flatten().all(|entry| {
+        entry.file_type().is_ok_and(|t| t.is_dir())
+            && std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none())
     })
 }
 
@@ -522,6 +554,14 @@ impl Handler<Subscribe> for SessionActor {
     }
 }
 
+impl Handler<WorkspaceChanged> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: WorkspaceChanged, _ctx: &mut Self::Context) {
+        self.workspace_state = None;
+    }
+}
+
 impl Handler<CancelTurn> for SessionActor {
     type Result = Result<(), SessionError>;
 
@@ -604,6 +644,7 @@ impl Handler<ClearHistory> for SessionActor {
             return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         };
         let cleared_messages = parts.history.clear();
+        self.workspace_state = None;
         parts.persisted = 0;
         parts.tools.state = ToolState::default();
         {
