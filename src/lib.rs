@@ -41,7 +41,7 @@ use crate::config::Config;
 use crate::llm::openai::OpenAiClient;
 use crate::runtime::{Registry, Services};
 use crate::spec::Spec;
-use crate::store::Store;
+use crate::store::{Flusher, Store};
 use crate::tools::sandbox::Sandbox;
 use crate::tools::ToolRegistry;
 use crate::workspace::git::SnapshotPolicy;
@@ -67,7 +67,7 @@ pub enum StartError {
     Server(#[from] std::io::Error),
 }
 
-/// Builds the shared services from a validated config.
+/// Builds the shared services from a validated config (inside a tokio runtime).
 pub fn build_services(config: Config) -> Result<Services, StartError> {
     std::fs::create_dir_all(&config.workspace.root).map_err(|source| StartError::Directory {
         path: config.workspace.root.display().to_string(),
@@ -83,6 +83,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         max_file_bytes: config.workspace.snapshot_max_file_mb * 1024 * 1024,
     };
     Ok(Services {
+        flusher: Flusher::start(store.clone()),
         store,
         snapshot_policy,
         tools_config: Arc::new(config.tools.clone()),

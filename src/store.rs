@@ -360,6 +360,48 @@ impl Store {
     }
 }
 
+/// Group commit: turns ending at the same time share one flush instead of queueing for one
+/// each. `flush().await` returns once everything written before the call is durable.
+#[derive(Clone)]
+pub struct Flusher {
+    requests: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+impl Flusher {
+    /// Starts the flushing task on the current tokio runtime.
+    pub fn start(store: Store) -> Self {
+        let (requests, mut queue) = tokio::sync::mpsc::unbounded_channel::<
+            tokio::sync::oneshot::Sender<Result<(), String>>,
+        >();
+        tokio::spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut waiters = vec![first];
+                while let Ok(more) = queue.try_recv() {
+                    waiters.push(more);
+                }
+                let store = store.clone();
+                let result = match tokio::task::spawn_blocking(move || store.flush()).await {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                for waiter in waiters {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        });
+        Self { requests }
+    }
+
+    pub async fn flush(&self) -> Result<(), String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.requests
+            .send(tx)
+            .map_err(|_| "the store flusher stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the store flusher stopped".to_string())?
+    }
+}
+
 fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<(), StoreError> {
     let mut batch = sled::Batch::default();
     for item in tree.scan_prefix(prefix) {

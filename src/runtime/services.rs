@@ -7,7 +7,7 @@ use super::messages::SessionKey;
 use crate::config::{Config, ToolsConfig};
 use crate::llm::openai::OpenAiClient;
 use crate::spec::Spec;
-use crate::store::Store;
+use crate::store::{Flusher, Store};
 use crate::tools::sandbox::Sandbox;
 use crate::tools::ToolRegistry;
 use crate::workspace::git::SnapshotPolicy;
@@ -21,6 +21,7 @@ pub struct Services {
     pub sandbox: Arc<Sandbox>,
     pub tools_config: Arc<ToolsConfig>,
     pub store: Store,
+    pub flusher: Flusher,
     pub snapshot_policy: SnapshotPolicy,
 }
 

@@ -285,8 +285,7 @@ impl SessionActor {
             let saved = store
                 .save_history(owner, conversation, &history, persisted_from)
                 .and_then(|()| store.touch_conversation(owner, conversation, &first_message))
-                .and_then(|()| store.save_turn(owner, conversation, &record))
-                .and_then(|()| store.flush());
+                .and_then(|()| store.save_turn(owner, conversation, &record));
             if let Err(error) = &saved {
                 tracing::error!(%error, "cannot persist the turn");
             }
@@ -300,6 +299,15 @@ impl SessionActor {
                 },
             }
         });
+        let flusher = self.services.flusher.clone();
+        let work = async move {
+            let persisted = work.await;
+            // Durable before anyone sees `final`.
+            if let Err(error) = flusher.flush().await {
+                tracing::error!(%error, "cannot flush the store");
+            }
+            persisted
+        };
         let mut parts = Some(parts);
         ctx.spawn(work.into_actor(self).map(move |result, actor, _ctx| {
             let Some(mut parts) = parts.take() else {
