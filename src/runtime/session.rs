@@ -231,7 +231,10 @@ impl SessionActor {
         } else {
             None
         };
-        let work = tokio::task::spawn_blocking(move || {
+        // With the workspace state known there is no git or directory work left, only quick
+        // in-memory store writes: do them here rather than pay for a thread hop.
+        let inline = known_state.is_some();
+        let persist = move || {
             let (owner, conversation) = (&key.client_id, &key.conversation_id);
             let workspace_state = match known_state {
                 Some(state) => state,
@@ -298,7 +301,14 @@ impl SessionActor {
                     persisted_from.min(history.len())
                 },
             }
-        });
+        };
+        let work: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Persisted, tokio::task::JoinError>>>,
+        > = if inline {
+            Box::pin(std::future::ready(Ok(persist())))
+        } else {
+            Box::pin(tokio::task::spawn_blocking(persist))
+        };
         let flusher = self.services.flusher.clone();
         let work = async move {
             let persisted = work.await;

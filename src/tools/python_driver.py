@@ -268,21 +268,44 @@ def save_figures(cell_id, stderr):
     return paths
 
 
+CELL_FILES = ("<cell-", "<ipython-input-")  # code objects compiled from cells
+RETRY_SECONDS, MAX_RETRIES = 0.01, 100  # defer an interrupt at most ~1 s
+
+
+def in_cell_code(frame):
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(CELL_FILES):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class Interrupts:
-    """SIGALRM and SIGINT raise into a cell while one runs; otherwise they are ignored."""
+    """Turns SIGALRM (timeout) and SIGINT into CellTimeout / KeyboardInterrupt in the cell.
+
+    Ignored while no cell runs. While the interpreter is in the engine's own bookkeeping
+    rather than in cell code (no cell frame on the stack), the exception is deferred a
+    little: raising it there could leave a lock held (IPython's history) and hang every
+    later cell."""
 
     def __init__(self):
-        self.armed = False
-        signal.signal(signal.SIGALRM, lambda *_: self.fire(CellTimeout))
-        signal.signal(signal.SIGINT, lambda *_: self.fire(KeyboardInterrupt))
+        self.armed, self.pending, self.retries = False, None, 0
+        signal.signal(signal.SIGALRM, lambda _sig, frame: self.fire(CellTimeout, frame))
+        signal.signal(signal.SIGINT, lambda _sig, frame: self.fire(KeyboardInterrupt, frame))
 
-    def fire(self, exc_type):
-        if self.armed:
-            self.armed = False
-            raise exc_type()
+    def fire(self, exc_type, frame):
+        if not self.armed:
+            return
+        self.pending = self.pending or exc_type
+        if not in_cell_code(frame) and self.retries < MAX_RETRIES:
+            self.retries += 1
+            signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
+            return
+        self.armed = False
+        raise self.pending()
 
     def arm(self, timeout):
-        self.armed = True
+        self.armed, self.pending, self.retries = True, None, 0
         if timeout > 0:
             signal.setitimer(signal.ITIMER_REAL, timeout)
 
