@@ -1,6 +1,8 @@
 //! Chat turns end to end: plain replies, SSE framing, tool results reaching the model,
 //! recovery from failing tools, history routes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{tool_messages, types, Reply, TestApp};

@@ -1,6 +1,8 @@
 //! `kill -9` of the server binary during 20 concurrent streaming turns loses no finished turn,
 //! and the store opens again with interrupted turns marked as such.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,8 @@
 //! Nothing a user did is lost: restarts, evictions and reconnects keep history, files,
 //! conversations, snapshots and streams; uploads land where the model is told they are.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! The model endpoint failing in every way, and bad client requests: clear errors, never a
 //! panic, never a 500 for the client's mistake.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{types, Reply, TestApp};

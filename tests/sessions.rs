@@ -1,6 +1,8 @@
 //! Many sessions at once: isolation between 50 concurrent clients, idle eviction, one turn
 //! at a time per session (409), and stopping a running turn.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

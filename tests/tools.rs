@@ -1,6 +1,8 @@
 //! The tool contract through the agent: every manifest tool is reachable with the manifest's
 //! parameter names, and the shell runs for real in the sandboxed workspace.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{tool_messages, Reply, TestApp};
