@@ -98,6 +98,10 @@ pub struct ToolsConfig {
     pub shell_max_timeout_ms: u64,
     /// Bytes of one tool result that reach the model (head and tail are kept).
     pub output_cap_bytes: usize,
+    /// Time one Python cell may run before it is interrupted.
+    pub python_timeout_ms: u64,
+    /// Send images that `read_file` opens to the model (needs a vision-capable model).
+    pub vision: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -221,6 +225,8 @@ impl Default for ToolsConfig {
             shell_default_timeout_ms: 120_000,
             shell_max_timeout_ms: 600_000,
             output_cap_bytes: 32 * 1024,
+            python_timeout_ms: 120_000,
+            vision: false,
         }
     }
 }
@@ -350,6 +356,9 @@ impl Config {
                 "tools.shell_default_timeout_ms",
                 "must be between 1 and tools.shell_max_timeout_ms",
             ));
+        }
+        if self.tools.python_timeout_ms == 0 {
+            return Err(invalid("tools.python_timeout_ms", "must be at least 1"));
         }
         if self.tools.output_cap_bytes < 1024 {
             return Err(invalid("tools.output_cap_bytes", "must be at least 1024"));

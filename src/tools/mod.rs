@@ -9,6 +9,7 @@
 pub mod exec;
 pub mod files;
 pub mod output;
+pub mod python;
 pub mod registry;
 pub mod sandbox;
 pub mod shell;
@@ -59,6 +60,8 @@ impl From<PathError> for ToolError {
 #[derive(Debug, Default)]
 pub struct ToolState {
     pub todos: Vec<todo::TodoItem>,
+    /// The session's Python interpreter, started on first use; dropping it kills it.
+    pub python: Option<python::Kernel>,
 }
 
 /// Everything one tool call may use.

@@ -1,28 +1,23 @@
 """Kernel driver for the `ipython` tool: runs code cells in one persistent interpreter.
 
-The Rust server starts this file once per session as a long-lived child process (inside the
-sandbox, cwd /mnt/okcomputer) and talks newline-delimited JSON, one object per line:
+The Rust server runs this once per session as a long-lived child (in the sandbox, cwd
+/mnt/okcomputer) and speaks newline-delimited JSON, one object per line:
 
-  start-up  -> {"ready": true, "engine": "ipython"|"python", "python": "3.11.2"}
-  request  <-  {"id": 7, "code": "x + 1", "timeout": 30.0}
-  reply     -> {"id": 7, "stdout": "...", "stderr": "...", "result": "42" | null,
-                "error": "<traceback>" | null, "images": ["/mnt/okcomputer/output/figure-7-1.png"],
-                "timed_out": false}
+  start-up -> {"ready": true, "engine": "ipython"|"python", "python": "3.11.2"}
+  request  <- {"id": 7, "code": "x + 1", "timeout": 30.0}        (timeout 0 = no limit)
+  reply    -> {"id": 7, "stdout": "", "stderr": "", "result": "42" | null,
+               "error": "<traceback>" | null, "images": ["/mnt/okcomputer/output/figure-7-1.png"],
+               "timed_out": false}
 
-Blank lines are ignored; a line that is not a JSON request gets a reply with "id": null (or
-the request's id) and "error": "bad request: ...". Exactly one reply per request.
-
-- All cells share one namespace; a timeout (SIGALRM) or SIGINT stops the running cell only
-  and the interpreter state is kept. A timeout of 0 means no limit. SystemExit is reported,
-  never obeyed. EOF on stdin ends the driver with exit code 0.
-- The protocol owns the real fds 0 and 1: fd 1 is pointed at stderr and fd 0 at /dev/null,
-  so C-level writes and child processes can neither corrupt nor steal protocol lines.
-  input() raises and sys.stdin is empty while a cell runs.
-- stdout/stderr of a cell are captured, each capped at 200,000 characters (head and tail).
-- IPython is used when importable (magics, `!cmd`); OKCOMPUTER_PYTHON_ENGINE=python forces
-  plain Python, where lines starting with `!` run as shell commands too.
-- Open matplotlib figures are saved after each cell to /mnt/okcomputer/output/ (elsewhere:
-  $OKCOMPUTER_OUTPUT_DIR or ./output) as figure-<id>-<k>.png, then closed.
+Exactly one reply per request; blank lines are ignored and a malformed line gets a reply with
+"error": "bad request: ...". EOF on stdin ends the driver with exit code 0. All cells share
+one namespace; a timeout (SIGALRM) or SIGINT stops the running cell only, and SystemExit is
+reported, never obeyed. The protocol owns the real fds: fd 1 is pointed at stderr and fd 0 at
+/dev/null, so C-level writes and child processes can neither corrupt nor steal protocol
+lines; input() raises. Cell stdout/stderr are captured, each capped at 200,000 characters.
+IPython is used when importable (OKCOMPUTER_PYTHON_ENGINE=python forces plain Python, which
+runs `!cmd` lines through the shell too). Open matplotlib figures are saved after each cell
+to /mnt/okcomputer/output/ (else $OKCOMPUTER_OUTPUT_DIR or ./output) and closed.
 Standard library only; IPython and matplotlib are optional.
 """
 
@@ -90,7 +85,8 @@ def no_input(*_args, **_kwargs):
 
 
 def system_exit_message(code):
-    return f"SystemExit({code!r}) ignored: the interpreter keeps running; use restart to start fresh"
+    return (f"SystemExit({code!r}) ignored: the interpreter keeps running; "
+            "use restart to start fresh")
 
 
 def run_shell(cmd):
@@ -196,7 +192,7 @@ class IPythonEngine:
         from traitlets.config import Config
 
         config = Config()
-        config.HistoryManager.hist_file = ":memory:"  # no sqlite file in $HOME
+        config.HistoryManager.enabled = False  # in-memory history only, no sqlite file
         shell = InteractiveShell.instance(config=config, colors="NoColor",
                                           user_ns={"__name__": "__main__"})
         shell.displayhook.write_output_prompt = lambda: None
@@ -281,12 +277,10 @@ def in_cell_code(frame):
 
 
 class Interrupts:
-    """Turns SIGALRM (timeout) and SIGINT into CellTimeout / KeyboardInterrupt in the cell.
+    """SIGALRM (timeout) and SIGINT raise CellTimeout / KeyboardInterrupt in a running cell.
 
-    Ignored while no cell runs. While the interpreter is in the engine's own bookkeeping
-    rather than in cell code (no cell frame on the stack), the exception is deferred a
-    little: raising it there could leave a lock held (IPython's history) and hang every
-    later cell."""
+    Ignored between cells. Outside cell code (engine bookkeeping) the exception is deferred
+    up to ~1 s: raised there, it could leave a lock held in IPython and hang later cells."""
 
     def __init__(self):
         self.armed, self.pending, self.retries = False, None, 0
@@ -353,7 +347,8 @@ def handle(line, engine, interrupts):
     cell_id, code, timeout = request.get("id"), request.get("code"), request.get("timeout", 0)
     if not isinstance(code, str):
         return bad_request(cell_id, '"code" must be a string')
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not 0 <= timeout <= 1e7:  # also rejects NaN
         return bad_request(cell_id, '"timeout" must be a non-negative number of seconds')
     return run_cell(engine, interrupts, cell_id, code, float(timeout))
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{files, shell, todo, unavailable, Tool, ToolContext, ToolError, ToolOutput};
+use super::{files, python, shell, todo, unavailable, Tool, ToolContext, ToolError, ToolOutput};
 use crate::spec::Spec;
 
 pub struct ToolRegistry {
@@ -35,6 +35,7 @@ impl ToolRegistry {
             Box::new(files::WriteFile),
             Box::new(files::EditFile),
             Box::new(shell::Shell),
+            Box::new(python::IPython),
         ];
         tools.extend(
             unavailable::all()

@@ -18,7 +18,7 @@ use crate::workspace::MOUNT;
 /// System directories a process needs to run programs; mounted read-only.
 const SYSTEM_DIRS: [&str; 5] = ["/usr", "/bin", "/lib", "/lib64", "/sbin"];
 /// The parts of /etc programs need (name service, TLS roots, time zone); never all of /etc.
-const ETC_ENTRIES: [&str; 14] = [
+const ETC_ENTRIES: [&str; 15] = [
     "/etc/alternatives",
     "/etc/ssl",
     "/etc/ca-certificates",
@@ -33,6 +33,7 @@ const ETC_ENTRIES: [&str; 14] = [
     "/etc/fonts",
     "/etc/mime.types",
     "/etc/python3.11",
+    "/etc/matplotlibrc",
 ];
 const PRLIMIT: &str = "/usr/bin/prlimit";
 /// The unprivileged identity inside the sandbox.

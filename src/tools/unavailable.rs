@@ -32,14 +32,12 @@ impl Tool for Unavailable {
 /// Every manifest tool without an implementation yet, with what it needs.
 pub fn all() -> Vec<Unavailable> {
     const BROWSER: &str = "the browser (headless Chromium) is not enabled in this build";
-    const PYTHON: &str = "the persistent Python interpreter is not enabled in this build; run scripts with mshtools-shell (`python3 script.py`) instead";
     const SEARCH: &str =
         "web and image search need a search provider, which is not configured in this build";
     const MEDIA: &str =
         "media generation needs a media endpoint, which is not configured in this build";
     const DATA: &str = "data sources are not configured in this build";
-    let entries: [(&'static str, &'static str); 18] = [
-        ("mshtools-ipython", PYTHON),
+    let entries: [(&'static str, &'static str); 17] = [
         ("mshtools-browser_click", BROWSER),
         ("mshtools-browser_find", BROWSER),
         ("mshtools-browser_input", BROWSER),

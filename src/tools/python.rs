@@ -1,0 +1,316 @@
+//! `mshtools-ipython`: one long-lived Python interpreter per session, inside the sandbox.
+//!
+//! The interpreter runs `python_driver.py` (compiled in) and speaks newline-delimited JSON
+//! over stdin/stdout. Variables, imports and files persist between calls; the driver stops a
+//! cell at its timeout and keeps the interpreter. A cell that does not come back within the
+//! timeout plus a grace period, a cancel, `restart: true`, or the session's end kills the
+//! interpreter's whole process group.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, FutureExt};
+use nix::unistd::Pid;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use super::exec::kill_group;
+use super::output::cap_middle;
+use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+
+const DRIVER: &str = include_str!("python_driver.py");
+/// How long a fresh interpreter may take to say it is ready (IPython imports are slow).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Extra time the driver gets to report a timed-out cell before it is killed.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// A running interpreter.
+pub struct Kernel {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+    pgid: Option<Pid>,
+    next_id: u64,
+    pub engine: String,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("pgid", &self.pgid)
+            .field("engine", &self.engine)
+            .finish()
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        kill_group(self.pgid);
+    }
+}
+
+/// One cell's result as the driver reports it.
+#[derive(Debug, Default, Deserialize)]
+pub struct CellReply {
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub images: Vec<String>,
+    #[serde(default)]
+    pub timed_out: bool,
+}
+
+#[derive(Debug)]
+pub enum CellError {
+    /// The interpreter died or stopped answering; it has been killed.
+    Lost(String),
+}
+
+impl Kernel {
+    /// Starts the driver in the sandbox and waits for its ready line.
+    pub async fn start(ctx: &ToolContext) -> Result<Self, ToolError> {
+        let mut command =
+            ctx.sandbox
+                .command(ctx.workspace.root(), "python3", &["-u", "-c", DRIVER])?;
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|e| ToolError::RespondToModel(format!("cannot start Python: {e}")))?;
+        let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            kill_group(pgid);
+            return Err(ToolError::Fatal("Python started without pipes".into()));
+        };
+        let mut kernel = Kernel {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout).lines(),
+            pgid,
+            next_id: 1,
+            engine: String::new(),
+        };
+        let ready = tokio::time::timeout(START_TIMEOUT, kernel.stdout.next_line()).await;
+        match ready {
+            Ok(Ok(Some(line))) => {
+                let value: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                if value["ready"] != true {
+                    return Err(ToolError::RespondToModel(format!(
+                        "Python did not start properly: {line}"
+                    )));
+                }
+                kernel.engine = value["engine"].as_str().unwrap_or("python").to_string();
+                Ok(kernel)
+            }
+            Ok(_) => Err(ToolError::RespondToModel(
+                "Python exited during start-up (is python3 installed on the server?)".into(),
+            )),
+            Err(_) => Err(ToolError::RespondToModel(
+                "Python did not start within 30 s".into(),
+            )),
+        }
+    }
+
+    /// Runs one cell; the driver enforces `timeout`, this side allows a grace period more.
+    pub async fn run(&mut self, code: &str, timeout: Duration) -> Result<CellReply, CellError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut request =
+            json!({"id": id, "code": code, "timeout": timeout.as_secs_f64()}).to_string();
+        request.push('\n');
+        if let Err(e) = self.stdin.write_all(request.as_bytes()).await {
+            return Err(CellError::Lost(format!("the interpreter is gone ({e})")));
+        }
+        let _ = self.stdin.flush().await;
+        let deadline = tokio::time::Instant::now() + timeout + GRACE;
+        loop {
+            let line = match tokio::time::timeout_at(deadline, self.stdout.next_line()).await {
+                Err(_) => {
+                    return Err(CellError::Lost(format!(
+                        "the cell did not stop within {} s",
+                        (timeout + GRACE).as_secs()
+                    )))
+                }
+                Ok(Ok(Some(line))) => line,
+                Ok(_) => {
+                    return Err(CellError::Lost(
+                        "the interpreter exited (out of memory or CPU time?)".into(),
+                    ))
+                }
+            };
+            let value: Value = match serde_json::from_str(&line) {
+                Ok(value) => value,
+                Err(_) => continue,
+            };
+            if value["id"].as_u64() != Some(id) {
+                continue;
+            }
+            return serde_json::from_value(value).map_err(|e| {
+                CellError::Lost(format!("unreadable reply from the interpreter: {e}"))
+            });
+        }
+    }
+
+    /// Resident memory of the interpreter's process group, in KiB.
+    pub fn memory_kib(&self) -> u64 {
+        let Some(pgid) = self.pgid else { return 0 };
+        process_group_rss_kib(pgid.as_raw())
+    }
+
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Sums `VmRSS` of every process whose process group is `pgid`.
+pub fn process_group_rss_kib(pgid: i32) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit_once(')')?.1;
+                    after.split_whitespace().nth(2)?.parse::<i32>().ok()
+                })
+                == Some(pgid)
+        })
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .sum()
+}
+
+pub struct IPython;
+
+#[derive(Deserialize)]
+struct Args {
+    code: String,
+    #[serde(default)]
+    restart: bool,
+}
+
+impl Tool for IPython {
+    fn name(&self) -> &'static str {
+        "mshtools-ipython"
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: Args = parse_args(self.name(), args)?;
+            if args.restart {
+                ctx.state.python = None;
+            }
+            if args.code.trim().is_empty() {
+                return if args.restart {
+                    Ok(ToolOutput::text("The interpreter was restarted; all variables are cleared."))
+                } else {
+                    Err(ToolError::RespondToModel("code must not be empty".into()))
+                };
+            }
+            let running = ctx.state.python.take().and_then(|mut kernel| kernel.is_alive().then_some(kernel));
+            let mut kernel = match running {
+                Some(kernel) => kernel,
+                None => Kernel::start(ctx).await?,
+            };
+            let timeout = Duration::from_millis(ctx.config.python_timeout_ms);
+            let cancel = ctx.cancel.clone();
+            let reply = tokio::select! {
+                reply = kernel.run(&args.code, timeout) => reply,
+                _ = cancel.cancelled() => {
+                    drop(kernel);
+                    return Err(ToolError::RespondToModel(
+                        "cancelled by the user; the interpreter was stopped and its state cleared".into(),
+                    ));
+                }
+            };
+            match reply {
+                Ok(reply) => {
+                    ctx.state.python = Some(kernel);
+                    let text = cap_middle(&format_reply(&reply), ctx.config.output_cap_bytes);
+                    if reply.error.is_some() || reply.timed_out {
+                        Err(ToolError::RespondToModel(text))
+                    } else {
+                        Ok(ToolOutput::text(text))
+                    }
+                }
+                Err(CellError::Lost(reason)) => {
+                    drop(kernel);
+                    Err(ToolError::RespondToModel(format!(
+                        "{reason}; the interpreter was restarted and its state is lost"
+                    )))
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+/// The cell's outputs as the model reads them, notebook style.
+pub fn format_reply(reply: &CellReply) -> String {
+    let mut parts = Vec::new();
+    if !reply.stdout.is_empty() {
+        parts.push(reply.stdout.trim_end().to_string());
+    }
+    if !reply.stderr.is_empty() {
+        parts.push(format!("[stderr]\n{}", reply.stderr.trim_end()));
+    }
+    if let Some(result) = &reply.result {
+        parts.push(format!("Out: {result}"));
+    }
+    if let Some(error) = &reply.error {
+        parts.push(error.trim_end().to_string());
+    }
+    for image in &reply.images {
+        parts.push(format!("Saved figure: {image}"));
+    }
+    if parts.is_empty() {
+        "(no output)".to_string()
+    } else {
+        parts.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_read_like_a_notebook_cell() {
+        let reply = CellReply {
+            stdout: "hi\n".into(),
+            result: Some("42".into()),
+            images: vec!["/mnt/okcomputer/output/figure-1-1.png".into()],
+            ..CellReply::default()
+        };
+        assert_eq!(
+            format_reply(&reply),
+            "hi\nOut: 42\nSaved figure: /mnt/okcomputer/output/figure-1-1.png"
+        );
+        assert_eq!(format_reply(&CellReply::default()), "(no output)");
+    }
+}

@@ -1,0 +1,113 @@
+//! `mshtools-ipython` through the agent: state across calls, interrupts, restart, figures,
+//! and many sessions' interpreters side by side.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{tool_messages, Reply, TestApp};
+use serde_json::json;
+
+fn cell(code: &str) -> Reply {
+    Reply::tool("mshtools-ipython", json!({"code": code}))
+}
+
+#[tokio::test]
+async fn state_persists_loops_are_interrupted_and_restart_clears() {
+    let app = TestApp::spawn_with(|c| {
+        c.tools.python_timeout_ms = 1000;
+        c.llm.max_steps = 20;
+    });
+    app.model.script(
+        "PY",
+        vec![
+            cell("x = 41"),
+            cell("x + 1"),
+            cell("print('hello'); 1/0"),
+            cell("while True:\n    pass"),
+            cell("x * 2"),
+            Reply::tool("mshtools-ipython", json!({"code": "x", "restart": true})),
+            cell("!echo from-shell; pwd"),
+            cell("import os; os.write(1, b'raw bytes\\n'); 'protocol ok'"),
+            Reply::text("done"),
+        ],
+    );
+    let (status, body) = app.chat_json("py", "PY run").await;
+    assert_eq!(status, 200, "{body}");
+    let results = tool_messages(app.model.requests_for("PY").last().unwrap());
+    assert_eq!(results[0], "(no output)");
+    assert_eq!(results[1], "Out: 42");
+    assert!(
+        results[2].starts_with("Error: hello\n") && results[2].contains("ZeroDivisionError"),
+        "{}",
+        results[2]
+    );
+    assert!(results[3].contains("timed out"), "{}", results[3]);
+    assert_eq!(
+        results[4], "Out: 82",
+        "the interrupted interpreter kept its state"
+    );
+    assert!(results[5].contains("NameError"), "{}", results[5]);
+    assert!(
+        results[6].contains("from-shell") && results[6].contains("/mnt/okcomputer"),
+        "{}",
+        results[6]
+    );
+    assert_eq!(results[7], "Out: 'protocol ok'");
+}
+
+#[tokio::test]
+async fn a_matplotlib_figure_becomes_a_png_in_the_workspace() {
+    let has_matplotlib = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import matplotlib"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_matplotlib,
+        "python3-matplotlib is needed for this test (.ci/run installs it)"
+    );
+    let app = TestApp::spawn();
+    app.model.script(
+        "PLOT",
+        vec![cell("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.title('squares')"), Reply::text("plotted")],
+    );
+    let (status, _) = app.chat_json("plotter", "PLOT it").await;
+    assert_eq!(status, 200);
+    let result = &tool_messages(&app.model.requests_for("PLOT")[1])[0];
+    let path = result
+        .lines()
+        .find_map(|l| l.strip_prefix("Saved figure: "))
+        .unwrap_or_else(|| panic!("no figure in {result}"));
+    let rel = path.strip_prefix("/mnt/okcomputer/").unwrap();
+    let png = std::fs::read(app.workspace_of("plotter").join(rel)).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+#[tokio::test]
+async fn twenty_sessions_run_python_at_once_in_isolation() {
+    let app = TestApp::spawn();
+    for i in 0..20 {
+        app.model.script(
+            &format!("ISOPY{i:02}X"),
+            vec![
+                cell(&format!("secret = {i}\nopen('mine-{i}.txt', 'w').write('x')")),
+                cell("import os\n(secret, sorted(f for f in os.listdir('/mnt/okcomputer') if f.startswith('mine')))"),
+                Reply::text("ok"),
+            ],
+        );
+    }
+    let turns = (0..20).map(|i| {
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .chat_json(&format!("pyclient{i}"), &format!("ISOPY{i:02}X go"))
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    });
+    futures_util::future::join_all(turns).await;
+    for i in 0..20 {
+        let results = tool_messages(&app.model.requests_for(&format!("ISOPY{i:02}X"))[2]);
+        assert_eq!(results[1], format!("Out: ({i}, ['mine-{i}.txt'])"));
+    }
+}
