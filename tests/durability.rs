@@ -325,7 +325,6 @@ async fn path_parameters_cannot_escape_the_workspace() {
         "%2e%2e/%2e%2e/secret.txt",
         "/mnt/okcomputer/../secret.txt",
         "escape/secret.txt",
-        "/mnt/okcomputer/.git/config",
     ] {
         let response = app
             .http

@@ -379,7 +379,7 @@ fn closing_event(outcome: &TurnOutcome, response: impl FnOnce() -> ChatResponse)
 /// A workspace that holds nothing but its empty folders gets no repository yet.
 fn snapshot_after_turn(services: &Services, root: &std::path::Path, label: &str) -> WorkspaceState {
     let policy = &services.snapshot_policy;
-    if !root.join(".git").exists() && is_pristine(root) {
+    if !git::git_dir(root).exists() && is_pristine(root) {
         return git::empty_state();
     }
     if let Err(error) = git::snapshot(root, label, false, policy) {
@@ -707,8 +707,13 @@ impl Handler<ClearHistory> for SessionActor {
     }
 }
 
-/// Deletes a workspace directory; `Ok(false)` if there was none.
+/// Deletes a workspace directory and its history; `Ok(false)` if there was none.
 pub fn remove_workspace(root: &std::path::Path) -> std::io::Result<bool> {
+    match std::fs::remove_dir_all(git::git_dir(root)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     match std::fs::remove_dir_all(root) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

@@ -194,14 +194,9 @@ impl Sandbox {
         }
         let root = workspace_root.to_string_lossy().into_owned();
         args.extend(["--bind".into(), root, MOUNT.into()]);
-        let git = workspace_root.join(".git");
-        if git.exists() {
-            args.extend([
-                "--ro-bind".into(),
-                git.to_string_lossy().into_owned(),
-                format!("{MOUNT}/.git"),
-            ]);
-        }
+        // The sandbox's own root (where /etc and /mnt were created) becomes read-only too;
+        // only the workspace and the private /tmp stay writable.
+        args.extend(["--remount-ro".into(), "/".into()]);
         args.extend(["--chdir".into(), MOUNT.into()]);
         args
     }

@@ -6,7 +6,7 @@
 //! validated. Files over the size cap and the ignore patterns of `[workspace]` stay out of
 //! snapshots. Host paths never appear in results.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::{
     build::CheckoutBuilder, BranchType, IndexAddOption, Oid, Repository, ResetType, Signature,
@@ -47,16 +47,32 @@ pub struct SnapshotPolicy {
     pub max_file_bytes: u64,
 }
 
+/// Where a workspace's history lives: beside the workspace (`<dir>.git`), never inside it,
+/// so nothing the agent runs can see or change it, and the agent's own `.git` is just data.
+pub fn git_dir(root: &Path) -> PathBuf {
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    root.with_file_name(format!("{name}.git"))
+}
+
 /// Opens the workspace repository, creating it (with the ignore patterns) if needed.
 pub fn open_or_init(root: &Path, policy: &SnapshotPolicy) -> Result<Repository, GitError> {
-    match Repository::open(root) {
+    let dir = git_dir(root);
+    match Repository::open(&dir) {
         Ok(repo) => Ok(repo),
         Err(_) => {
             std::fs::create_dir_all(root).map_err(|e| git2::Error::from_str(&e.to_string()))?;
             let mut options = git2::RepositoryInitOptions::new();
-            options.initial_head(DEFAULT_BRANCH).no_reinit(true);
-            let repo = Repository::init_opts(root, &options)?;
-            let exclude = root.join(".git/info/exclude");
+            options
+                .initial_head(DEFAULT_BRANCH)
+                .no_reinit(true)
+                .bare(false)
+                .no_dotgit_dir(true)
+                .workdir_path(root);
+            let repo = Repository::init_opts(&dir, &options)?;
+            let exclude = dir.join("info/exclude");
             if let Some(parent) = exclude.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }

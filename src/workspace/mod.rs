@@ -23,8 +23,6 @@ pub enum PathError {
     Outside(String),
     #[error("path {0} contains a NUL byte")]
     Nul(String),
-    #[error("{0} is inside the workspace's version history (.git), which tools may not touch")]
-    GitDir(String),
 }
 
 /// The session's workspace directory on the host.
@@ -80,14 +78,6 @@ impl Workspace {
                     if !full.starts_with(&root) {
                         return Err(PathError::Outside(shown.to_string()));
                     }
-                    if full
-                        .strip_prefix(&root)
-                        .ok()
-                        .and_then(|r| r.components().next())
-                        .is_some_and(|c| c.as_os_str() == ".git")
-                    {
-                        return Err(PathError::GitDir(shown.to_string()));
-                    }
                     return Ok(());
                 }
                 Err(_) => {
@@ -141,9 +131,6 @@ pub fn relative_inside_mount(model_path: &str) -> Result<PathBuf, PathError> {
             }
         }
     }
-    if parts.first().is_some_and(|p| *p == ".git") {
-        return Err(PathError::GitDir(trimmed.to_string()));
-    }
     Ok(parts.iter().collect())
 }
 
@@ -187,10 +174,6 @@ mod tests {
         );
         check("../x", Err(PathError::Outside("../x".into())));
         check("  ", Err(PathError::Empty));
-        check(
-            "/mnt/okcomputer/.git/config",
-            Err(PathError::GitDir("/mnt/okcomputer/.git/config".into())),
-        );
     }
 
     #[test]
