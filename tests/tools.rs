@@ -176,3 +176,43 @@ async fn file_tools_refuse_paths_outside_the_workspace() {
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "secret");
     assert!(!app.dir.path().join("new.txt").exists());
 }
+
+#[tokio::test]
+async fn read_file_shows_images_to_a_vision_model() {
+    let app = TestApp::spawn_with(|c| c.tools.vision = true);
+    let workspace = app.workspace_of("viewer");
+    std::fs::create_dir_all(workspace.join("output")).unwrap();
+    // A 1x1 PNG.
+    let png: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0,
+        0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49, 0x44,
+        0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0,
+        0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+    std::fs::write(workspace.join("output/dot.png"), png).unwrap();
+    app.model.script(
+        "LOOK",
+        vec![
+            Reply::tool(
+                "mshtools-read_file",
+                json!({"file_path": "/mnt/okcomputer/output/dot.png"}),
+            ),
+            Reply::text("a dot"),
+        ],
+    );
+    let (status, body) = app.chat_json("viewer", "LOOK at it").await;
+    assert_eq!(status, 200, "{body}");
+    let request = &app.model.requests_for("LOOK")[1];
+    let messages = request["messages"].as_array().unwrap();
+    let last = messages.last().unwrap();
+    assert_eq!(last["role"], "user");
+    assert_eq!(last["content"][1]["type"], "image_url");
+    assert!(last["content"][1]["image_url"]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/png;base64,"));
+    assert!(tool_messages(request)[0].contains("PNG image, 1x1 pixels"));
+    // The next turn still counts its own message as the latest exchange.
+    let (status, _) = app.chat_json("viewer", "and now?").await;
+    assert_eq!(status, 200);
+}

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::llm::{Message, ToolCall, Usage};
+use crate::llm::{ContentPart, Message, ToolCall, Usage, UserContent};
 
 /// One history entry: the chat message plus what the console and the store need.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ impl Conversation {
     pub fn push_user(&mut self, content: &str) {
         self.push(
             Message::User {
-                content: content.to_string(),
+                content: UserContent::Text(content.to_string()),
             },
             None,
         );
@@ -96,12 +96,22 @@ impl Conversation {
         }
     }
 
+    /// Images that tools returned, shown to a vision model as a user message of parts.
+    pub fn push_images(&mut self, parts: Vec<ContentPart>) {
+        self.push(
+            Message::User {
+                content: UserContent::Parts(parts),
+            },
+            None,
+        );
+    }
+
     /// For `replace_last`: drops the last user message and everything after it.
     pub fn drop_last_exchange(&mut self) -> bool {
         match self
             .entries
             .iter()
-            .rposition(|e| matches!(e.message, Message::User { .. }))
+            .rposition(|e| e.message.user_text().is_some())
         {
             Some(at) => {
                 self.entries.truncate(at);

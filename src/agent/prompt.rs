@@ -17,8 +17,8 @@ pub fn window_start(entries: &[HistoryEntry], budget_tokens: usize) -> usize {
     let mut start = entries.len();
     let mut best = None;
     for (index, entry) in entries.iter().enumerate().rev() {
-        used += message_chars(&entry.message);
-        if matches!(entry.message, Message::User { .. }) {
+        used += entry.message.text_len();
+        if entry.message.user_text().is_some() {
             if used <= budget || best.is_none() {
                 best = Some(index);
             } else {
@@ -40,23 +40,6 @@ pub fn build_messages<'a>(
     std::iter::once(system)
         .chain(entries[start..].iter().map(|e| &e.message))
         .collect()
-}
-
-fn message_chars(message: &Message) -> usize {
-    match message {
-        Message::System { content } | Message::User { content } => content.len(),
-        Message::Tool { content, .. } => content.len() + 16,
-        Message::Assistant {
-            content,
-            tool_calls,
-        } => {
-            content.as_deref().map_or(0, str::len)
-                + tool_calls
-                    .iter()
-                    .map(|c| c.function.arguments.len() + c.function.name.len() + 16)
-                    .sum::<usize>()
-        }
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conversation::Conversation;
 use super::prompt::build_messages;
-use crate::llm::{LlmClient, LlmError, LlmRequest, Message, Usage};
+use crate::llm::{ContentPart, ImageUrl, LlmClient, LlmError, LlmRequest, Message, Usage};
 use crate::protocol::{ChatEvent, ToolCallRecord, ToolStatus};
 use crate::tools::output::cap_middle;
 use crate::tools::{ToolContext, ToolError, ToolRegistry};
@@ -114,6 +114,7 @@ pub async fn run_turn<L: LlmClient, S: EventSink>(
             outcome.end = TurnEnd::Answered;
             return outcome;
         }
+        let mut images = Vec::new();
         for call in &calls {
             if cancel.is_cancelled() {
                 history.push_tool_result(call, "cancelled by the user before it ran".into(), true);
@@ -132,7 +133,10 @@ pub async fn run_turn<L: LlmClient, S: EventSink>(
                 .await;
             let duration_ms = started.elapsed().as_millis() as u64;
             let (status, text) = match result {
-                Ok(output) => (ToolStatus::Success, output.text),
+                Ok(output) => {
+                    images.extend(output.images);
+                    (ToolStatus::Success, output.text)
+                }
                 Err(ToolError::RespondToModel(message)) => (ToolStatus::Error, message),
                 Err(error @ ToolError::Fatal(_)) => {
                     tracing::error!(tool = %call.function.name, %error, "tool failed");
@@ -163,6 +167,16 @@ pub async fn run_turn<L: LlmClient, S: EventSink>(
                 invocation_id: call.id.clone(),
                 status,
             });
+        }
+        if !images.is_empty() {
+            // Tool messages cannot carry images in chat-completions; a user message can.
+            let mut parts = vec![ContentPart::Text {
+                text: "Images returned by the tool calls above:".into(),
+            }];
+            parts.extend(images.into_iter().map(|url| ContentPart::ImageUrl {
+                image_url: ImageUrl { url },
+            }));
+            history.push_images(parts);
         }
         if cancel.is_cancelled() {
             outcome.end = TurnEnd::Cancelled;

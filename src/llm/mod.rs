@@ -21,7 +21,7 @@ pub enum Message {
         content: String,
     },
     User {
-        content: String,
+        content: UserContent,
     },
     Assistant {
         #[serde(default)]
@@ -33,6 +33,70 @@ pub enum Message {
         tool_call_id: String,
         content: String,
     },
+}
+
+/// A user message's content: plain text, or parts (text and images) for vision models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UserContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    Text { text: String },
+    ImageUrl { image_url: ImageUrl },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageUrl {
+    /// A `data:` URL carrying the image itself.
+    pub url: String,
+}
+
+impl Message {
+    /// The text of a user message the person typed (not tool images the server attached).
+    pub fn user_text(&self) -> Option<&str> {
+        match self {
+            Message::User {
+                content: UserContent::Text(text),
+            } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Characters of text this message carries (images count as a fixed amount).
+    pub fn text_len(&self) -> usize {
+        match self {
+            Message::System { content } => content.len(),
+            Message::User {
+                content: UserContent::Text(text),
+            } => text.len(),
+            Message::User {
+                content: UserContent::Parts(parts),
+            } => parts
+                .iter()
+                .map(|part| match part {
+                    ContentPart::Text { text } => text.len(),
+                    // Roughly what a vision model charges for one image, in characters.
+                    ContentPart::ImageUrl { .. } => 3000,
+                })
+                .sum(),
+            Message::Tool { content, .. } => content.len() + 16,
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                content.as_deref().map_or(0, str::len)
+                    + tool_calls
+                        .iter()
+                        .map(|c| c.function.arguments.len() + c.function.name.len() + 16)
+                        .sum::<usize>()
+            }
+        }
+    }
 }
 
 /// A tool call the model asked for; `arguments` is the raw JSON text the model produced.

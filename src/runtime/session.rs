@@ -427,7 +427,7 @@ fn first_user_message(history: &Conversation) -> String {
         .entries()
         .iter()
         .find_map(|e| match &e.message {
-            Message::User { content } => Some(content.clone()),
+            Message::User { .. } => e.message.user_text().map(str::to_string),
             _ => None,
         })
         .unwrap_or_default()
@@ -439,7 +439,7 @@ fn last_user_message(history: &Conversation) -> String {
         .iter()
         .rev()
         .find_map(|e| match &e.message {
-            Message::User { content } => Some(content.clone()),
+            Message::User { .. } => e.message.user_text().map(str::to_string),
             _ => None,
         })
         .unwrap_or_else(|| "Turn".into())

@@ -21,6 +21,8 @@ const DEFAULT_LINE_LIMIT: usize = 1000;
 const MAX_LINE_CHARS: usize = 2000;
 /// Bytes sniffed to tell text from binary.
 const SNIFF_BYTES: usize = 8192;
+/// Largest image sent to a vision model (base64 grows it by a third).
+const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
 /// Largest file `edit_file` loads into memory.
 const MAX_EDIT_BYTES: u64 = 20 * 1024 * 1024;
 
@@ -65,9 +67,10 @@ impl Tool for ReadFile {
         ctx: &'a mut ToolContext,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         let workspace = ctx.workspace.clone();
+        let vision = ctx.config.vision;
         async move {
             let args: ReadArgs = parse_args(self.name(), args)?;
-            blocking(move || read_file(&workspace, &args)).await
+            blocking(move || read_file(&workspace, &args, vision)).await
         }
         .boxed()
     }
@@ -120,9 +123,16 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| ToolError::Fatal(format!("file task failed: {e}")))?
 }
 
-fn read_file(workspace: &Workspace, args: &ReadArgs) -> Result<ToolOutput, ToolError> {
+fn read_file(
+    workspace: &Workspace,
+    args: &ReadArgs,
+    vision: bool,
+) -> Result<ToolOutput, ToolError> {
     let path = workspace.resolve(&args.file_path)?;
     let shown = args.file_path.trim();
+    if let Some(kind) = image_kind(&path) {
+        return read_image(&path, shown, kind, vision);
+    }
     let offset = match args.offset {
         None => 1,
         Some(n) if n >= 1 => n as usize,
@@ -186,6 +196,56 @@ fn read_file(workspace: &Workspace, args: &ReadArgs) -> Result<ToolOutput, ToolE
         ));
     }
     Ok(ToolOutput::text(out))
+}
+
+/// `(mime type, label)` of the image formats a vision model accepts, by extension.
+fn image_kind(path: &Path) -> Option<(&'static str, &'static str)> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "png" => Some(("image/png", "PNG")),
+        "jpg" | "jpeg" => Some(("image/jpeg", "JPEG")),
+        "gif" => Some(("image/gif", "GIF")),
+        "webp" => Some(("image/webp", "WebP")),
+        _ => None,
+    }
+}
+
+/// An image: attached for a vision model, described otherwise.
+fn read_image(
+    path: &Path,
+    shown: &str,
+    (mime, label): (&str, &str),
+    vision: bool,
+) -> Result<ToolOutput, ToolError> {
+    let bytes = std::fs::read(path).map_err(|e| io_error("open", shown, &e))?;
+    let Ok(size) = imagesize::blob_size(&bytes) else {
+        return Err(ToolError::RespondToModel(format!(
+            "{shown} has an image extension but is not a readable {label} image"
+        )));
+    };
+    let description = format!(
+        "{shown} is a {label} image, {}x{} pixels, {}",
+        size.width,
+        size.height,
+        crate::protocol::size_display(bytes.len() as u64)
+    );
+    if !vision {
+        return Ok(ToolOutput::text(format!(
+            "{description}. The model endpoint is not set up for images ([tools] vision = true in okcvm.toml), so it cannot be shown; inspect it with mshtools-ipython (e.g. PIL) if you need its content."
+        )));
+    }
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Ok(ToolOutput::text(format!(
+            "{description}; it is too large to show (limit {}), so resize it first (e.g. with PIL in mshtools-ipython)",
+            crate::protocol::size_display(MAX_IMAGE_BYTES as u64)
+        )));
+    }
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    Ok(ToolOutput {
+        text: format!("{description}; the image is attached below."),
+        images: vec![format!("data:{mime};base64,{data}")],
+    })
 }
 
 fn write_file(workspace: &Workspace, args: &WriteArgs) -> Result<ToolOutput, ToolError> {
@@ -325,6 +385,7 @@ mod tests {
                 offset,
                 limit,
             },
+            false,
         )
         .map(|o| o.text)
     }
@@ -376,6 +437,43 @@ mod tests {
             .to_string()
             .contains("outside"));
         assert!(write(&ws, "/tmp/x", "x", false).is_err());
+    }
+
+    #[test]
+    fn images_are_attached_for_vision_and_described_otherwise() {
+        let (_d, ws) = workspace();
+        // A 1x1 PNG.
+        let png: &[u8] = &[
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52,
+            0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, 0x49,
+            0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0,
+            0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+        ];
+        std::fs::write(ws.root().join("dot.png"), png).unwrap();
+        let args = ReadArgs {
+            file_path: "dot.png".into(),
+            offset: None,
+            limit: None,
+        };
+        let described = read_file(&ws, &args, false).unwrap();
+        assert!(
+            described
+                .text
+                .starts_with("dot.png is a PNG image, 1x1 pixels"),
+            "{}",
+            described.text
+        );
+        assert!(described.images.is_empty());
+        let attached = read_file(&ws, &args, true).unwrap();
+        assert_eq!(attached.images.len(), 1);
+        assert!(attached.images[0].starts_with("data:image/png;base64,iVBOR"));
+        std::fs::write(ws.root().join("fake.png"), "not an image").unwrap();
+        let fake = ReadArgs {
+            file_path: "fake.png".into(),
+            offset: None,
+            limit: None,
+        };
+        assert!(read_file(&ws, &fake, true).is_err());
     }
 
     #[test]

@@ -32,11 +32,16 @@ pub use registry::ToolRegistry;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolOutput {
     pub text: String,
+    /// Images for a vision model, as `data:` URLs.
+    pub images: Vec<String>,
 }
 
 impl ToolOutput {
     pub fn text(text: impl Into<String>) -> Self {
-        Self { text: text.into() }
+        Self {
+            text: text.into(),
+            images: Vec::new(),
+        }
     }
 }
 

@@ -149,7 +149,12 @@ impl MockModel {
 pub fn latest_user_message(request: &Value) -> String {
     request["messages"]
         .as_array()
-        .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|messages| {
+            messages
+                .iter()
+                .rev()
+                .find(|m| m["role"] == "user" && m["content"].is_string())
+        })
         .and_then(|m| m["content"].as_str())
         .unwrap_or("")
         .to_string()
