@@ -211,6 +211,49 @@ fn persistence_figures() -> (Duration, Duration) {
     (percentile(&times, 0.5), percentile(&flushes, 0.5))
 }
 
+/// Sandbox figures on the library directly: shell `echo` round trip through bwrap, a warm
+/// Python cell, and the resident memory of an idle interpreter.
+async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
+    use okcvm::tools::{exec, python::Kernel, sandbox::Sandbox, ToolContext, ToolState};
+    let dir = tempfile::tempdir().unwrap();
+    let config = okcvm::config::Config::for_tests(dir.path(), "http://127.0.0.1:9/v1");
+    let sandbox = Sandbox::detect(&config.sandbox);
+    if !matches!(sandbox.mode, okcvm::tools::sandbox::Mode::Bubblewrap(_)) {
+        println!("(bubblewrap unavailable: sandbox figures skipped)");
+        return None;
+    }
+    let workspace = okcvm::workspace::Workspace::new(dir.path().join("ws"));
+    workspace.ensure().unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut echo = Vec::new();
+    for _ in 0..30 {
+        let command = sandbox.command(workspace.root(), "bash", &["-c", "echo hi"]).unwrap();
+        let started = Instant::now();
+        let result = exec::run(command, Duration::from_secs(10), 4096, &cancel).await.unwrap();
+        echo.push(started.elapsed());
+        assert_eq!(result.output, "hi\n");
+    }
+    echo.sort();
+    let ctx = ToolContext {
+        workspace,
+        state: ToolState::default(),
+        cancel,
+        config: std::sync::Arc::new(config.tools.clone()),
+        sandbox: std::sync::Arc::new(sandbox),
+    };
+    let mut kernel = Kernel::start(&ctx).await.unwrap();
+    kernel.run("x = 1", Duration::from_secs(10)).await.unwrap();
+    let mut cells = Vec::new();
+    for _ in 0..100 {
+        let started = Instant::now();
+        kernel.run("x + 1", Duration::from_secs(10)).await.unwrap();
+        cells.push(started.elapsed());
+    }
+    cells.sort();
+    let memory = kernel.memory_kib();
+    Some((percentile(&echo, 0.5), percentile(&cells, 0.5), memory))
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (snapshot_time, flush_time) = persistence_figures();
@@ -224,6 +267,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some((echo, cell, memory)) = runtime.block_on(sandbox_figures()) {
+        println!("shell echo through the sandbox (p50): {}   target <= 15 ms", ms(echo));
+        println!("warm Python cell round trip (p50): {}   target <= 5 ms", ms(cell));
+        println!("idle Python interpreter RSS: {:.1} MiB", memory as f64 / 1024.0);
+    }
     runtime.block_on(run(quick));
 }
 
