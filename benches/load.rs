@@ -227,9 +227,13 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut echo = Vec::new();
     for _ in 0..30 {
-        let command = sandbox.command(workspace.root(), "bash", &["-c", "echo hi"]).unwrap();
+        let command = sandbox
+            .command(workspace.root(), "bash", &["-c", "echo hi"])
+            .unwrap();
         let started = Instant::now();
-        let result = exec::run(command, Duration::from_secs(10), 4096, &cancel).await.unwrap();
+        let result = exec::run(command, Duration::from_secs(10), 4096, &cancel)
+            .await
+            .unwrap();
         echo.push(started.elapsed());
         assert_eq!(result.output, "hi\n");
     }
@@ -268,9 +272,18 @@ fn main() {
         .build()
         .unwrap();
     if let Some((echo, cell, memory)) = runtime.block_on(sandbox_figures()) {
-        println!("shell echo through the sandbox (p50): {}   target <= 15 ms", ms(echo));
-        println!("warm Python cell round trip (p50): {}   target <= 5 ms", ms(cell));
-        println!("idle Python interpreter RSS: {:.1} MiB", memory as f64 / 1024.0);
+        println!(
+            "shell echo through the sandbox (p50): {}   target <= 15 ms",
+            ms(echo)
+        );
+        println!(
+            "warm Python cell round trip (p50): {}   target <= 5 ms",
+            ms(cell)
+        );
+        println!(
+            "idle Python interpreter RSS: {:.1} MiB",
+            memory as f64 / 1024.0
+        );
     }
     runtime.block_on(run(quick));
 }
