@@ -25,6 +25,7 @@ pub mod http;
 pub mod llm;
 pub mod protocol;
 pub mod runtime;
+pub mod settings;
 pub mod spec;
 pub mod store;
 pub mod tools;
@@ -82,7 +83,9 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         ignore: config.workspace.ignore.clone(),
         max_file_bytes: config.workspace.snapshot_max_file_mb * 1024 * 1024,
     };
+    let settings = settings::Settings::load(&store, &config.llm, &llm)?;
     Ok(Services {
+        settings,
         flusher: Flusher::start(store.clone()),
         store,
         snapshot_policy,

@@ -82,6 +82,7 @@ pub struct Store {
     history: sled::Tree,
     turns: sled::Tree,
     uploads: sled::Tree,
+    settings: sled::Tree,
 }
 
 fn key(owner: &str, conversation: &str) -> Vec<u8> {
@@ -127,6 +128,7 @@ impl Store {
             history: db.open_tree("history")?,
             turns: db.open_tree("turns")?,
             uploads: db.open_tree("uploads")?,
+            settings: db.open_tree("settings")?,
             db,
         };
         store.interrupt_running_turns()?;
@@ -324,6 +326,17 @@ impl Store {
             self.turns.insert(k, serde_json::to_vec(&turn)?)?;
         }
         self.db.flush()?;
+        Ok(())
+    }
+
+    // ---- server settings ----
+
+    pub fn get_setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        self.settings.get(name)?.map(|v| decode(&v)).transpose()
+    }
+
+    pub fn put_setting<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        self.settings.insert(name, serde_json::to_vec(value)?)?;
         Ok(())
     }
 

@@ -66,6 +66,15 @@ impl From<SessionError> for ApiError {
     }
 }
 
+impl From<crate::settings::SettingsError> for ApiError {
+    fn from(error: crate::settings::SettingsError) -> Self {
+        match error {
+            crate::settings::SettingsError::Invalid(message) => ApiError::BadRequest(message),
+            crate::settings::SettingsError::Store(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
         ApiError::Internal(error.to_string())

@@ -3,6 +3,7 @@
 //! reply; they never block and never hold session state.
 
 pub mod chat;
+pub mod config;
 pub mod console;
 pub mod conversations;
 pub mod error;
@@ -52,6 +53,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/api")
             .route("/chat", web::post().to(chat::chat))
+            .route("/config", web::get().to(config::get))
+            .route("/config", web::post().to(config::update))
             .route("/chat/stop", web::post().to(chat::stop))
             .route("/chat/events", web::get().to(chat::events))
             .route("/conversations", web::get().to(conversations::list))

@@ -22,6 +22,7 @@ pub struct Services {
     pub tools_config: Arc<ToolsConfig>,
     pub store: Store,
     pub flusher: Flusher,
+    pub settings: crate::settings::Settings,
     pub snapshot_policy: SnapshotPolicy,
 }
 

@@ -1,0 +1,27 @@
+//! `GET/POST /api/config`: the model endpoints, changed at runtime. Keys go in, never out.
+
+use actix_web::{web, HttpResponse};
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::AppState;
+
+pub async fn get(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.services.settings.public_view())
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let services = state.services.clone();
+    let body = body.into_inner();
+    super::blocking(move || {
+        services
+            .settings
+            .update(&body, &services.store, &services.llm)
+            .map(|()| services.settings.public_view())
+    })
+    .await
+    .map(|view| HttpResponse::Ok().json(view))
+}

@@ -1,0 +1,270 @@
+//! Model endpoints changed at runtime through `/api/config`: the chat model and the media
+//! endpoints (image, speech, sound effects, speech recognition).
+//!
+//! Guarantees: keys are never returned (only `api_key_present`) and never logged; an omitted
+//! key keeps the old one, `""` clears it; every value is trimmed and validated before it is
+//! applied; the chat endpoint applies to every session's next model call; everything is
+//! persisted in the store so a restart keeps it. Removing the chat section restores the
+//! endpoint of okcvm.toml.
+
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::{LlmConfig, Secret};
+use crate::llm::openai::{Endpoint, OpenAiClient};
+use crate::store::{Store, StoreError};
+
+pub const SECTIONS: [&str; 5] = ["chat", "image", "speech", "sound_effects", "asr"];
+
+/// One configured endpoint, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSettings {
+    pub model: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    pub supports_streaming: bool,
+}
+
+/// Every section; `None` means not configured (for chat: the okcvm.toml endpoint).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSet {
+    pub chat: Option<EndpointSettings>,
+    pub image: Option<EndpointSettings>,
+    pub speech: Option<EndpointSettings>,
+    pub sound_effects: Option<EndpointSettings>,
+    pub asr: Option<EndpointSettings>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Settings {
+    current: RwLock<EndpointSet>,
+    defaults: LlmConfig,
+}
+
+impl EndpointSet {
+    fn section_mut(&mut self, name: &str) -> Option<&mut Option<EndpointSettings>> {
+        match name {
+            "chat" => Some(&mut self.chat),
+            "image" => Some(&mut self.image),
+            "speech" => Some(&mut self.speech),
+            "sound_effects" => Some(&mut self.sound_effects),
+            "asr" => Some(&mut self.asr),
+            _ => None,
+        }
+    }
+
+    fn section(&self, name: &str) -> Option<&EndpointSettings> {
+        match name {
+            "chat" => self.chat.as_ref(),
+            "image" => self.image.as_ref(),
+            "speech" => self.speech.as_ref(),
+            "sound_effects" => self.sound_effects.as_ref(),
+            "asr" => self.asr.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads saved endpoints and applies the chat one to `llm`.
+    pub fn load(
+        store: &Store,
+        defaults: &LlmConfig,
+        llm: &OpenAiClient,
+    ) -> Result<Self, StoreError> {
+        let saved: EndpointSet = store.get_setting("endpoints")?.unwrap_or_default();
+        let settings = Self {
+            current: RwLock::new(saved),
+            defaults: defaults.clone(),
+        };
+        llm.set_endpoint(settings.chat_endpoint());
+        Ok(settings)
+    }
+
+    pub fn snapshot(&self) -> EndpointSet {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The chat endpoint in force: the saved one, else okcvm.toml's.
+    pub fn chat_endpoint(&self) -> Endpoint {
+        match self.snapshot().chat {
+            Some(chat) => Endpoint {
+                base_url: chat.base_url,
+                model: chat.model,
+                api_key: chat.api_key.map(Secret::new),
+                stream: chat.supports_streaming,
+            },
+            None => Endpoint {
+                base_url: self.defaults.base_url.clone(),
+                model: self.defaults.model.clone(),
+                api_key: self.defaults.api_key.clone(),
+                stream: self.defaults.stream,
+            },
+        }
+    }
+
+    /// `GET /api/config`: every section without its key.
+    pub fn public_view(&self) -> Value {
+        let current = self.snapshot();
+        let chat = self.chat_endpoint();
+        let mut out = Map::new();
+        out.insert(
+            "chat".into(),
+            serde_json::json!({
+                "model": chat.model,
+                "base_url": chat.base_url,
+                "supports_streaming": chat.stream,
+                "api_key_present": chat.api_key.is_some(),
+            }),
+        );
+        for name in &SECTIONS[1..] {
+            let view = current.section(name).map_or(Value::Null, |s| {
+                serde_json::json!({
+                    "model": s.model,
+                    "base_url": s.base_url,
+                    "supports_streaming": s.supports_streaming,
+                    "api_key_present": s.api_key.is_some(),
+                })
+            });
+            out.insert((*name).into(), view);
+        }
+        Value::Object(out)
+    }
+
+    /// Applies a `POST /api/config` body, persists it and updates the chat client.
+    pub fn update(
+        &self,
+        body: &Value,
+        store: &Store,
+        llm: &OpenAiClient,
+    ) -> Result<(), SettingsError> {
+        let Value::Object(sections) = body else {
+            return Err(SettingsError::Invalid(
+                "the body must be a JSON object".into(),
+            ));
+        };
+        let mut next = self.snapshot();
+        for (name, patch) in sections {
+            let Some(slot) = next.section_mut(name) else {
+                return Err(SettingsError::Invalid(format!(
+                    "unknown section {name:?}; expected one of {}",
+                    SECTIONS.join(", ")
+                )));
+            };
+            *slot = match patch {
+                Value::Null => None,
+                Value::Object(fields) => Some(apply_patch(
+                    name,
+                    slot.take(),
+                    fields,
+                    name == "chat",
+                    &self.defaults,
+                )?),
+                _ => {
+                    return Err(SettingsError::Invalid(format!(
+                        "section {name} must be null or an object"
+                    )))
+                }
+            };
+        }
+        store.put_setting("endpoints", &next)?;
+        store.flush()?;
+        {
+            let mut guard = match self.current.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            *guard = next;
+        }
+        llm.set_endpoint(self.chat_endpoint());
+        Ok(())
+    }
+}
+
+fn apply_patch(
+    section: &str,
+    old: Option<EndpointSettings>,
+    fields: &Map<String, Value>,
+    is_chat: bool,
+    defaults: &LlmConfig,
+) -> Result<EndpointSettings, SettingsError> {
+    let invalid = |message: String| SettingsError::Invalid(format!("{section}: {message}"));
+    for key in fields.keys() {
+        if !["model", "base_url", "api_key", "supports_streaming"].contains(&key.as_str()) {
+            return Err(invalid(format!("unknown field {key:?}")));
+        }
+    }
+    let text = |key: &str| -> Result<Option<String>, SettingsError> {
+        match fields.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(_) => Err(invalid(format!("{key} must be a string"))),
+        }
+    };
+    // A new chat section starts from okcvm.toml's endpoint, other sections from nothing.
+    let base = old.unwrap_or_else(|| EndpointSettings {
+        model: if is_chat {
+            defaults.model.clone()
+        } else {
+            String::new()
+        },
+        base_url: if is_chat {
+            defaults.base_url.clone()
+        } else {
+            String::new()
+        },
+        api_key: if is_chat {
+            defaults.api_key.as_ref().map(|k| k.expose().to_string())
+        } else {
+            None
+        },
+        supports_streaming: if is_chat { defaults.stream } else { false },
+    });
+    let model = text("model")?.unwrap_or(base.model);
+    let base_url = text("base_url")?.unwrap_or(base.base_url);
+    let api_key = match text("api_key")? {
+        None => base.api_key,
+        Some(key) if key.is_empty() => None,
+        Some(key) => Some(key),
+    };
+    let supports_streaming = match fields.get("supports_streaming") {
+        None | Some(Value::Null) => base.supports_streaming,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("supports_streaming must be true or false".into())),
+    };
+    if model.is_empty() || model.len() > 200 {
+        return Err(invalid("model must be 1-200 characters".into()));
+    }
+    let url_ok = (base_url.starts_with("http://") || base_url.starts_with("https://"))
+        && reqwest::Url::parse(&base_url).is_ok();
+    if !url_ok {
+        return Err(invalid(
+            "base_url must be an http:// or https:// URL".into(),
+        ));
+    }
+    if api_key
+        .as_ref()
+        .is_some_and(|k| k.len() > 4096 || k.chars().any(char::is_control))
+    {
+        return Err(invalid("api_key is not a valid key".into()));
+    }
+    Ok(EndpointSettings {
+        model,
+        base_url,
+        api_key,
+        supports_streaming,
+    })
+}

@@ -1,0 +1,78 @@
+//! `/api/config`: endpoints change at runtime, keys never come back, a restart keeps them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::TestApp;
+use serde_json::{json, Value};
+
+async fn post(app: &TestApp, body: Value) -> (u16, Value) {
+    let response = app
+        .http
+        .post(format!("{}/api/config", app.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("sk-secret"), "a key came back: {text}");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn endpoints_update_at_runtime_without_ever_returning_keys() {
+    let app = TestApp::spawn();
+    let (_, initial) = app.get("/api/config", "x").await;
+    assert_eq!(initial["chat"]["model"], "mock-model");
+    assert_eq!(initial["chat"]["api_key_present"], false);
+    assert_eq!(initial["image"], Value::Null);
+
+    let (status, view) = post(
+        &app,
+        json!({"chat": {"model": "  other-model ", "api_key": "sk-secret"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["chat"]["model"], "other-model");
+    assert_eq!(view["chat"]["api_key_present"], true);
+    assert!(view["chat"].get("api_key").is_none());
+    app.chat_json("cfg", "which model?").await;
+    let request = &app.model.requests_for("which model?")[0];
+    assert_eq!(request["model"], "other-model");
+
+    // Omitted key: kept. Empty key: cleared.
+    let (_, view) = post(&app, json!({"chat": {"supports_streaming": false}})).await;
+    assert_eq!(view["chat"]["api_key_present"], true);
+    assert_eq!(view["chat"]["supports_streaming"], false);
+    let (_, view) = post(&app, json!({"chat": {"api_key": ""}})).await;
+    assert_eq!(view["chat"]["api_key_present"], false);
+
+    let (status, view) = post(&app, json!({"image": {"model": "img-1", "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-secret"}})).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["image"]["api_key_present"], true);
+
+    for bad in [
+        json!({"chat": {"base_url": "ftp://x"}}),
+        json!({"chat": {"model": ""}}),
+        json!({"video": {"model": "x"}}),
+        json!({"chat": {"model": 5}}),
+        json!({"chat": {"colour": "red"}}),
+        json!({"speech": {"model": "tts"}}),
+        json!([1]),
+    ] {
+        let (status, body) = post(&app, bad.clone()).await;
+        assert_eq!(status, 400, "{bad} → {body}");
+        assert!(body["detail"].is_string());
+    }
+
+    let app = app.restart();
+    let (_, view) = app.get("/api/config", "x").await;
+    assert_eq!(view["chat"]["model"], "other-model");
+    assert_eq!(view["image"]["model"], "img-1");
+    assert_eq!(view["image"]["api_key_present"], true);
+    let (_, view) = post(&app, json!({"image": null, "chat": null})).await;
+    assert_eq!(view["image"], Value::Null);
+    assert_eq!(view["chat"]["model"], "mock-model");
+}
