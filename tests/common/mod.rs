@@ -12,6 +12,7 @@ use std::time::Duration;
 use okcvm::config::Config;
 use serde_json::{json, Value};
 
+#[allow(unused_imports)]
 pub use mock_model::{MockModel, Reply};
 
 pub struct TestApp {
