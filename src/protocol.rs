@@ -43,7 +43,8 @@ pub enum ChatEvent {
         error: Option<String>,
     },
     Final {
-        payload: Box<ChatResponse>,
+        /// Shared: the payload is kept, replayed and sent to every subscriber without copies.
+        payload: std::sync::Arc<ChatResponse>,
     },
     Error {
         message: String,
@@ -77,7 +78,8 @@ pub struct ChatResponse {
     pub ppt_slides: Vec<Slide>,
     pub artifacts: Vec<Artifact>,
     pub tool_calls: Vec<ToolCallRecord>,
-    pub vm_history: Vec<Value>,
+    /// The last history entries, encoded once.
+    pub vm_history: RawJson,
     pub workspace_state: WorkspaceState,
     pub uploads: Vec<UploadEntry>,
     pub upload_limit: usize,
@@ -174,6 +176,42 @@ pub struct UploadEntry {
     pub size_display: String,
 }
 
+/// JSON kept as encoded text: cheap to clone, written out verbatim.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct RawJson(pub Box<serde_json::value::RawValue>);
+
+impl<'de> Deserialize<'de> for RawJson {
+    /// Through a `Value`, because inside a tagged enum serde buffers the content and a
+    /// `RawValue` cannot be read from that buffer.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        serde_json::value::to_raw_value(&value)
+            .map(RawJson)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl RawJson {
+    /// Encodes `value`; a value that cannot be encoded (never the case for our types) is
+    /// logged and becomes `null`.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Self {
+        match serde_json::value::to_raw_value(value) {
+            Ok(raw) => RawJson(raw),
+            Err(error) => {
+                tracing::error!(%error, "cannot encode JSON");
+                RawJson(Box::default())
+            }
+        }
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
 /// `{"detail": "..."}`, the body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -211,6 +249,18 @@ mod tests {
         ] {
             assert_eq!(size_display(bytes), want);
         }
+    }
+
+    #[test]
+    fn raw_json_round_trips_through_buffered_content() {
+        let raw = RawJson::encode(&serde_json::json!([{"id": "m1"}]));
+        // An untagged/tagged context buffers content first, as the stored `final` events do.
+        let buffered: serde_json::Value =
+            serde_json::from_str(&format!("[{}]", raw.0.get())).unwrap();
+        let back: Vec<RawJson> = serde_json::from_value(buffered).unwrap();
+        assert_eq!(back[0], raw);
+        let wrapped: Vec<RawJson> = serde_json::from_str(&format!("[{}]", raw.0.get())).unwrap();
+        assert_eq!(wrapped[0], raw);
     }
 
     #[test]

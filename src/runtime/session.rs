@@ -23,7 +23,9 @@ use crate::agent::{
     run_turn, Conversation, EventSink, HistoryEntry, TurnEnd, TurnOutcome, TurnSettings,
 };
 use crate::llm::{LlmClient, Message};
-use crate::protocol::{ChatEvent, ChatResponse, ReplyMeta, SeqEvent, UploadEntry, WorkspaceState};
+use crate::protocol::{
+    ChatEvent, ChatResponse, RawJson, ReplyMeta, SeqEvent, UploadEntry, WorkspaceState,
+};
 use crate::store::{TurnRecord, TurnState, UploadRecord};
 use crate::tools::{ToolContext, ToolState};
 use crate::workspace::{git, MOUNT, UPLOAD_DIR};
@@ -262,7 +264,9 @@ impl SessionActor {
                 ppt_slides: Vec::new(),
                 artifacts: Vec::new(),
                 tool_calls: outcome.tool_calls.clone(),
-                vm_history: tail_json(&history, VM_HISTORY_LEN),
+                vm_history: RawJson::encode(
+                    &history[history.len().saturating_sub(VM_HISTORY_LEN)..],
+                ),
                 workspace_state: reported_state,
                 uploads,
                 upload_limit: services.config.uploads.max_files,
@@ -359,7 +363,7 @@ impl SessionActor {
 fn closing_event(outcome: &TurnOutcome, response: impl FnOnce() -> ChatResponse) -> ChatEvent {
     match &outcome.end {
         TurnEnd::Answered | TurnEnd::MaxSteps => ChatEvent::Final {
-            payload: Box::new(response()),
+            payload: Arc::new(response()),
         },
         TurnEnd::Cancelled => ChatEvent::Error {
             message: "cancelled".into(),
@@ -415,11 +419,6 @@ pub fn upload_entries(records: &[UploadRecord]) -> Vec<UploadEntry> {
             size_display: crate::protocol::size_display(u.size_bytes),
         })
         .collect()
-}
-
-fn tail_json(entries: &[HistoryEntry], count: usize) -> Vec<serde_json::Value> {
-    Conversation::from_entries(entries[entries.len().saturating_sub(count)..].to_vec())
-        .tail_json(count)
 }
 
 fn first_user_message(history: &Conversation) -> String {
