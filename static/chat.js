@@ -1,0 +1,501 @@
+// chat.js — the conversation view: turns with streamed Markdown replies, the tool timeline,
+// token counts and latency, error bubbles, Stop, regenerate / edit versions with `< i/n >`
+// navigation (switching a version restores its workspace snapshot), and re-attaching to a
+// turn that was still running when the page was loaded.
+
+import { h, $, replace, formatDuration, formatTime, toast } from './dom.js';
+import { api, request, ApiError } from './api.js';
+import { follow } from './sse.js';
+import { renderMarkdown } from './markdown.js';
+import { richResults } from './previews.js';
+import { state, emit, on, applyLimits } from './state.js';
+
+const MAX_STORED_OUTPUT = 16 * 1024;
+let messagesEl;
+let inputEl;
+let controller = null;
+/** DOM views of versions being streamed, by version object. */
+const liveViews = new Map();
+
+const clip = (text) => {
+  const s = typeof text === 'string' ? text : JSON.stringify(text, null, 2) ?? '';
+  return s.length > MAX_STORED_OUTPUT ? `${s.slice(0, MAX_STORED_OUTPUT)}\n… (${s.length - MAX_STORED_OUTPUT} more characters)` : s;
+};
+
+export function currentVersion(turn) {
+  return turn.versions[Math.min(turn.current ?? 0, turn.versions.length - 1)];
+}
+
+/* ---------- applying server events to a stored version ---------- */
+
+export function applyEvent(version, event) {
+  const segments = version.segments || (version.segments = []);
+  switch (event.type) {
+    case 'token': {
+      const last = segments[segments.length - 1];
+      if (last && last.type === 'text') last.text += event.delta || '';
+      else segments.push({ type: 'text', text: event.delta || '' });
+      break;
+    }
+    case 'tool_started':
+      segments.push({ type: 'tool', invocation_id: event.invocation_id, tool_name: event.tool_name,
+        input: event.input, status: 'running', started_at: Date.now() });
+      break;
+    case 'tool_completed': {
+      let tool = segments.find((s) => s.type === 'tool' && s.invocation_id === event.invocation_id);
+      if (!tool) {
+        tool = { type: 'tool', invocation_id: event.invocation_id, tool_name: event.tool_name };
+        segments.push(tool);
+      }
+      tool.status = event.status === 'error' ? 'error' : 'success';
+      tool.duration_ms = event.duration_ms;
+      if (event.output !== undefined) tool.output = clip(event.output);
+      if (event.error !== undefined) tool.error = clip(event.error);
+      break;
+    }
+    case 'final': {
+      const p = event.payload || {};
+      version.meta = p.meta || null;
+      version.web_preview = p.web_preview || null;
+      version.ppt_slides = p.ppt_slides || [];
+      version.artifacts = p.artifacts || [];
+      version.snapshot = p.workspace_state?.latest_snapshot?.id || version.snapshot || null;
+      if (!segments.some((s) => s.type === 'text' && s.text.trim()) && p.reply) {
+        segments.push({ type: 'text', text: p.reply });
+      }
+      if (p.workspace_state) { state.workspace = p.workspace_state; emit('workspace-state'); }
+      applyLimits(p);
+      break;
+    }
+    case 'error':
+      if (event.message === 'cancelled') version.stopped = true;
+      else version.error = event.message || 'The turn failed.';
+      break;
+    default:
+      break;
+  }
+  for (const s of segments) if (s.type === 'tool' && s.status === 'running' && event.type === 'stop') {
+    s.status = 'error';
+    s.error = s.error || (version.stopped ? 'stopped' : 'did not finish');
+  }
+}
+
+/* ---------- rendering ---------- */
+
+function toolView(tool) {
+  const args = tool.input === undefined ? '' : typeof tool.input === 'string' ? tool.input : JSON.stringify(tool.input);
+  const details = h('details', { class: `tool ${tool.status || 'running'}`, dataset: { invocation: tool.invocation_id || '' } });
+  const time = tool.status === 'running' ? 'running…' : formatDuration(tool.duration_ms);
+  details.append(
+    h('summary', {},
+      h('span', { class: 'tool-status', 'aria-hidden': 'true' }),
+      h('span', { class: 'tool-name' }, tool.tool_name || 'tool'),
+      h('span', { class: 'tool-args' }, args.length > 160 ? `${args.slice(0, 160)}…` : args),
+      h('span', { class: 'tool-time' }, time),
+      h('span', { class: 'sr-only' }, tool.status === 'error' ? ' failed' : tool.status === 'success' ? ' succeeded' : ' running')),
+    h('div', { class: 'tool-body' },
+      h('h4', {}, 'Arguments'),
+      h('pre', {}, tool.input === undefined ? '' : typeof tool.input === 'string' ? tool.input : JSON.stringify(tool.input, null, 2)),
+      tool.error !== undefined || tool.output !== undefined
+        ? [h('h4', {}, tool.error !== undefined ? 'Error' : 'Output'), h('pre', { class: 'tool-output' }, tool.error ?? tool.output ?? '')]
+        : null));
+  return details;
+}
+
+function metaView(meta) {
+  if (!meta) return null;
+  const parts = [];
+  if (meta.model) parts.push(h('span', { title: 'Model' }, meta.model));
+  if (Number.isFinite(meta.tokensIn)) parts.push(h('span', { title: 'Prompt tokens' }, `↑ ${meta.tokensIn.toLocaleString()} tokens in`));
+  if (Number.isFinite(meta.tokensOut)) parts.push(h('span', { title: 'Completion tokens' }, `↓ ${meta.tokensOut.toLocaleString()} tokens out`));
+  if (Number.isFinite(meta.latency)) parts.push(h('span', { title: 'Latency of the turn' }, `⏱ ${meta.latency.toFixed(2)} s`));
+  if (meta.timestamp) parts.push(h('span', {}, formatTime(meta.timestamp)));
+  return h('div', { class: 'meta' }, parts);
+}
+
+/** Updates (or builds) the assistant bubble of a version in place. */
+function renderAssistant(bubble, version, { live = false } = {}) {
+  const segments = version.segments || [];
+  let body = bubble.querySelector(':scope > .segments');
+  if (!body) { body = h('div', { class: 'segments' }); bubble.prepend(body); }
+  // Segments only ever grow: reuse existing nodes and update the last ones.
+  segments.forEach((seg, i) => {
+    let node = body.children[i];
+    if (seg.type === 'text') {
+      if (!node || !node.classList.contains('markdown')) {
+        node = h('div', { class: 'markdown' });
+        if (body.children[i]) body.children[i].replaceWith(node); else body.append(node);
+      }
+      if (node.dataset.src !== seg.text) {
+        node.innerHTML = renderMarkdown(seg.text); // renderMarkdown escapes everything it does not know
+        node.dataset.src = seg.text;
+      }
+    } else {
+      const key = `${seg.status}|${seg.duration_ms}|${seg.output?.length}|${seg.error?.length}`;
+      if (!node || node.dataset.key !== key || node.tagName !== 'DETAILS') {
+        const wasOpen = node?.open;
+        const fresh = toolView(seg);
+        fresh.dataset.key = key;
+        if (wasOpen) fresh.open = true;
+        if (node) node.replaceWith(fresh); else body.append(fresh);
+      }
+    }
+  });
+  while (body.children.length > segments.length) body.lastChild.remove();
+  body.querySelectorAll('.cursor').forEach((n) => n.classList.remove('cursor'));
+  let waiting = bubble.querySelector(':scope > .thinking');
+  if (live) {
+    const last = body.lastElementChild;
+    if (last && last.classList.contains('markdown')) {
+      (last.lastElementChild || last).classList.add('cursor');
+      waiting?.remove();
+    } else if (!waiting) {
+      waiting = h('div', { class: 'thinking', role: 'status' }, h('span'), h('span'), h('span'),
+        h('em', { class: 'sr-only' }, 'Working'));
+      body.after(waiting);
+    }
+  } else {
+    waiting?.remove();
+  }
+  const tail = bubble.querySelector(':scope > .tail') || bubble.appendChild(h('div', { class: 'tail' }));
+  replace(tail,
+    live ? null : richResults(version, (item) => emit('open-preview', item)),
+    version.stopped ? h('div', { class: 'notice' }, '■ Stopped. The reply above is what the agent produced before it was stopped.') : null,
+    version.error ? h('div', { class: 'error-bubble', role: 'alert' }, h('strong', {}, 'The turn failed'), version.error) : null,
+    live ? null : metaView(version.meta));
+}
+
+function versionNav(turn, index) {
+  const n = turn.versions.length;
+  if (n < 2) return null;
+  const i = turn.current ?? 0;
+  return h('span', { class: 'versions', role: 'group', 'aria-label': 'Versions' },
+    h('button', { type: 'button', class: 'icon-btn version-prev', title: 'Previous version', 'aria-label': 'Previous version',
+      disabled: i === 0 || state.busy, onclick: () => switchVersion(index, i - 1) }, '‹'),
+    h('span', { class: 'version-label', 'aria-live': 'polite' }, `${i + 1}/${n}`),
+    h('button', { type: 'button', class: 'icon-btn version-next', title: 'Next version', 'aria-label': 'Next version',
+      disabled: i === n - 1 || state.busy, onclick: () => switchVersion(index, i + 1) }, '›'));
+}
+
+function turnView(turn, index, isLast) {
+  const version = currentVersion(turn);
+  const live = state.busy && isLast && liveViews.has(version);
+  const userBubble = h('div', { class: 'bubble' }, version.user);
+  const assistantBubble = h('div', { class: 'bubble' });
+  renderAssistant(assistantBubble, version, { live });
+  if (live) liveViews.set(version, assistantBubble);
+  const canChange = isLast && !state.busy;
+  const el = h('article', { class: 'turn', dataset: { turn: String(index) } },
+    h('div', { class: 'msg msg-user' }, userBubble),
+    h('div', { class: 'msg-tools' },
+      versionNav(turn, index),
+      canChange ? h('button', { type: 'button', class: 'icon-btn edit-btn', title: 'Edit this message', 'aria-label': 'Edit this message',
+        onclick: () => startEdit(el, index) }, '✎') : null,
+      canChange ? h('button', { type: 'button', class: 'icon-btn regen-btn', title: 'Regenerate the reply', 'aria-label': 'Regenerate the reply',
+        onclick: () => regenerate() }, '↻') : null,
+      h('button', { type: 'button', class: 'icon-btn', title: 'Copy the reply', 'aria-label': 'Copy the reply',
+        onclick: () => copyReply(version) }, '⧉')),
+    h('div', { class: 'msg msg-assistant' }, h('div', { class: 'avatar', 'aria-hidden': 'true' }, 'OK'), assistantBubble));
+  return el;
+}
+
+function copyReply(version) {
+  const text = (version.segments || []).filter((s) => s.type === 'text').map((s) => s.text).join('\n\n');
+  navigator.clipboard?.writeText(text).then(() => toast('Reply copied', 'ok'), () => toast('Copy is not allowed here', 'error'));
+}
+
+function welcomeView() {
+  const hints = ['Make a CSV of the first 20 primes', 'Write a small HTML page with a clock', 'Summarise the files I upload'];
+  return h('div', { class: 'welcome' },
+    h('h2', {}, 'What should we build?'),
+    (() => { const d = h('div', { class: 'markdown' }); d.innerHTML = renderMarkdown(state.boot?.reply || ''); return d; })(),
+    h('div', { class: 'hints' }, hints.map((hint) => h('button', { type: 'button', onclick: () => { inputEl.value = hint; inputEl.focus(); autosize(); } }, hint))));
+}
+
+export function renderChat({ keepScroll = false } = {}) {
+  const atBottom = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 80;
+  liveViews.forEach((_, v) => liveViews.set(v, null));
+  const turns = state.conv?.turns || [];
+  if (!turns.length) replace(messagesEl, welcomeView());
+  else replace(messagesEl, turns.map((t, i) => turnView(t, i, i === turns.length - 1)));
+  if (!keepScroll || atBottom) scrollToEnd();
+  updateControls();
+}
+
+function scrollToEnd() {
+  messagesEl.scrollTop = messagesEl.scrollHeight;
+}
+
+let frame = 0;
+function scheduleLive(version) {
+  if (frame) return;
+  frame = requestAnimationFrame(() => {
+    frame = 0;
+    const bubble = liveViews.get(version);
+    if (!bubble) return;
+    const atBottom = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 120;
+    renderAssistant(bubble, version, { live: state.busy });
+    if (atBottom) scrollToEnd();
+  });
+}
+
+function updateControls() {
+  $('#stop').hidden = !state.busy;
+  $('#send').disabled = state.busy;
+  const pill = $('#status-pill');
+  pill.textContent = state.busy ? 'Working…' : 'Idle';
+  pill.className = `status-pill${state.busy ? ' busy' : ''}`;
+  emit('busy', state.busy);
+}
+
+/* ---------- running turns ---------- */
+
+function save() {
+  emit('save-conversation');
+}
+
+async function runTurn(version, { message, replaceLast = false, reattach = false }) {
+  const conv = state.conv;
+  state.busy = true;
+  controller = new AbortController();
+  liveViews.set(version, null);
+  if (!reattach) conv.pending = { after: conv.last_seq ?? null, started_at: new Date().toISOString() };
+  const after = conv.pending?.after ?? conv.last_seq ?? null;
+  if (reattach) version.segments = [];
+  renderChat();
+  save();
+  let found = true;
+  try {
+    let first = null;
+    if (!reattach) {
+      first = await request('/api/chat', {
+        method: 'POST',
+        json: { message, replace_last: replaceLast, stream: true },
+        headers: { accept: 'text/event-stream' },
+        signal: controller.signal,
+      });
+    }
+    const result = await follow({
+      first,
+      after,
+      signal: controller.signal,
+      onEvent: (event) => { if (state.conv === conv) { applyEvent(version, event); scheduleLive(version); } },
+      onReconnect: (n) => setHint(`Connection lost — re-attaching (attempt ${n})…`),
+    });
+    found = result.found;
+    if (result.lastSeq !== null && result.lastSeq !== undefined) conv.last_seq = result.lastSeq;
+    if (!found && reattach) version.error = version.error || 'The server has no record of this turn; it never started. Send the message again.';
+  } catch (error) {
+    if (error.name !== 'AbortError') {
+      version.error = error instanceof ApiError && error.status === 409
+        ? 'Another turn is already running in this conversation. Wait for it or press Stop.'
+        : error.message;
+    }
+  } finally {
+    setHint('');
+    if (state.conv === conv) {
+      conv.pending = null;
+      state.busy = false;
+      controller = null;
+      liveViews.delete(version);
+      renderChat({ keepScroll: true });
+      save();
+      emit('turn-finished');
+    }
+  }
+}
+
+function setHint(text) {
+  const el = $('#composer-hint');
+  if (el) el.textContent = text;
+}
+
+export async function sendMessage(text) {
+  const message = text.trim();
+  if (!message || state.busy || !state.conv) return;
+  const conv = state.conv;
+  const version = { user: message, segments: [], created_at: new Date().toISOString(),
+    base_snapshot: state.workspace?.latest_snapshot?.id || null };
+  conv.turns = conv.turns || [];
+  conv.turns.push({ versions: [version], current: 0 });
+  if (!conv.title_edited && conv.turns.length === 1) conv.title = titleFrom(message);
+  emit('title');
+  await runTurn(version, { message });
+}
+
+export function titleFrom(message) {
+  const line = message.replace(/\s+/g, ' ').trim();
+  return line.length > 60 ? `${line.slice(0, 57)}…` : line || 'New conversation';
+}
+
+async function restoreSnapshot(id) {
+  if (!id) return true;
+  try {
+    const body = await api('/api/session/workspace/restore', { method: 'POST', json: { snapshot_id: id, checkout: true } });
+    state.workspace = body.workspace_state;
+    emit('workspace-state');
+    emit('workspace-changed');
+    return true;
+  } catch (error) {
+    toast(`Cannot restore the workspace snapshot: ${error.message}`, 'error');
+    return false;
+  }
+}
+
+/** A new version of the last turn: same message (regenerate) or an edited one. */
+async function newVersion(message) {
+  const conv = state.conv;
+  if (state.busy || !conv?.turns?.length) return;
+  const turn = conv.turns[conv.turns.length - 1];
+  const base = turn.versions[0].base_snapshot;
+  await restoreSnapshot(base);
+  const version = { user: message, segments: [], created_at: new Date().toISOString(), base_snapshot: base };
+  turn.versions.push(version);
+  turn.current = turn.versions.length - 1;
+  if (conv.turns.length === 1 && !conv.title_edited) { conv.title = titleFrom(message); emit('title'); }
+  await runTurn(version, { message, replaceLast: true });
+}
+
+export function regenerate() {
+  const turns = state.conv?.turns || [];
+  if (!turns.length) return;
+  return newVersion(currentVersion(turns[turns.length - 1]).user);
+}
+
+function startEdit(turnEl, index) {
+  const version = currentVersion(state.conv.turns[index]);
+  const box = h('textarea', { 'aria-label': 'Edit your message' });
+  box.value = version.user;
+  const cancel = () => renderChat({ keepScroll: true });
+  const submit = () => { const text = box.value.trim(); if (text) newVersion(text); };
+  box.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); submit(); }
+    if (e.key === 'Escape') { e.preventDefault(); cancel(); }
+  });
+  const editor = h('div', { class: 'msg msg-user' }, h('div', { class: 'edit-box' }, box,
+    h('div', { class: 'row' },
+      h('button', { type: 'button', class: 'btn', onclick: cancel }, 'Cancel'),
+      h('button', { type: 'button', class: 'btn btn-primary edit-save', onclick: submit }, 'Save & send'))));
+  turnEl.querySelector('.msg-user').replaceWith(editor);
+  box.focus();
+  box.setSelectionRange(box.value.length, box.value.length);
+}
+
+/** Shows version `to` of turn `index`, swapping the turns after it and restoring the snapshot. */
+export async function switchVersion(index, to) {
+  const conv = state.conv;
+  if (state.busy || !conv) return;
+  const turn = conv.turns[index];
+  const from = turn.current ?? 0;
+  if (to < 0 || to >= turn.versions.length || to === from) return;
+  turn.versions[from].tail = conv.turns.slice(index + 1);
+  conv.turns = conv.turns.slice(0, index + 1).concat(turn.versions[to].tail || []);
+  delete turn.versions[to].tail;
+  turn.current = to;
+  renderChat({ keepScroll: true });
+  save();
+  const last = conv.turns[conv.turns.length - 1];
+  const snapshot = currentVersion(last).snapshot;
+  if (snapshot) {
+    const ok = await restoreSnapshot(snapshot);
+    if (ok) toast(`Workspace restored to version ${to + 1}`, 'ok');
+  }
+}
+
+export async function stopTurn() {
+  if (!state.busy) return;
+  try {
+    await api('/api/chat/stop', { method: 'POST' });
+  } catch (error) {
+    if (error.status !== 409 && error.status !== 404) toast(`Stop failed: ${error.message}`, 'error');
+  }
+}
+
+/** Re-attaches to the open conversation's running turn, if the last page left one. */
+export function resumePending() {
+  const conv = state.conv;
+  if (!conv?.pending || !conv.turns?.length || state.busy) return;
+  const version = currentVersion(conv.turns[conv.turns.length - 1]);
+  runTurn(version, { message: version.user, reattach: true });
+}
+
+/** Aborts the local stream (the server keeps the turn running); used when switching away. */
+export function detach() {
+  controller?.abort();
+}
+
+/* ---------- turns rebuilt from the server's stored history ---------- */
+
+function textOf(content) {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) return content.filter((p) => p?.type === 'text').map((p) => p.text).join('\n');
+  return '';
+}
+
+/** Turns from `vm_history` entries (used when the conversation has no console record yet). */
+export function turnsFromHistory(entries) {
+  const turns = [];
+  let version = null;
+  const tools = new Map();
+  for (const entry of entries || []) {
+    if (entry.role === 'user') {
+      version = { user: textOf(entry.content), segments: [], created_at: entry.created_at, from_history: true };
+      turns.push({ versions: [version], current: 0 });
+      continue;
+    }
+    if (!version) {
+      version = { user: '(earlier messages)', segments: [], from_history: true };
+      turns.push({ versions: [version], current: 0 });
+    }
+    if (entry.role === 'assistant') {
+      const text = textOf(entry.content);
+      if (text) version.segments.push({ type: 'text', text });
+      for (const call of entry.tool_calls || []) {
+        let input = call.function?.arguments ?? call.arguments;
+        try { input = JSON.parse(input); } catch { /* keep the text */ }
+        const seg = { type: 'tool', invocation_id: call.id, tool_name: call.function?.name || call.name, input, status: 'success' };
+        tools.set(call.id, seg);
+        version.segments.push(seg);
+      }
+    } else if (entry.role === 'tool') {
+      const seg = tools.get(entry.tool_call_id);
+      const content = clip(textOf(entry.content));
+      if (seg) {
+        if (entry.is_error) { seg.status = 'error'; seg.error = content; } else seg.output = content;
+      }
+    }
+  }
+  return turns;
+}
+
+/* ---------- composer ---------- */
+
+function autosize() {
+  inputEl.style.height = 'auto';
+  inputEl.style.height = `${Math.min(inputEl.scrollHeight, 224)}px`;
+}
+
+export function initChat() {
+  messagesEl = $('#messages');
+  inputEl = $('#composer-input');
+  $('#composer').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = inputEl.value;
+    if (!text.trim() || state.busy) return;
+    inputEl.value = '';
+    autosize();
+    sendMessage(text);
+  });
+  inputEl.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $('#composer').requestSubmit();
+    }
+  });
+  inputEl.addEventListener('input', autosize);
+  $('#stop').addEventListener('click', stopTurn);
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && state.busy && !document.querySelector('dialog[open]')) stopTurn();
+  });
+  on('conversation-opened', () => renderChat());
+}
