@@ -77,9 +77,11 @@ pub enum CellError {
 impl Kernel {
     /// Starts the driver in the sandbox and waits for its ready line.
     pub async fn start(ctx: &ToolContext) -> Result<Self, ToolError> {
-        let mut command =
-            ctx.sandbox
-                .command(ctx.workspace.root(), "python3", &["-u", "-c", DRIVER])?;
+        let mut command = ctx.sandbox.long_lived_command(
+            ctx.workspace.root(),
+            "python3",
+            &["-u", "-c", DRIVER],
+        )?;
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -49,6 +49,12 @@ pub enum Mode {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CpuLimit {
+    PerCommand,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
     Allowed,
     Blocked,
@@ -97,12 +103,34 @@ impl Sandbox {
         }
     }
 
-    /// A command that runs `program args…` in the sandbox with the workspace at the mount.
+    /// A command that runs `program args…` in the sandbox with the workspace at the mount,
+    /// limited in memory and CPU time.
     pub fn command(
         &self,
         workspace_root: &Path,
         program: &str,
         args: &[&str],
+    ) -> Result<Command, ToolError> {
+        self.build(workspace_root, program, args, CpuLimit::PerCommand)
+    }
+
+    /// Like [`Sandbox::command`] for a process that lives across many calls (the Python
+    /// interpreter): no cumulative CPU limit, since each call has its own timeout.
+    pub fn long_lived_command(
+        &self,
+        workspace_root: &Path,
+        program: &str,
+        args: &[&str],
+    ) -> Result<Command, ToolError> {
+        self.build(workspace_root, program, args, CpuLimit::None)
+    }
+
+    fn build(
+        &self,
+        workspace_root: &Path,
+        program: &str,
+        args: &[&str],
+        cpu: CpuLimit,
     ) -> Result<Command, ToolError> {
         let mut command = match &self.mode {
             Mode::Unavailable(reason) => {
@@ -111,12 +139,12 @@ impl Sandbox {
                 )))
             }
             Mode::Unsandboxed => {
-                let mut command = self.limited(program);
+                let mut command = self.limited(program, cpu);
                 command.args(args).current_dir(workspace_root);
                 command
             }
             Mode::Bubblewrap(bwrap) => {
-                let mut command = self.limited(&bwrap.to_string_lossy());
+                let mut command = self.limited(&bwrap.to_string_lossy(), cpu);
                 command.args(self.bwrap_args(workspace_root));
                 command.arg("--").arg(program).args(args);
                 command
@@ -137,14 +165,14 @@ impl Sandbox {
         Ok(command)
     }
 
-    fn limited(&self, program: &str) -> Command {
+    fn limited(&self, program: &str, cpu: CpuLimit) -> Command {
         if Path::new(PRLIMIT).exists() {
             let mut command = Command::new(PRLIMIT);
-            command
-                .arg(format!("--as={}", self.memory_bytes))
-                .arg(format!("--cpu={}", self.cpu_secs))
-                .arg("--")
-                .arg(program);
+            command.arg(format!("--as={}", self.memory_bytes));
+            if cpu == CpuLimit::PerCommand {
+                command.arg(format!("--cpu={}", self.cpu_secs));
+            }
+            command.arg("--").arg(program);
             command
         } else {
             Command::new(program)
