@@ -308,7 +308,7 @@ async function takeSnapshot() {
 
 function openPanel() {
   const app = $('#app');
-  app.classList.add('ws-open');
+  if (matchMedia('(max-width: 1100px)').matches) app.classList.add('ws-open');
   app.classList.remove('ws-hidden');
   $('#toggle-workspace').setAttribute('aria-expanded', 'true');
 }

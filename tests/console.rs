@@ -1,0 +1,159 @@
+//! The web console in a real browser: starts the server with a scripted mock model, then runs
+//! `tests/browser/console.spec.mjs` (playwright-core driving Debian's chromium) against it.
+//! Needs `node`, `/usr/bin/chromium` (or `CHROMIUM`) and `tests/browser/node_modules`; `.ci/run`
+//! installs them. Missing pieces fail the test with that message rather than skipping it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Reply, TestApp};
+use serde_json::json;
+
+/// The whole browser run must finish within this.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
+
+const PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Agent page</title></head>
+<body>
+<h1 id="headline">Agent page OK</h1>
+<p id="result">script did not run</p>
+<script>
+var out = [];
+try { out.push('parent-cookie:' + parent.document.cookie); } catch (e) { out.push('parent-cookie-blocked'); }
+try { out.push('own-cookie:' + document.cookie); } catch (e) { out.push('own-cookie-blocked'); }
+fetch('/api/conversations', {credentials: 'include'})
+  .then(function (r) { return r.text(); })
+  .then(function (t) { parent.postMessage({leak: 'api', body: t}, '*'); }, function () { out.push('api-blocked'); });
+fetch('/api/chat', {method: 'POST', mode: 'no-cors', credentials: 'include',
+  headers: {'content-type': 'text/plain'}, body: JSON.stringify({message: 'PWNED by the preview', stream: false})});
+document.getElementById('result').textContent = out.join(' ');
+parent.postMessage({report: out.join(' ')}, '*');
+</script>
+</body></html>
+"#;
+
+fn write(path: &str, content: &str) -> Reply {
+    Reply::tool(
+        "mshtools-write_file",
+        json!({"file_path": path, "content": content, "append": false}),
+    )
+}
+
+fn script_model(app: &TestApp) {
+    app.model.script(
+        "TOOLDEMO",
+        vec![
+            write("/mnt/okcomputer/output/notes.md", "# Notes\nhello from the tool\n"),
+            Reply::text(
+                "Done: I wrote **notes.md** with `write_file`.\n\n- one\n- two\n\n```rust\nfn main() {}\n```",
+            ),
+        ],
+    );
+    app.model.script(
+        "SLOWTURN",
+        vec![Reply::delayed(60_000, Reply::text("too late"))],
+    );
+    app.model.script(
+        "FILEV",
+        vec![
+            write("/mnt/okcomputer/output/version.txt", "version one\n"),
+            Reply::text("This is the first version."),
+            write("/mnt/okcomputer/output/version.txt", "version two\n"),
+            Reply::text("This is the second version."),
+        ],
+    );
+    app.model.script(
+        "HTMLPAGE",
+        vec![
+            write("/mnt/okcomputer/output/page.html", PAGE),
+            Reply::text("I wrote **page.html**."),
+        ],
+    );
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What is missing to run the browser test, if anything.
+fn missing_prerequisites(root: &Path, chromium: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(node, Ok(status) if status.success()) {
+        missing.push("`node` (Debian package nodejs)".to_string());
+    }
+    if !Path::new(chromium).exists() {
+        missing.push(format!("the browser {chromium} (Debian package chromium)"));
+    }
+    if !root
+        .join("tests/browser/node_modules/playwright-core")
+        .exists()
+    {
+        missing.push("tests/browser/node_modules (npm ci in tests/browser)".to_string());
+    }
+    missing
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_works_in_a_real_browser() {
+    let root = repo_root();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing = missing_prerequisites(&root, &chromium);
+    assert!(
+        missing.is_empty(),
+        "the browser test needs {}; run .ci/run to install them",
+        missing.join(", ")
+    );
+
+    let app = TestApp::spawn();
+    script_model(&app);
+    let url = app.url.clone();
+    let model_url = app.model.url.clone();
+    let screenshot = root.join("target/console-screenshot.png");
+
+    let child = tokio::process::Command::new("node")
+        .arg("tests/browser/console.spec.mjs")
+        .arg(&url)
+        .current_dir(&root)
+        .env("CHROMIUM", &chromium)
+        .env("MOCK_MODEL_URL", &model_url)
+        .env("SCREENSHOT", &screenshot)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot start node");
+    let started = Instant::now();
+    let output = tokio::time::timeout(BROWSER_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("the browser test did not finish within {BROWSER_TIMEOUT:?}"))
+        .expect("node failed to run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser test failed ({}) after {:.1} s\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        output.status,
+        started.elapsed().as_secs_f64()
+    );
+    println!("{stdout}");
+    assert!(
+        screenshot.exists(),
+        "the screenshot {} was not written",
+        screenshot.display()
+    );
+    // A page in the preview frame must never have reached the model as any client.
+    assert!(
+        app.model.requests_for("PWNED").is_empty(),
+        "the sandboxed HTML page started a turn"
+    );
+}
