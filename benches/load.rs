@@ -9,83 +9,38 @@
 
 #[path = "../tests/common/mock_model.rs"]
 mod mock_model;
+#[path = "../tests/common/server_process.rs"]
+mod server_process;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mock_model::{MockModel, Reply};
 use serde_json::json;
+use server_process::ServerProcess;
 
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the server and returns it with the time until `/healthz` answered.
-async fn start_server(model_url: &str, http: &reqwest::Client) -> (Server, Duration) {
+/// Starts the server on a fresh data folder; returns it with the time until `/healthz` answered.
+async fn start_server(
+    model_url: &str,
+    http: &reqwest::Client,
+) -> (ServerProcess, Duration, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("okcvm.toml");
     std::fs::write(
         &config,
         format!(
-            "[server]\nport = {}\n[llm]\nbase_url = \"{model_url}\"\nmodel = \"mock\"\nstream = false\n\
-             [sessions]\nmax_sessions = 50000\nidle_timeout_secs = 3600\n[sandbox]\nallow_unsandboxed = true\n",
-            free_port()
+            "[llm]\nbase_url = \"{model_url}\"\nmodel = \"mock\"\nstream = false\n\
+             [sessions]\nmax_sessions = 50000\nidle_timeout_secs = 3600\n[sandbox]\nallow_unsandboxed = true\n"
         ),
     )
     .unwrap();
-    let port = std::fs::read_to_string(&config)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("port = "))
-        .unwrap()
-        .to_string();
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_okcvm"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("OKCVM_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    loop {
-        if let Ok(response) = http.get(format!("{url}/healthz")).send().await {
-            if response.status().is_success() {
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let ready = started.elapsed();
-    (
-        Server {
-            child,
-            url,
-            _dir: dir,
-        },
-        ready,
+    let (server, ready) = server_process::start(
+        env!("CARGO_BIN_EXE_okcvm"),
+        &config,
+        server_process::free_port(),
+        http,
     )
+    .await;
+    (server, ready, dir)
 }
 
 async fn echo_turn(http: &reqwest::Client, url: &str, client: &str, message: &str) -> Duration {
@@ -303,12 +258,13 @@ async fn run(quick: bool) {
 
     let mut cold = Vec::new();
     for _ in 0..5 {
-        let (server, ready) = start_server(&model.url, &http).await;
+        let (server, ready, dir) = start_server(&model.url, &http).await;
         cold.push(ready);
         drop(server);
+        drop(dir);
     }
     cold.sort();
-    let (server, _) = start_server(&model.url, &http).await;
+    let (server, _, _data) = start_server(&model.url, &http).await;
     let url = server.url.clone();
     let base_rss = rss_kib(server.child.id());
 

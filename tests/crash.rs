@@ -5,49 +5,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server_process::{free_port, start};
 use common::{parse_sse, types, MockModel, Reply};
 use serde_json::json;
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(config: &std::path::Path, port: u16, http: &reqwest::Client) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_okcvm"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("OKCVM__SERVER__PORT", port.to_string())
-        .env("OKCVM_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Server { child, url }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
@@ -66,16 +28,12 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
         ),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let mut server = start(&config, port, &http).await;
+    let (mut server, _) = start(env!("CARGO_BIN_EXE_okcvm"), &config, port, &http).await;
 
     let deadline = Instant::now() + Duration::from_millis(1200);
     let clients: Vec<_> = (0..20)
@@ -120,7 +78,7 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
         "too few turns finished before the kill"
     );
 
-    let server = start(&config, port, &http).await;
+    let (server, _) = start(env!("CARGO_BIN_EXE_okcvm"), &config, port, &http).await;
     for (i, turns) in finished.iter().enumerate() {
         let info: serde_json::Value = http
             .get(format!("{}/api/session/info?client_id=c{i}", server.url))

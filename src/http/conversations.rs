@@ -13,6 +13,7 @@ use super::{blocking, AppState};
 use crate::runtime::messages::RemoveSession;
 use crate::runtime::session::remove_workspace;
 use crate::runtime::SessionKey;
+use crate::store::ConversationRecord;
 
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let owner = session_key(&req)?.client_id;
@@ -29,12 +30,8 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let owner = session_key(&req)?.client_id;
     let id = conversation_id(id.into_inner())?;
-    let store = state.services.store.clone();
-    let wanted = id.clone();
-    match blocking(move || store.get_conversation(&owner, &wanted)).await? {
-        Some(record) => Ok(HttpResponse::Ok().json(json!({ "conversation": record.to_json() }))),
-        None => Err(not_found(&id)),
-    }
+    let record = find(&state, &owner, &id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "conversation": record.to_json() })))
 }
 
 pub async fn create(
@@ -76,14 +73,7 @@ pub async fn update(
         ));
     };
     fields.insert("id".into(), Value::String(id.clone()));
-    let store = state.services.store.clone();
-    let (check_owner, check_id) = (owner.clone(), id.clone());
-    if blocking(move || store.get_conversation(&check_owner, &check_id))
-        .await?
-        .is_none()
-    {
-        return Err(not_found(&id));
-    }
+    find(&state, &owner, &id).await?;
     save(&state, owner, id, body).await
 }
 
@@ -94,18 +84,11 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let owner = session_key(&req)?.client_id;
     let id = conversation_id(id.into_inner())?;
+    find(&state, &owner, &id).await?;
     let key = SessionKey {
         client_id: owner,
-        conversation_id: id.clone(),
+        conversation_id: id,
     };
-    let store = state.services.store.clone();
-    let lookup = key.clone();
-    if blocking(move || store.get_conversation(&lookup.client_id, &lookup.conversation_id))
-        .await?
-        .is_none()
-    {
-        return Err(not_found(&id));
-    }
     state
         .registry
         .send(RemoveSession { key: key.clone() })
@@ -141,6 +124,15 @@ async fn save(
     Ok(HttpResponse::Ok().json(json!({ "conversation": record.to_json() })))
 }
 
+/// The caller's conversation `id`, or 404.
+async fn find(state: &AppState, owner: &str, id: &str) -> Result<ConversationRecord, ApiError> {
+    let store = state.services.store.clone();
+    let (owner, wanted) = (owner.to_string(), id.to_string());
+    blocking(move || store.get_conversation(&owner, &wanted))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))
+}
+
 fn conversation_id(raw: String) -> Result<String, ApiError> {
     if raw.trim().is_empty() {
         return Err(ApiError::BadRequest(
@@ -148,8 +140,4 @@ fn conversation_id(raw: String) -> Result<String, ApiError> {
         ));
     }
     validate_id("conversation id", Some(raw))
-}
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no conversation {id}"))
 }

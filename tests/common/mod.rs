@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod mock_model;
+pub mod server_process;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

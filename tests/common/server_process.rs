@@ -1,0 +1,62 @@
+//! The `okcvm` binary as a child process on a loopback port, for tests that kill it and for
+//! the benchmark.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ServerProcess {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `okcvm serve --config <config>` on `port` and waits until `/healthz` answers;
+/// returns the process and how long that took.
+pub async fn start(
+    binary: &str,
+    config: &Path,
+    port: u16,
+    http: &reqwest::Client,
+) -> (ServerProcess, Duration) {
+    let started = Instant::now();
+    let child = Command::new(binary)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("OKCVM__SERVER__PORT", port.to_string())
+        .env("OKCVM_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    loop {
+        if let Ok(response) = http.get(format!("{url}/healthz")).send().await {
+            if response.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let ready = started.elapsed();
+    (ServerProcess { child, url }, ready)
+}
