@@ -3,6 +3,7 @@
 // and handles the narrow-screen drawers.
 
 import { $ } from './dom.js';
+import { fillIcons } from './icons.js';
 import { clientId, currentConversation } from './api.js';
 import { state, on } from './state.js';
 import { initChat, resumePending } from './chat.js';
@@ -32,6 +33,7 @@ function initDrawers() {
 }
 
 async function start() {
+  fillIcons();
   initDrawers();
   initChat();
   initConversations();

@@ -4,6 +4,7 @@
 // turn that was still running when the page was loaded.
 
 import { h, $, replace, formatDuration, formatTime, toast } from './dom.js';
+import { icon } from './icons.js';
 import { api, request, ApiError } from './api.js';
 import { follow } from './sse.js';
 import { renderMarkdown } from './markdown.js';
@@ -106,9 +107,9 @@ function metaView(meta) {
   if (!meta) return null;
   const parts = [];
   if (meta.model) parts.push(h('span', { title: 'Model' }, meta.model));
-  if (Number.isFinite(meta.tokensIn)) parts.push(h('span', { title: 'Prompt tokens' }, `↑ ${meta.tokensIn.toLocaleString()} tokens in`));
-  if (Number.isFinite(meta.tokensOut)) parts.push(h('span', { title: 'Completion tokens' }, `↓ ${meta.tokensOut.toLocaleString()} tokens out`));
-  if (Number.isFinite(meta.latency)) parts.push(h('span', { title: 'Latency of the turn' }, `⏱ ${meta.latency.toFixed(2)} s`));
+  if (Number.isFinite(meta.tokensIn)) parts.push(h('span', { title: 'Prompt tokens' }, icon('up', 13), `${meta.tokensIn.toLocaleString()} tokens in`));
+  if (Number.isFinite(meta.tokensOut)) parts.push(h('span', { title: 'Completion tokens' }, icon('down', 13), `${meta.tokensOut.toLocaleString()} tokens out`));
+  if (Number.isFinite(meta.latency)) parts.push(h('span', { title: 'Latency of the turn' }, icon('clock', 13), `${meta.latency.toFixed(2)} s`));
   if (meta.timestamp) parts.push(h('span', {}, formatTime(meta.timestamp)));
   return h('div', { class: 'meta' }, parts);
 }
@@ -160,7 +161,7 @@ function renderAssistant(bubble, version, { live = false } = {}) {
   const tail = bubble.querySelector(':scope > .tail') || bubble.appendChild(h('div', { class: 'tail' }));
   replace(tail,
     live ? null : richResults(version, (item) => emit('open-preview', item)),
-    version.stopped ? h('div', { class: 'notice' }, '■ Stopped. The reply above is what the agent produced before it was stopped.') : null,
+    version.stopped ? h('div', { class: 'notice' }, 'Stopped. The reply above is what the agent produced before it was stopped.') : null,
     version.error ? h('div', { class: 'error-bubble', role: 'alert' }, h('strong', {}, 'The turn failed'), version.error) : null,
     live ? null : metaView(version.meta));
 }
@@ -171,10 +172,10 @@ function versionNav(turn, index) {
   const i = turn.current ?? 0;
   return h('span', { class: 'versions', role: 'group', 'aria-label': 'Versions' },
     h('button', { type: 'button', class: 'icon-btn version-prev', title: 'Previous version', 'aria-label': 'Previous version',
-      disabled: i === 0 || state.busy, onclick: () => switchVersion(index, i - 1) }, '‹'),
+      disabled: i === 0 || state.busy, onclick: () => switchVersion(index, i - 1) }, icon('left', 16)),
     h('span', { class: 'version-label', 'aria-live': 'polite' }, `${i + 1}/${n}`),
     h('button', { type: 'button', class: 'icon-btn version-next', title: 'Next version', 'aria-label': 'Next version',
-      disabled: i === n - 1 || state.busy, onclick: () => switchVersion(index, i + 1) }, '›'));
+      disabled: i === n - 1 || state.busy, onclick: () => switchVersion(index, i + 1) }, icon('right', 16)));
 }
 
 function turnView(turn, index, isLast) {
@@ -190,11 +191,11 @@ function turnView(turn, index, isLast) {
     h('div', { class: 'msg-tools' },
       versionNav(turn, index),
       canChange ? h('button', { type: 'button', class: 'icon-btn edit-btn', title: 'Edit this message', 'aria-label': 'Edit this message',
-        onclick: () => startEdit(el, index) }, '✎') : null,
+        onclick: () => startEdit(el, index) }, icon('pencil', 16)) : null,
       canChange ? h('button', { type: 'button', class: 'icon-btn regen-btn', title: 'Regenerate the reply', 'aria-label': 'Regenerate the reply',
-        onclick: () => regenerate() }, '↻') : null,
+        onclick: () => regenerate() }, icon('refresh', 16)) : null,
       h('button', { type: 'button', class: 'icon-btn', title: 'Copy the reply', 'aria-label': 'Copy the reply',
-        onclick: () => copyReply(version) }, '⧉')),
+        onclick: () => copyReply(version) }, icon('copy', 16))),
     h('div', { class: 'msg msg-assistant' }, h('div', { class: 'avatar', 'aria-hidden': 'true' }, 'OK'), assistantBubble));
   return el;
 }

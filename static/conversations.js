@@ -4,6 +4,7 @@
 // keeps its turns and versions in the conversation's JSON through /api/conversations.
 
 import { h, $, replace, formatTime, toast } from './dom.js';
+import { icon } from './icons.js';
 import { api, newConversationId, setConversation, currentConversation } from './api.js';
 import { state, emit, on } from './state.js';
 import { turnsFromHistory, detach } from './chat.js';
@@ -34,9 +35,9 @@ export function renderList() {
       h('span', { class: 'when' }, formatTime(conv.updated_at || conv.created_at)));
     item.append(open, h('span', { class: 'conv-actions' },
       h('button', { type: 'button', class: 'icon-btn conv-rename-btn', title: 'Rename', 'aria-label': `Rename ${summary(conv)}`,
-        onclick: () => startRename(item, conv) }, '✎'),
+        onclick: () => startRename(item, conv) }, icon('pencil', 16)),
       h('button', { type: 'button', class: 'icon-btn conv-delete-btn', title: 'Delete', 'aria-label': `Delete ${summary(conv)}`,
-        onclick: () => deleteConversation(conv) }, '🗑')));
+        onclick: () => deleteConversation(conv) }, icon('trash', 16))));
     return item;
   }));
 }

@@ -4,6 +4,7 @@
 // allow-same-origin, so they run in an opaque origin and cannot act as the console.
 
 import { h } from './dom.js';
+import { icon } from './icons.js';
 import { idUrl, currentConversation } from './api.js';
 
 /** A URL the console may load: same-origin paths (with the ids added for /api/) or http(s). */
@@ -61,7 +62,7 @@ function webPreviewCard(preview, openInPanel) {
       : null;
   const openUrl = resolveUrl(preview.url);
   return h('section', { class: 'card web-preview' },
-    h('div', { class: 'card-head' }, '🌐 ', title, h('span', { class: 'spacer' }),
+    h('div', { class: 'card-head' }, icon('globe', 16), title, h('span', { class: 'spacer' }),
       frame && openInPanel ? h('button', { type: 'button', class: 'btn btn-small',
         onclick: () => openInPanel({ kind: 'site', title, src: frame.src || null, html: preview.html }) }, 'Expand') : null,
       openUrl ? h('a', { class: 'btn btn-small', href: openUrl, target: '_blank', rel: 'noopener noreferrer' }, 'Open ↗') : null),
@@ -72,7 +73,7 @@ function slidesCard(slides, artifacts) {
   const deck = (artifacts || []).find((a) => /\.pptx$/i.test(a?.name || a?.url || ''));
   const deckUrl = deck ? resolveUrl(deck.url) : null;
   return h('section', { class: 'card slides-card' },
-    h('div', { class: 'card-head' }, `📊 Slides (${slides.length})`, h('span', { class: 'spacer' }),
+    h('div', { class: 'card-head' }, icon('slides', 16), `Slides (${slides.length})`, h('span', { class: 'spacer' }),
       deckUrl ? h('a', { class: 'btn btn-small', href: deckUrl, download: deck.name || 'slides.pptx' }, 'Download .pptx') : null),
     h('div', { class: 'card-body slides' },
       slides.map((slide, i) => h('article', { class: 'slide' },
@@ -89,14 +90,14 @@ function artifactView(artifact) {
   const kind = /image/.test(type) || /\.(png|jpe?g|gif|webp|svg|bmp)$/i.test(name) ? 'image'
     : /audio/.test(type) || /\.(mp3|wav|ogg|m4a|flac|aac)$/i.test(name) ? 'audio'
       : /video/.test(type) || /\.(mp4|webm|mov)$/i.test(name) ? 'video' : 'file';
-  if (!url) return h('div', { class: 'artifact' }, `📄 ${name}`);
+  if (!url) return h('div', { class: 'artifact' }, icon('file', 15), ` ${name}`);
   const media = isSameOrigin(url) && kind === 'image' ? h('img', { src: url, alt: name, loading: 'lazy' })
     : isSameOrigin(url) && kind === 'audio' ? h('audio', { controls: true, preload: 'metadata', src: url })
       : isSameOrigin(url) && kind === 'video' ? h('video', { controls: true, preload: 'metadata', src: url })
         : null;
   return h('div', { class: 'artifact' }, media,
     h('a', { href: url, ...(isSameOrigin(url) ? { download: name } : { target: '_blank', rel: 'noopener noreferrer' }) },
-      `${kind === 'image' ? '🖼' : kind === 'audio' ? '🔊' : kind === 'video' ? '🎬' : '📄'} ${name}`));
+      icon(kind === 'image' ? 'image' : kind === 'file' ? 'file' : 'audio', 15), ` ${name}`));
 }
 
 /** The rich-result cards of one reply (empty array when it has none). */
@@ -112,7 +113,7 @@ export function richResults(version, openInPanel) {
     !(version.ppt_slides || []).length);
   if (artifacts.length) {
     cards.push(h('section', { class: 'card' },
-      h('div', { class: 'card-head' }, `📎 Files (${artifacts.length})`),
+      h('div', { class: 'card-head' }, icon('clip', 16), `Files (${artifacts.length})`),
       h('div', { class: 'card-body artifacts' }, artifacts.map(artifactView))));
   }
   return cards;

@@ -3,6 +3,7 @@
 // drag-and-drop within the server's limits, and the snapshot list with restore.
 
 import { h, $, replace, formatBytes, formatTime, toast } from './dom.js';
+import { icon } from './icons.js';
 import { api, request, idUrl } from './api.js';
 import { state, on, emit, applyLimits } from './state.js';
 import { frameUrl, sandboxedFrame } from './previews.js';
@@ -32,7 +33,7 @@ function selectTab(name) {
     button.tabIndex = on ? 0 : -1;
     $(`#panel-${tab}`).hidden = !on;
   }
-  $('#app').classList.toggle('ws-wide', name === 'preview');
+  if (name !== 'preview') $('#app').classList.remove('ws-wide');
 }
 
 function initTabs() {
@@ -76,7 +77,7 @@ function treeNodes(node, depth) {
     const isDir = child.entry?.is_dir || child.children.size > 0;
     if (isDir) {
       return h('details', { class: 'tree-dir', open: depth < 2, role: 'treeitem' },
-        h('summary', { class: 'tree-row' }, '📁 ', h('span', { class: 'name' }, child.name),
+        h('summary', { class: 'tree-row' }, icon('folder', 15), h('span', { class: 'name' }, child.name),
           h('span', { class: 'size' }, `${child.children.size}`)),
         h('div', { class: 'tree-children', role: 'group' }, treeNodes(child, depth + 1)));
     }
@@ -85,18 +86,16 @@ function treeNodes(node, depth) {
       h('span', { 'aria-hidden': 'true' }, iconFor(entry.name)),
       h('button', { type: 'button', class: 'name', title: `Preview ${entry.path}`, onclick: () => preview(entry) }, entry.name),
       h('span', { class: 'size' }, entry.size_display || formatBytes(entry.size_bytes)),
-      h('a', { class: 'dl', href: downloadUrl(entry.path), download: entry.name, title: `Download ${entry.name}`, 'aria-label': `Download ${entry.name}` }, '⬇'));
+      h('a', { class: 'dl', href: downloadUrl(entry.path), download: entry.name, title: `Download ${entry.name}`, 'aria-label': `Download ${entry.name}` }, icon('download', 15)));
   });
 }
 
 function iconFor(name) {
-  if (IMAGE_EXT.test(name)) return '🖼';
-  if (AUDIO_EXT.test(name)) return '🔊';
-  if (VIDEO_EXT.test(name)) return '🎬';
-  if (HTML_EXT.test(name)) return '🌐';
-  if (PDF_EXT.test(name)) return '📕';
-  if (/\.pptx?$/i.test(name)) return '📊';
-  return '📄';
+  if (IMAGE_EXT.test(name)) return icon('image', 15);
+  if (AUDIO_EXT.test(name) || VIDEO_EXT.test(name)) return icon('audio', 15);
+  if (HTML_EXT.test(name)) return icon('globe', 15);
+  if (/\.pptx?$/i.test(name)) return icon('slides', 15);
+  return icon('file', 15);
 }
 
 function renderTree(truncated) {
@@ -140,6 +139,7 @@ export async function preview(entry) {
   const name = entry.name;
   try {
     let body;
+    $('#app').classList.toggle('ws-wide', HTML_EXT.test(name) || PDF_EXT.test(name));
     if (HTML_EXT.test(name)) {
       body = [
         sandboxedFrame({ src: frameUrl('/api/session/workspace/file', { path: entry.path }), title: `Preview of ${name}`, className: 'preview-frame' }),
@@ -179,6 +179,7 @@ export async function preview(entry) {
 /** Shows a site or HTML from a reply in the preview tab. */
 function previewSite({ title, src, html }) {
   selectTab('preview');
+  $('#app').classList.add('ws-wide');
   openPanel();
   const frame = src ? sandboxedFrame({ src, title, className: 'preview-frame' })
     : sandboxedFrame({ srcdoc: html || '', title, className: 'preview-frame' });
