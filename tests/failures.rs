@@ -124,6 +124,15 @@ async fn bad_requests_get_4xx_with_detail() {
             "{body}"
         );
     }
+    let plain = app
+        .http
+        .post(app.api("/api/chat", "ok"))
+        .header("content-type", "text/plain")
+        .body("{\"message\": \"cross-site\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 415, "a non-JSON body must not start a turn");
     let long_id = "x".repeat(200);
     let response = app
         .http

@@ -35,7 +35,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(JSON_BODY_LIMIT)
-            .content_type_required(false)
+            // JSON only: a page elsewhere can post text/plain or forms without CORS, not JSON.
+            .content_type_required(true)
             .error_handler(|err, _req| error::json_error(err).into()),
     )
     .app_data(

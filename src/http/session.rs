@@ -120,6 +120,7 @@ fn vm_view(state: &AppState, key: &SessionKey, info: &SessionInfo) -> Value {
         "system_prompt": info.system_prompt,
         "tools": state.services.spec.tool_names(),
         "history_length": info.history_length,
+        "busy": info.busy,
         "workspace_id": format!("{}/{}", key.client_id, key.conversation_id),
         "workspace_mount": MOUNT,
         "workspace_output": format!("{MOUNT}/{OUTPUT_DIR}"),

@@ -213,7 +213,9 @@ pub async fn file(
             format!("inline; filename=\"{safe_name}\""),
         ))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
+        // An opaque origin: an agent-made page may run its scripts but never acts as the
+        // console (no cookies, no same-origin access).
+        .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox allow-scripts"))
         .streaming(tokio_util::io::ReaderStream::new(file)))
 }
 

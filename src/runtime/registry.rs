@@ -142,12 +142,16 @@ impl Handler<GetSession> for Registry {
 }
 
 impl Handler<RemoveSession> for Registry {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: RemoveSession, _ctx: &mut Self::Context) {
-        if let Some(entry) = self.sessions.remove(&msg.key) {
-            entry.addr.do_send(Evict { force: true });
-        }
+    /// Replies once the session has stopped (after persisting a running turn).
+    fn handle(&mut self, msg: RemoveSession, _ctx: &mut Self::Context) -> Self::Result {
+        let entry = self.sessions.remove(&msg.key);
+        Box::pin(async move {
+            if let Some(entry) = entry {
+                let _ = entry.addr.send(Evict { force: true }).await;
+            }
+        })
     }
 }
 

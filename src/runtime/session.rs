@@ -138,6 +138,8 @@ pub struct SessionActor {
     /// The last `workspace_state` computed; turns that ran no tool reuse it instead of
     /// scanning the workspace again. Cleared when the workspace changes outside a turn.
     workspace_state: Option<WorkspaceState>,
+    /// Forced evictions waiting for the running turn to be persisted.
+    stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// What the end-of-turn persistence hands back to the actor.
@@ -180,11 +182,23 @@ impl SessionActor {
             running: None,
             log,
             workspace_state: None,
+            stop_waiters: Vec::new(),
         }
     }
 
-    fn parts(&self) -> Result<&Parts, SessionError> {
-        self.parts.as_ref().ok_or(SessionError::Busy)
+    /// While a turn holds the history, readers get what the store has: every finished turn.
+    fn stored_history(&self) -> Conversation {
+        match self
+            .services
+            .store
+            .load_history(&self.key.client_id, &self.key.conversation_id)
+        {
+            Ok(entries) => Conversation::from_entries(entries),
+            Err(error) => {
+                tracing::error!(%error, "cannot read the stored history");
+                Conversation::new()
+            }
+        }
     }
 
     fn uploads(&self) -> Vec<UploadRecord> {
@@ -323,7 +337,7 @@ impl SessionActor {
             persisted
         };
         let mut parts = Some(parts);
-        ctx.spawn(work.into_actor(self).map(move |result, actor, _ctx| {
+        ctx.spawn(work.into_actor(self).map(move |result, actor, ctx| {
             let Some(mut parts) = parts.take() else {
                 return;
             };
@@ -356,6 +370,12 @@ impl SessionActor {
                 key: actor.key.clone(),
                 busy: false,
             });
+            if !actor.stop_waiters.is_empty() {
+                for waiter in actor.stop_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+                ctx.stop();
+            }
         }));
     }
 }
@@ -594,17 +614,22 @@ impl Handler<CancelTurn> for SessionActor {
 }
 
 impl Handler<Evict> for SessionActor {
-    type Result = Result<(), SessionError>;
+    type Result = ResponseActFuture<Self, Result<(), SessionError>>;
 
+    /// An idle session stops at once. A forced eviction of a busy one cancels the turn and
+    /// stops once the turn has been persisted, so nothing is written after the reply.
     fn handle(&mut self, msg: Evict, ctx: &mut Self::Context) -> Self::Result {
-        if self.running.is_some() && !msg.force {
-            return Err(SessionError::Busy);
+        let Some(running) = &self.running else {
+            ctx.stop();
+            return Box::pin(actix::fut::ready(Ok(())));
+        };
+        if !msg.force {
+            return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         }
-        if let Some(running) = &self.running {
-            running.cancel.cancel();
-        }
-        ctx.stop();
-        Ok(())
+        running.cancel.cancel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.stop_waiters.push(tx);
+        Box::pin(async move { rx.await.map_err(|_| SessionError::Gone) }.into_actor(self))
     }
 }
 
@@ -613,14 +638,19 @@ impl Handler<GetInfo> for SessionActor {
 
     fn handle(&mut self, _msg: GetInfo, _ctx: &mut Self::Context) -> Self::Result {
         let system_prompt = self.system_prompt();
-        let (history_length, vm_history, last_reply) = match &self.parts {
-            Some(parts) => (
-                parts.history.len(),
-                parts.history.tail_json(VM_HISTORY_LEN),
-                last_assistant_text(&parts.history),
-            ),
-            None => (0, Vec::new(), None),
+        let stored;
+        let history = match &self.parts {
+            Some(parts) => &parts.history,
+            None => {
+                stored = self.stored_history();
+                &stored
+            }
         };
+        let (history_length, vm_history, last_reply) = (
+            history.len(),
+            history.tail_json(VM_HISTORY_LEN),
+            last_assistant_text(history),
+        );
         Ok(SessionInfo {
             history_length,
             busy: self.running.is_some(),
@@ -649,7 +679,10 @@ impl Handler<GetHistoryEntry> for SessionActor {
     type Result = Result<Option<HistoryEntry>, SessionError>;
 
     fn handle(&mut self, msg: GetHistoryEntry, _ctx: &mut Self::Context) -> Self::Result {
-        Ok(self.parts()?.history.find(&msg.entry_id).cloned())
+        Ok(match &self.parts {
+            Some(parts) => parts.history.find(&msg.entry_id).cloned(),
+            None => self.stored_history().find(&msg.entry_id).cloned(),
+        })
     }
 }
 

@@ -35,9 +35,14 @@ const watchdog = setTimeout(() => {
 }, 120000);
 
 /** Errors that belong to the untrusted page in the sandboxed preview, not to the console. */
-function fromSandboxedPreview(text) {
+// The agent page in the preview tries to reach the API; those requests are refused (opaque
+// origin, no credentials, not JSON), and the browser logs the refusals. They belong to the
+// untrusted page, not to the console, so they are not counted while the preview is open.
+let previewOpen = false;
+function fromSandboxedPreview(text, where) {
   return /sandboxed and the 'allow-scripts' permission is not set/.test(text) ||
-    /Blocked script execution in '[^']*\/api\/session\/workspace\/file/.test(text);
+    /Blocked script execution in '[^']*\/api\/session\/workspace\/file/.test(text) ||
+    (previewOpen && /Failed to load resource/.test(text) && /\/api\/(conversations|chat)\b/.test(where));
 }
 
 const userDataDir = mkdtempSync(join(tmpdir(), 'okcvm-chromium-'));
@@ -54,7 +59,7 @@ page.on('console', (msg) => {
   if (msg.type() !== 'error') return;
   const text = msg.text();
   const where = msg.location()?.url || '';
-  if (fromSandboxedPreview(text) || where.includes('/api/session/workspace/file')) return;
+  if (fromSandboxedPreview(text, where) || where.includes('/api/session/workspace/file')) return;
   errors.push(`console error: ${text} (${where})`);
 });
 page.on('pageerror', (error) => errors.push(`uncaught exception: ${error.message}`));
@@ -178,6 +183,7 @@ async function run() {
   log('versions and snapshot restore work');
 
   step = 'an HTML page the agent wrote is previewed in a sandbox';
+  previewOpen = true;
   await page.evaluate(() => {
     window.__frameMessages = [];
     window.addEventListener('message', (e) => window.__frameMessages.push(JSON.stringify(e.data)));
@@ -215,6 +221,8 @@ async function run() {
   check(!boot.includes('PWNED'), 'the sandboxed page started a turn in the console\'s session');
   log(`HTML preview sandboxed (page reported: ${JSON.stringify(frameReport)}, ${messages.length} messages)`);
 
+  await page.waitForTimeout(300);
+  previewOpen = false;
   step = 'settings save without echoing the key';
   await page.click('#open-settings');
   await page.locator('#settings-dialog[open]').waitFor();
