@@ -12,6 +12,10 @@ pub struct ChatRequest {
     pub message: String,
     #[serde(default)]
     pub replace_last: bool,
+    /// Edit an earlier message: drop the history from this user entry on (its `id` from
+    /// `vm_history`) and answer `message` in its place.
+    #[serde(default)]
+    pub replace_from: Option<String>,
     #[serde(default = "default_true")]
     pub stream: bool,
 }

@@ -245,3 +245,37 @@ async fn replace_last_drops_the_previous_exchange() {
     assert_eq!(history.len(), 2);
     assert_eq!(history[0]["content"], "second try");
 }
+
+#[tokio::test]
+async fn replace_from_edits_an_earlier_message() {
+    let app = TestApp::spawn();
+    app.chat_json("hana", "first question").await;
+    let (_, second) = app.chat_json("hana", "second question").await;
+    let first_id = second["vm_history"][0]["id"].as_str().unwrap().to_string();
+    let reply_id = second["vm_history"][1]["id"].as_str().unwrap().to_string();
+    let edit = |replace_from: String, message: &'static str| {
+        app.http
+            .post(app.api("/api/chat", "hana"))
+            .json(&json!({"message": message, "stream": false, "replace_from": replace_from}))
+            .send()
+    };
+    let response = edit(reply_id, "not a user message").await.unwrap();
+    assert_eq!(response.status(), 400);
+    let response = edit("msg_unknown".into(), "unknown").await.unwrap();
+    assert_eq!(response.status(), 400);
+    let edited: serde_json::Value = edit(first_id, "first question, edited")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let history = edited["vm_history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["content"], "first question, edited");
+    let request = &app.model.requests_for("first question, edited")[0];
+    assert_eq!(
+        request["messages"].as_array().unwrap().len(),
+        2,
+        "system + the edited message only"
+    );
+}

@@ -121,6 +121,19 @@ impl Conversation {
         }
     }
 
+    /// For editing an earlier message: drops the user entry `id` and everything after it.
+    /// Only a message the person typed can be replaced.
+    pub fn drop_from(&mut self, id: &str) -> Result<(), String> {
+        match self.entries.iter().position(|e| e.id == id) {
+            Some(at) if self.entries[at].message.user_text().is_some() => {
+                self.entries.truncate(at);
+                Ok(())
+            }
+            Some(_) => Err(format!("history entry {id} is not a user message")),
+            None => Err(format!("no history entry {id}")),
+        }
+    }
+
     /// The last `count` entries as JSON, for `vm_history`.
     pub fn tail_json(&self, count: usize) -> Vec<Value> {
         let start = self.entries.len().saturating_sub(count);
@@ -160,6 +173,21 @@ mod tests {
         assert!(value["id"].as_str().unwrap().starts_with("msg_"));
         let back: HistoryEntry = serde_json::from_value(value).unwrap();
         assert_eq!(&back, &c.entries()[0]);
+    }
+
+    #[test]
+    fn drop_from_cuts_at_a_user_message_only() {
+        let mut c = Conversation::new();
+        c.push_user("one");
+        c.push_assistant("a", vec![], Usage::default());
+        c.push_user("two");
+        let first = c.entries()[0].id.clone();
+        let reply = c.entries()[1].id.clone();
+        assert!(c.drop_from(&reply).is_err());
+        assert!(c.drop_from("msg_nope").is_err());
+        assert_eq!(c.len(), 3);
+        c.drop_from(&first).unwrap();
+        assert!(c.is_empty());
     }
 
     #[test]

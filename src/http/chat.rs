@@ -30,6 +30,7 @@ pub async fn chat(
         .send(StartTurn {
             message: body.message,
             replace_last: body.replace_last,
+            replace_from: body.replace_from,
         })
         .await??;
     if wants_stream {

@@ -64,6 +64,7 @@ impl From<SessionError> for ApiError {
             SessionError::NotRunning => ApiError::Conflict(error.to_string()),
             SessionError::AtCapacity(_) => ApiError::Unavailable(error.to_string()),
             SessionError::Gone => ApiError::Unavailable(error.to_string()),
+            SessionError::Invalid(message) => ApiError::BadRequest(message),
             SessionError::Internal(message) => ApiError::Internal(message),
         }
     }

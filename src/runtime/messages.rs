@@ -29,6 +29,8 @@ pub enum SessionError {
     #[error("the session stopped unexpectedly; retry the request")]
     Gone,
     #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -95,6 +97,7 @@ pub struct SessionSummary {
 pub struct StartTurn {
     pub message: String,
     pub replace_last: bool,
+    pub replace_from: Option<String>,
 }
 
 pub struct TurnHandle {

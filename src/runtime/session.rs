@@ -532,9 +532,15 @@ impl Handler<StartTurn> for SessionActor {
                 "cannot create the workspace: {e}"
             )));
         }
-        if msg.replace_last && parts.history.drop_last_exchange() {
-            parts.persisted = parts.persisted.min(parts.history.len());
+        if let Some(id) = &msg.replace_from {
+            if let Err(message) = parts.history.drop_from(id) {
+                self.parts = Some(parts);
+                return Err(SessionError::Invalid(message));
+            }
+        } else if msg.replace_last {
+            parts.history.drop_last_exchange();
         }
+        parts.persisted = parts.persisted.min(parts.history.len());
         let cancel = CancellationToken::new();
         parts.tools.cancel = cancel.clone();
         let events = {
