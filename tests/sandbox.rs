@@ -184,3 +184,41 @@ async fn timeouts_and_stop_kill_the_whole_process_tree() {
         "a process survived stop"
     );
 }
+
+#[tokio::test]
+async fn eviction_stops_the_session_interpreter_and_its_children() {
+    let app = TestApp::spawn_with(|c| {
+        c.sessions.idle_timeout_secs = 1;
+        c.sessions.sweep_interval_secs = 1;
+    });
+    require_bwrap(&app);
+    app.model.script(
+        "EVICTPY",
+        vec![
+            Reply::tool(
+                "mshtools-ipython",
+                json!({"code": "import subprocess\nchild = subprocess.Popen(['sleep', '103.75'])\nchild.pid > 0"}),
+            ),
+            Reply::text("started"),
+        ],
+    );
+    let (status, _) = app.chat_json("evictee", "EVICTPY start").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        processes_with("sleep 103.75"),
+        1,
+        "the interpreter's child should be running"
+    );
+    let started = Instant::now();
+    loop {
+        let (_, stats) = app.get("/api/sessions", "admin").await;
+        if stats["evictions"].as_u64() == Some(1) && processes_with("sleep 103.75") == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the evicted session's processes survived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
