@@ -64,11 +64,13 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
     #[error("server error: {0}")]
     Server(#[from] std::io::Error),
 }
 
-/// Builds the shared services from a validated config (inside a tokio runtime).
+/// Builds the shared services from a validated config.
 pub fn build_services(config: Config) -> Result<Services, StartError> {
     std::fs::create_dir_all(&config.workspace.root).map_err(|source| StartError::Directory {
         path: config.workspace.root.display().to_string(),
@@ -86,7 +88,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
     let settings = settings::Settings::load(&store, &config.llm, &llm)?;
     Ok(Services {
         settings,
-        flusher: Flusher::start(store.clone()),
+        flusher: Flusher::start(store.clone()).map_err(StartError::Thread)?,
         store,
         snapshot_policy,
         tools_config: Arc::new(config.tools.clone()),

@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
-            actix_rt::System::new().block_on(async { okcvm::build_services(config) })?;
+            okcvm::build_services(config)?;
             write_stdout("configuration OK\n")
         }
     }

@@ -374,35 +374,31 @@ impl Store {
 }
 
 /// Group commit: turns ending at the same time share one flush instead of queueing for one
-/// each. `flush().await` returns once everything written before the call is durable.
+/// each. A dedicated thread waits for requests, takes every one that is queued, flushes once
+/// and answers them all. `flush().await` returns once everything written before the call is
+/// durable.
 #[derive(Clone)]
 pub struct Flusher {
-    requests: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    requests: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
 impl Flusher {
-    /// Starts the flushing task on the current tokio runtime.
-    pub fn start(store: Store) -> Self {
-        let (requests, mut queue) = tokio::sync::mpsc::unbounded_channel::<
-            tokio::sync::oneshot::Sender<Result<(), String>>,
-        >();
-        tokio::spawn(async move {
-            while let Some(first) = queue.recv().await {
-                let mut waiters = vec![first];
-                while let Ok(more) = queue.try_recv() {
-                    waiters.push(more);
+    pub fn start(store: Store) -> Result<Self, std::io::Error> {
+        let (requests, queue) =
+            std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>();
+        std::thread::Builder::new()
+            .name("okcvm-flusher".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut waiters = vec![first];
+                    waiters.extend(queue.try_iter());
+                    let result = store.flush().map_err(|e| e.to_string());
+                    for waiter in waiters {
+                        let _ = waiter.send(result.clone());
+                    }
                 }
-                let store = store.clone();
-                let result = match tokio::task::spawn_blocking(move || store.flush()).await {
-                    Ok(result) => result.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                for waiter in waiters {
-                    let _ = waiter.send(result.clone());
-                }
-            }
-        });
-        Self { requests }
+            })?;
+        Ok(Self { requests })
     }
 
     pub async fn flush(&self) -> Result<(), String> {
