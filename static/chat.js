@@ -1,7 +1,10 @@
 // chat.js — the conversation view: turns with streamed Markdown replies, the tool timeline,
-// token counts and latency, error bubbles, Stop, regenerate / edit versions with `< i/n >`
-// navigation (switching a version restores its workspace snapshot), and re-attaching to a
-// turn that was still running when the page was loaded.
+// token counts and latency, error bubbles, Stop, regenerate (last reply) and edit (any of
+// the person's messages) as versions with `< i/n >` navigation (switching a version restores
+// its workspace snapshot; the turns after an edited message belong to the version they were
+// written in), and re-attaching to a turn that was still running when the page was loaded.
+// Each version keeps the server history id of its user message (`entry_id`), which an edit
+// of an earlier message sends as `replace_from`.
 
 import { h, $, replace, formatDuration, formatTime, toast } from './dom.js';
 import { icon } from './icons.js';
@@ -64,6 +67,8 @@ export function applyEvent(version, event) {
       if (!segments.some((s) => s.type === 'text' && s.text.trim()) && p.reply) {
         segments.push({ type: 'text', text: p.reply });
       }
+      const id = userEntryId(p.vm_history, version.user);
+      if (id) version.entry_id = id;
       if (p.workspace_state) { state.workspace = p.workspace_state; emit('workspace-state'); }
       applyLimits(p);
       break;
@@ -185,14 +190,15 @@ function turnView(turn, index, isLast) {
   const assistantBubble = h('div', { class: 'bubble' });
   renderAssistant(assistantBubble, version, { live });
   if (live) liveViews.set(version, assistantBubble);
-  const canChange = isLast && !state.busy;
+  const canEdit = !state.busy && !version.placeholder;
+  const canRegenerate = isLast && !state.busy;
   const el = h('article', { class: 'turn', dataset: { turn: String(index) } },
     h('div', { class: 'msg msg-user' }, userBubble),
     h('div', { class: 'msg-tools' },
       versionNav(turn, index),
-      canChange ? h('button', { type: 'button', class: 'icon-btn edit-btn', title: 'Edit this message', 'aria-label': 'Edit this message',
+      canEdit ? h('button', { type: 'button', class: 'icon-btn edit-btn', title: 'Edit this message', 'aria-label': 'Edit this message',
         onclick: () => startEdit(el, index) }, icon('pencil', 16)) : null,
-      canChange ? h('button', { type: 'button', class: 'icon-btn regen-btn', title: 'Regenerate the reply', 'aria-label': 'Regenerate the reply',
+      canRegenerate ? h('button', { type: 'button', class: 'icon-btn regen-btn', title: 'Regenerate the reply', 'aria-label': 'Regenerate the reply',
         onclick: () => regenerate() }, icon('refresh', 16)) : null,
       h('button', { type: 'button', class: 'icon-btn', title: 'Copy the reply', 'aria-label': 'Copy the reply',
         onclick: () => copyReply(version) }, icon('copy', 16))),
@@ -255,7 +261,7 @@ function save() {
   emit('save-conversation');
 }
 
-async function runTurn(version, { message, replaceLast = false, reattach = false }) {
+async function runTurn(version, { message, replaceLast = false, replaceFrom = null, reattach = false }) {
   const conv = state.conv;
   state.busy = true;
   controller = new AbortController();
@@ -271,7 +277,7 @@ async function runTurn(version, { message, replaceLast = false, reattach = false
     if (!reattach) {
       first = await request('/api/chat', {
         method: 'POST',
-        json: { message, replace_last: replaceLast, stream: true },
+        json: replaceFrom ? { message, replace_from: replaceFrom, stream: true } : { message, replace_last: replaceLast, stream: true },
         headers: { accept: 'text/event-stream' },
         signal: controller.signal,
       });
@@ -290,7 +296,9 @@ async function runTurn(version, { message, replaceLast = false, reattach = false
     if (error.name !== 'AbortError') {
       version.error = error instanceof ApiError && error.status === 409
         ? 'Another turn is already running in this conversation. Wait for it or press Stop.'
-        : error.message;
+        : error instanceof ApiError && error.status === 400 && replaceFrom
+          ? `The server's history no longer holds this message (${error.message}); it cannot be edited in place.`
+          : error.message;
     }
   } finally {
     setHint('');
@@ -343,24 +351,61 @@ async function restoreSnapshot(id) {
   }
 }
 
-/** A new version of the last turn: same message (regenerate) or an edited one. */
-async function newVersion(message) {
+/** The server id of a version's user message, looked up in the session's history if unknown. */
+async function entryIdOf(index) {
   const conv = state.conv;
-  if (state.busy || !conv?.turns?.length) return;
-  const turn = conv.turns[conv.turns.length - 1];
-  const base = turn.versions[0].base_snapshot;
-  await restoreSnapshot(base);
-  const version = { user: message, segments: [], created_at: new Date().toISOString(), base_snapshot: base };
-  turn.versions.push(version);
-  turn.current = turn.versions.length - 1;
-  if (conv.turns.length === 1 && !conv.title_edited) { conv.title = titleFrom(message); emit('title'); }
-  await runTurn(version, { message, replaceLast: true });
+  const known = currentVersion(conv.turns[index]).entry_id;
+  if (known) return known;
+  try {
+    const boot = await api('/api/session/boot');
+    if (state.conv === conv) linkHistory(conv.turns, boot?.vm_history);
+  } catch { /* reported below as "cannot edit" */ }
+  return currentVersion(conv.turns[index]).entry_id || null;
+}
+
+let preparing = false;
+
+/**
+ * A new version of turn `index`: the same message (regenerate, last turn only) or an edited
+ * one. The turns after it stay with the version they were written in; the server drops its
+ * history from that message on (`replace_last` for the last turn, `replace_from` otherwise).
+ */
+async function newVersion(index, message) {
+  const conv = state.conv;
+  if (state.busy || preparing || !conv?.turns?.[index]) return;
+  const isLast = index === conv.turns.length - 1;
+  let replaceFrom = null;
+  preparing = true;
+  try {
+    if (!isLast) {
+      replaceFrom = await entryIdOf(index);
+      if (!replaceFrom) {
+        toast('This message is no longer in the server\'s history, so it cannot be edited.', 'error');
+        return;
+      }
+    }
+    const turn = conv.turns[index];
+    const base = turn.versions[0].base_snapshot;
+    await restoreSnapshot(base);
+    if (state.conv !== conv || state.busy) return;
+    const later = conv.turns.slice(index + 1);
+    if (later.length) turn.versions[turn.current ?? 0].tail = later;
+    conv.turns = conv.turns.slice(0, index + 1);
+    const version = { user: message, segments: [], created_at: new Date().toISOString(), base_snapshot: base };
+    turn.versions.push(version);
+    turn.current = turn.versions.length - 1;
+    if (index === 0 && !conv.title_edited) { conv.title = titleFrom(message); emit('title'); }
+    preparing = false;
+    await runTurn(version, replaceFrom ? { message, replaceFrom } : { message, replaceLast: true });
+  } finally {
+    preparing = false;
+  }
 }
 
 export function regenerate() {
   const turns = state.conv?.turns || [];
   if (!turns.length) return;
-  return newVersion(currentVersion(turns[turns.length - 1]).user);
+  return newVersion(turns.length - 1, currentVersion(turns[turns.length - 1]).user);
 }
 
 function startEdit(turnEl, index) {
@@ -368,7 +413,7 @@ function startEdit(turnEl, index) {
   const box = h('textarea', { 'aria-label': 'Edit your message' });
   box.value = version.user;
   const cancel = () => renderChat({ keepScroll: true });
-  const submit = () => { const text = box.value.trim(); if (text) newVersion(text); };
+  const submit = () => { const text = box.value.trim(); if (text) newVersion(index, text); };
   box.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); submit(); }
     if (e.key === 'Escape') { e.preventDefault(); cancel(); }
@@ -433,6 +478,36 @@ function textOf(content) {
   return '';
 }
 
+/** The id of the last user entry of `entries` (a `vm_history`) whose text is `text`. */
+function userEntryId(entries, text) {
+  if (!Array.isArray(entries)) return null;
+  for (let i = entries.length - 1; i >= 0; i -= 1) {
+    const e = entries[i];
+    if (e?.role === 'user' && e.id && textOf(e.content) === text) return e.id;
+  }
+  return null;
+}
+
+/**
+ * Gives the shown turns the ids of their user messages in `entries` (a `vm_history`, the
+ * newest entries of the server's history), matching from the end: the last user entry is
+ * the last turn's message, and so on. A turn whose text does not match is skipped (it never
+ * reached the history, e.g. it failed to start); a turn already linked to an entry of the
+ * list keeps its id.
+ */
+export function linkHistory(turns, entries) {
+  const users = (Array.isArray(entries) ? entries : []).filter((e) => e?.role === 'user' && e.id);
+  let u = users.length - 1;
+  for (let t = (turns || []).length - 1; t >= 0 && u >= 0; t -= 1) {
+    const version = currentVersion(turns[t]);
+    const at = version.entry_id ? users.findIndex((e) => e.id === version.entry_id) : -1;
+    if (at >= 0 && at <= u) { u = at - 1; continue; } // already linked: continue before it
+    if (textOf(users[u].content) !== version.user) continue;
+    version.entry_id = users[u].id;
+    u -= 1;
+  }
+}
+
 /** Turns from `vm_history` entries (used when the conversation has no console record yet). */
 export function turnsFromHistory(entries) {
   const turns = [];
@@ -440,12 +515,12 @@ export function turnsFromHistory(entries) {
   const tools = new Map();
   for (const entry of entries || []) {
     if (entry.role === 'user') {
-      version = { user: textOf(entry.content), segments: [], created_at: entry.created_at, from_history: true };
+      version = { user: textOf(entry.content), segments: [], created_at: entry.created_at, from_history: true, entry_id: entry.id };
       turns.push({ versions: [version], current: 0 });
       continue;
     }
     if (!version) {
-      version = { user: '(earlier messages)', segments: [], from_history: true };
+      version = { user: '(earlier messages)', segments: [], from_history: true, placeholder: true };
       turns.push({ versions: [version], current: 0 });
     }
     if (entry.role === 'assistant') {

@@ -7,7 +7,7 @@ import { h, $, replace, formatTime, toast } from './dom.js';
 import { icon } from './icons.js';
 import { api, newConversationId, setConversation, currentConversation } from './api.js';
 import { state, emit, on } from './state.js';
-import { turnsFromHistory, detach } from './chat.js';
+import { turnsFromHistory, linkHistory, detach } from './chat.js';
 import { confirmDialog } from './confirm.js';
 
 let listEl;
@@ -179,6 +179,8 @@ export async function openConversation(id) {
     if (!conv.turns.length && Array.isArray(boot.vm_history) && boot.vm_history.length) {
       conv.turns = turnsFromHistory(boot.vm_history);
       if (!conv.title_edited && conv.turns[0]) conv.title = conv.turns[0].versions[0].user.slice(0, 60);
+    } else {
+      linkHistory(conv.turns, boot.vm_history); // server ids of the messages, for editing
     }
   }
   document.body.classList.remove('side-open');

@@ -151,6 +151,23 @@ async fn console_works_in_a_real_browser() {
         "the screenshot {} was not written",
         screenshot.display()
     );
+    // Editing the first of three messages sent only the system prompt and the edited text.
+    let edited = app.model.requests_for("MANGO-EDITED");
+    assert!(
+        !edited.is_empty(),
+        "the edited message never reached the model"
+    );
+    let messages = edited[0]["messages"].as_array().unwrap();
+    assert_eq!(
+        messages.len(),
+        2,
+        "an edit of the first message must drop the later history: {messages:?}"
+    );
+    assert_eq!(messages[0]["role"], "system");
+    assert_eq!(
+        messages[1]["content"],
+        "MANGO-EDITED first question, edited"
+    );
     // A page in the preview frame must never have reached the model as any client.
     assert!(
         app.model.requests_for("PWNED").is_empty(),

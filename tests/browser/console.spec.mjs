@@ -270,6 +270,44 @@ async function run() {
   await page.waitForFunction((n) => document.querySelectorAll('.conv-item').length === n - 1, count);
   log('conversations work');
 
+  step = 'editing the first of three messages starts a new version without the later turns';
+  await newConversation();
+  for (const text of ['KIWI-ONE first question', 'KIWI-TWO second question', 'KIWI-THREE third question']) {
+    await send(text);
+    await page.waitForFunction((t) => document.querySelector('.turn:last-child .msg-assistant')?.textContent.includes(`echo: ${t}`), text);
+    await idle();
+  }
+  check((await page.locator('.turn').count()) === 3, 'three turns should be shown before the edit');
+  const firstTurn = page.locator('.turn').first();
+  check((await firstTurn.locator('.edit-btn').count()) === 1, 'the first (not last) message should offer edit');
+  check((await firstTurn.locator('.regen-btn').count()) === 0, 'only the last reply offers regenerate');
+  await firstTurn.locator('.edit-btn').click();
+  const editBox = firstTurn.locator('.edit-box textarea');
+  await editBox.waitFor();
+  check((await editBox.inputValue()) === 'KIWI-ONE first question', 'the editor should hold the first message');
+  await editBox.fill('MANGO-EDITED first question, edited');
+  await firstTurn.locator('.edit-save').click();
+  await page.waitForFunction(() => document.querySelectorAll('.turn').length === 1 &&
+    document.querySelector('.turn .version-label')?.textContent === '2/2');
+  await page.locator('.turn .msg-assistant', { hasText: 'echo: MANGO-EDITED first question, edited' }).waitFor();
+  await idle();
+  const thread = await page.locator('#messages').textContent();
+  check(thread.includes('MANGO-EDITED first question, edited'), 'the edited message should be shown');
+  check(!/KIWI-(ONE|TWO|THREE)/.test(thread), `the old messages should be gone from the thread, got ${JSON.stringify(thread)}`);
+  check((await page.locator('#conv-title').textContent()).startsWith('MANGO-EDITED'), 'editing the first message retitles the conversation');
+  await page.locator('.turn').first().locator('.version-prev').click();
+  await page.waitForFunction(() => document.querySelectorAll('.turn').length === 3 &&
+    document.querySelector('.turn .version-label')?.textContent === '1/2');
+  check((await page.locator('.turn').last().textContent()).includes('echo: KIWI-THREE third question'), '1/2 should bring back the later turns');
+  await page.locator('.turn').first().locator('.version-next').click();
+  await page.waitForFunction(() => document.querySelectorAll('.turn').length === 1 &&
+    document.querySelector('.turn .version-label')?.textContent === '2/2');
+  await page.reload();
+  await ready();
+  await page.waitForFunction(() => document.querySelectorAll('.turn').length === 1 &&
+    document.querySelector('.turn .version-label')?.textContent === '2/2');
+  log('earlier message edited; later turns kept with the old version');
+
   step = 'phone-sized screen';
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(200);
