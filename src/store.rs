@@ -83,6 +83,9 @@ pub struct Store {
     turns: sled::Tree,
     uploads: sled::Tree,
     settings: sled::Tree,
+    /// When each conversation last had a turn; kept apart so a turn never rewrites the
+    /// console's (possibly large) conversation JSON.
+    activity: sled::Tree,
 }
 
 fn key(owner: &str, conversation: &str) -> Vec<u8> {
@@ -98,6 +101,13 @@ fn prefix(owner: &str, conversation: &str) -> Vec<u8> {
     let mut prefix = key(owner, conversation);
     prefix.push(SEP);
     prefix
+}
+
+/// `start-end` of a history chunk key suffix.
+fn chunk_range(suffix: &[u8]) -> Option<(usize, usize)> {
+    let text = std::str::from_utf8(suffix).ok()?;
+    let (start, end) = text.split_once('-')?;
+    Some((start.parse().ok()?, end.parse().ok()?))
 }
 
 fn owner_prefix(owner: &str) -> Vec<u8> {
@@ -129,6 +139,7 @@ impl Store {
             turns: db.open_tree("turns")?,
             uploads: db.open_tree("uploads")?,
             settings: db.open_tree("settings")?,
+            activity: db.open_tree("activity")?,
             db,
         };
         store.interrupt_running_turns()?;
@@ -146,8 +157,10 @@ impl Store {
     pub fn list_conversations(&self, owner: &str) -> Result<Vec<ConversationRecord>, StoreError> {
         let mut records = Vec::new();
         for item in self.conversations.scan_prefix(owner_prefix(owner)) {
-            let (_, value) = item?;
-            records.push(decode::<ConversationRecord>(&value)?);
+            let (k, value) = item?;
+            let mut record = decode::<ConversationRecord>(&value)?;
+            self.apply_activity(&k, &mut record)?;
+            records.push(record);
         }
         records.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
         Ok(records)
@@ -158,10 +171,24 @@ impl Store {
         owner: &str,
         id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
-        self.conversations
-            .get(key(owner, id))?
-            .map(|v| decode(&v))
-            .transpose()
+        let k = key(owner, id);
+        let Some(value) = self.conversations.get(&k)? else {
+            return Ok(None);
+        };
+        let mut record: ConversationRecord = decode(&value)?;
+        self.apply_activity(&k, &mut record)?;
+        Ok(Some(record))
+    }
+
+    /// The later of the record's own time and its last turn.
+    fn apply_activity(&self, k: &[u8], record: &mut ConversationRecord) -> Result<(), StoreError> {
+        if let Some(stamp) = self.activity.get(k)? {
+            let stamp = String::from_utf8_lossy(&stamp).into_owned();
+            if stamp > record.updated_at {
+                record.updated_at = stamp;
+            }
+        }
+        Ok(())
     }
 
     /// Creates or replaces the client's JSON of a conversation, keeping `created_at`.
@@ -198,31 +225,30 @@ impl Store {
         id: &str,
         first_message: &str,
     ) -> Result<(), StoreError> {
+        let k = key(owner, id);
         let stamp = now();
-        let record = match self.get_conversation(owner, id)? {
-            Some(mut record) => {
-                record.updated_at = stamp;
-                record
-            }
-            None => ConversationRecord {
+        if !self.conversations.contains_key(&k)? {
+            let record = ConversationRecord {
                 id: id.to_string(),
                 title: crate::tools::output::cap_line(
                     first_message.lines().next().unwrap_or(""),
                     60,
                 ),
                 created_at: stamp.clone(),
-                updated_at: stamp,
+                updated_at: stamp.clone(),
                 data: serde_json::json!({}),
-            },
-        };
-        self.conversations
-            .insert(key(owner, id), serde_json::to_vec(&record)?)?;
+            };
+            self.conversations
+                .insert(&k, serde_json::to_vec(&record)?)?;
+        }
+        self.activity.insert(k, stamp.as_bytes())?;
         Ok(())
     }
 
     /// Removes the conversation and everything recorded under it; false if it did not exist.
     pub fn delete_conversation(&self, owner: &str, id: &str) -> Result<bool, StoreError> {
         let existed = self.conversations.remove(key(owner, id))?.is_some();
+        self.activity.remove(key(owner, id))?;
         self.clear_history(owner, id)?;
         self.turns.remove(key(owner, id))?;
         remove_prefix(&self.uploads, &prefix(owner, id))?;
@@ -236,16 +262,20 @@ impl Store {
         owner: &str,
         conversation: &str,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.history
-            .scan_prefix(prefix(owner, conversation))
-            .map(|item| {
-                let (_, value) = item?;
-                decode(&value)
-            })
-            .collect()
+        let mut entries = Vec::new();
+        for item in self.history.scan_prefix(prefix(owner, conversation)) {
+            let (_, value) = item?;
+            entries.extend(decode::<Vec<HistoryEntry>>(&value)?);
+        }
+        Ok(entries)
     }
 
     /// Makes the stored history equal to `entries`, rewriting only from index `from` on.
+    ///
+    /// History is kept in chunks, one per save, keyed `start-end`: the usual save (append a
+    /// turn) is a single insert, which sled applies atomically, so a crash never leaves half
+    /// a turn. Saving from inside an earlier chunk (an edited message) cuts that chunk and
+    /// drops the later ones in one batch.
     pub fn save_history(
         &self,
         owner: &str,
@@ -254,23 +284,45 @@ impl Store {
         from: usize,
     ) -> Result<(), StoreError> {
         let base = prefix(owner, conversation);
-        let entry_key = |index: usize| {
+        let chunk_key = |start: usize, end: usize| {
             let mut k = base.clone();
-            k.extend_from_slice(format!("{index:010}").as_bytes());
+            k.extend_from_slice(format!("{start:010}-{end:010}").as_bytes());
             k
         };
         let mut batch = sled::Batch::default();
-        for item in self.history.range(entry_key(entries.len())..) {
-            let (k, _) = item?;
-            if !k.starts_with(&base) {
+        let mut rewrites = false;
+        for item in self.history.scan_prefix(&base).rev() {
+            let (k, value) = item?;
+            let Some((start, end)) = chunk_range(&k[base.len()..]) else {
+                continue;
+            };
+            if end <= from {
                 break;
             }
+            rewrites = true;
             batch.remove(k);
+            if start < from {
+                let chunk: Vec<HistoryEntry> = decode(&value)?;
+                let kept = &chunk[..(from - start).min(chunk.len())];
+                batch.insert(
+                    chunk_key(start, start + kept.len()),
+                    serde_json::to_vec(kept)?,
+                );
+                break;
+            }
         }
-        for (index, entry) in entries.iter().enumerate().skip(from) {
-            batch.insert(entry_key(index), serde_json::to_vec(entry)?);
+        let added = entries.get(from..).unwrap_or_default();
+        if !added.is_empty() {
+            let value = serde_json::to_vec(added)?;
+            if !rewrites {
+                self.history.insert(chunk_key(from, entries.len()), value)?;
+                return Ok(());
+            }
+            batch.insert(chunk_key(from, entries.len()), value);
         }
-        self.history.apply_batch(batch)?;
+        if rewrites {
+            self.history.apply_batch(batch)?;
+        }
         Ok(())
     }
 
@@ -450,6 +502,29 @@ mod tests {
         assert_eq!(store.load_history("alice", "c1").unwrap(), c.entries());
         assert_eq!(store.load_history("alice", "c10").unwrap().len(), 1);
         assert!(store.load_history("bob", "c1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn history_chunks_append_and_cut_in_the_middle() {
+        let (_d, store) = open();
+        let mut c = Conversation::new();
+        for turn in 0..3 {
+            let from = c.len();
+            c.push_user(&format!("q{turn}"));
+            c.push_assistant(&format!("a{turn}"), vec![], Default::default());
+            store.save_history("o", "c", c.entries(), from).unwrap();
+        }
+        assert_eq!(store.load_history("o", "c").unwrap(), c.entries());
+        // Edit the second answer away: the cut falls inside the second chunk.
+        let mut edited = Conversation::from_entries(c.entries()[..3].to_vec());
+        edited.push_user("q1 again");
+        store.save_history("o", "c", edited.entries(), 3).unwrap();
+        assert_eq!(store.load_history("o", "c").unwrap(), edited.entries());
+        // Everything cleared, then one new turn.
+        let mut fresh = Conversation::new();
+        fresh.push_user("new");
+        store.save_history("o", "c", fresh.entries(), 0).unwrap();
+        assert_eq!(store.load_history("o", "c").unwrap(), fresh.entries());
     }
 
     #[test]
