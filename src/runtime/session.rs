@@ -526,12 +526,6 @@ impl Handler<StartTurn> for SessionActor {
         let Some(mut parts) = self.parts.take() else {
             return Err(SessionError::Busy);
         };
-        if let Err(e) = parts.tools.workspace.ensure() {
-            self.parts = Some(parts);
-            return Err(SessionError::Internal(format!(
-                "cannot create the workspace: {e}"
-            )));
-        }
         if let Some(id) = &msg.replace_from {
             if let Err(message) = parts.history.drop_from(id) {
                 self.parts = Some(parts);
@@ -568,6 +562,13 @@ impl Handler<StartTurn> for SessionActor {
         let sink = self.log.clone();
         let turn = async move {
             let mut parts = parts;
+            // Creating folders can wait on the file system journal: never on this thread.
+            let workspace = parts.tools.workspace.clone();
+            match tokio::task::spawn_blocking(move || workspace.ensure()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "cannot create the workspace"),
+                Err(error) => tracing::error!(%error, "cannot create the workspace"),
+            }
             let outcome = run_turn(
                 &services.llm,
                 &services.tools,
