@@ -301,6 +301,19 @@ async fn run(quick: bool) {
         );
     }
     single.sort();
+    let mut starts = Vec::new();
+    for i in 0..100 {
+        starts.push(
+            echo_turn(
+                &http,
+                &url,
+                &format!("starter&conversation_id=s{i}"),
+                "hello",
+            )
+            .await,
+        );
+    }
+    starts.sort();
 
     let (at64, at64_warm) = closed_loop(
         &http,
@@ -401,6 +414,11 @@ async fn run(quick: bool) {
     line(
         "single-client echo turn p99",
         ms(percentile(&single, 0.99)),
+        "-",
+    );
+    line(
+        "first turn of a new conversation p50",
+        ms(percentile(&starts, 0.5)),
         "-",
     );
     line(
