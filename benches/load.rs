@@ -166,7 +166,7 @@ fn persistence_figures() -> (Duration, Duration) {
         history.push_assistant("a reply of moderate length", vec![], Default::default());
         let started = Instant::now();
         store
-            .save_history("bench", "c", history.entries(), from)
+            .save_history("bench", "c", from, &history.entries()[from..])
             .unwrap();
         store.flush().unwrap();
         flushes.push(started.elapsed());

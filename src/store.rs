@@ -270,7 +270,7 @@ impl Store {
         Ok(entries)
     }
 
-    /// Makes the stored history equal to `entries`, rewriting only from index `from` on.
+    /// Makes the stored history the stored entries before `from` followed by `added`.
     ///
     /// History is kept in chunks, one per save, keyed `start-end`: the usual save (append a
     /// turn) is a single insert, which sled applies atomically, so a crash never leaves half
@@ -280,10 +280,11 @@ impl Store {
         &self,
         owner: &str,
         conversation: &str,
-        entries: &[HistoryEntry],
         from: usize,
+        added: &[HistoryEntry],
     ) -> Result<(), StoreError> {
         let base = prefix(owner, conversation);
+        let end = from + added.len();
         let chunk_key = |start: usize, end: usize| {
             let mut k = base.clone();
             k.extend_from_slice(format!("{start:010}-{end:010}").as_bytes());
@@ -311,14 +312,13 @@ impl Store {
                 break;
             }
         }
-        let added = entries.get(from..).unwrap_or_default();
         if !added.is_empty() {
             let value = serde_json::to_vec(added)?;
             if !rewrites {
-                self.history.insert(chunk_key(from, entries.len()), value)?;
+                self.history.insert(chunk_key(from, end), value)?;
                 return Ok(());
             }
-            batch.insert(chunk_key(from, entries.len()), value);
+            batch.insert(chunk_key(from, end), value);
         }
         if rewrites {
             self.history.apply_batch(batch)?;
@@ -491,14 +491,18 @@ mod tests {
         c.push_user("one");
         c.push_user("two");
         c.push_user("three");
-        store.save_history("alice", "c1", c.entries(), 0).unwrap();
         store
-            .save_history("alice", "c10", &c.entries()[..1], 0)
+            .save_history("alice", "c1", 0, &c.entries()[0..])
+            .unwrap();
+        store
+            .save_history("alice", "c10", 0, &c.entries()[..1])
             .unwrap();
         assert_eq!(store.load_history("alice", "c1").unwrap(), c.entries());
         c.drop_last_exchange();
         c.push_user("three again");
-        store.save_history("alice", "c1", c.entries(), 2).unwrap();
+        store
+            .save_history("alice", "c1", 2, &c.entries()[2..])
+            .unwrap();
         assert_eq!(store.load_history("alice", "c1").unwrap(), c.entries());
         assert_eq!(store.load_history("alice", "c10").unwrap().len(), 1);
         assert!(store.load_history("bob", "c1").unwrap().is_empty());
@@ -512,18 +516,24 @@ mod tests {
             let from = c.len();
             c.push_user(&format!("q{turn}"));
             c.push_assistant(&format!("a{turn}"), vec![], Default::default());
-            store.save_history("o", "c", c.entries(), from).unwrap();
+            store
+                .save_history("o", "c", from, &c.entries()[from..])
+                .unwrap();
         }
         assert_eq!(store.load_history("o", "c").unwrap(), c.entries());
         // Edit the second answer away: the cut falls inside the second chunk.
         let mut edited = Conversation::from_entries(c.entries()[..3].to_vec());
         edited.push_user("q1 again");
-        store.save_history("o", "c", edited.entries(), 3).unwrap();
+        store
+            .save_history("o", "c", 3, &edited.entries()[3..])
+            .unwrap();
         assert_eq!(store.load_history("o", "c").unwrap(), edited.entries());
         // Everything cleared, then one new turn.
         let mut fresh = Conversation::new();
         fresh.push_user("new");
-        store.save_history("o", "c", fresh.entries(), 0).unwrap();
+        store
+            .save_history("o", "c", 0, &fresh.entries()[0..])
+            .unwrap();
         assert_eq!(store.load_history("o", "c").unwrap(), fresh.entries());
     }
 

@@ -41,6 +41,8 @@ struct Parts {
     tools: ToolContext,
     /// History entries already in the store; the rest is written at the end of the turn.
     persisted: usize,
+    /// The workspace folders exist (checked on the first turn of the session).
+    workspace_ready: bool,
 }
 
 struct RunningTurn {
@@ -178,6 +180,7 @@ impl SessionActor {
                 history: Conversation::new(),
                 tools,
                 persisted: 0,
+                workspace_ready: false,
             }),
             running: None,
             log,
@@ -230,8 +233,11 @@ impl SessionActor {
         };
         let services = self.services.clone();
         let key = self.key.clone();
-        let history = parts.history.entries().to_vec();
         let persisted_from = parts.persisted;
+        // Only what is saved and what `vm_history` shows leaves this thread.
+        let total = parts.history.len();
+        let tail_start = persisted_from.min(total.saturating_sub(VM_HISTORY_LEN));
+        let tail = parts.history.entries()[tail_start..].to_vec();
         let first_message = first_user_message(&parts.history);
         let label = last_user_message(&parts.history);
         let root = parts.tools.workspace.root().to_path_buf();
@@ -278,9 +284,7 @@ impl SessionActor {
                 ppt_slides: Vec::new(),
                 artifacts: Vec::new(),
                 tool_calls: outcome.tool_calls.clone(),
-                vm_history: RawJson::encode(
-                    &history[history.len().saturating_sub(VM_HISTORY_LEN)..],
-                ),
+                vm_history: RawJson::encode(&tail[tail.len().saturating_sub(VM_HISTORY_LEN)..]),
                 workspace_state: reported_state,
                 uploads,
                 upload_limit: services.config.uploads.max_files,
@@ -304,7 +308,12 @@ impl SessionActor {
             };
             let store = &services.store;
             let saved = store
-                .save_history(owner, conversation, &history, persisted_from)
+                .save_history(
+                    owner,
+                    conversation,
+                    persisted_from,
+                    &tail[persisted_from - tail_start..],
+                )
                 .and_then(|()| store.touch_conversation(owner, conversation, &first_message))
                 .and_then(|()| store.save_turn(owner, conversation, &record));
             if let Err(error) = &saved {
@@ -313,11 +322,7 @@ impl SessionActor {
             Persisted {
                 closing,
                 workspace_state,
-                history_len: if saved.is_ok() {
-                    history.len()
-                } else {
-                    persisted_from.min(history.len())
-                },
+                history_len: if saved.is_ok() { total } else { persisted_from },
             }
         };
         let work: std::pin::Pin<
@@ -562,12 +567,15 @@ impl Handler<StartTurn> for SessionActor {
         let sink = self.log.clone();
         let turn = async move {
             let mut parts = parts;
-            // Creating folders can wait on the file system journal: never on this thread.
-            let workspace = parts.tools.workspace.clone();
-            match tokio::task::spawn_blocking(move || workspace.ensure()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::error!(%error, "cannot create the workspace"),
-                Err(error) => tracing::error!(%error, "cannot create the workspace"),
+            // Creating folders can wait on the file system journal: never on this thread,
+            // and only once per session.
+            if !parts.workspace_ready {
+                let workspace = parts.tools.workspace.clone();
+                match tokio::task::spawn_blocking(move || workspace.ensure()).await {
+                    Ok(Ok(())) => parts.workspace_ready = true,
+                    Ok(Err(error)) => tracing::error!(%error, "cannot create the workspace"),
+                    Err(error) => tracing::error!(%error, "cannot create the workspace"),
+                }
             }
             let outcome = run_turn(
                 &services.llm,
@@ -701,6 +709,7 @@ impl Handler<ClearHistory> for SessionActor {
             return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         };
         let cleared_messages = parts.history.clear();
+        parts.workspace_ready = false;
         self.workspace_state = None;
         parts.persisted = 0;
         parts.tools.state = ToolState::default();
