@@ -196,15 +196,7 @@ async fn history_carries_over_turns_and_can_be_read_and_cleared() {
         .await;
     assert_eq!(status, 404);
 
-    let cleared: serde_json::Value = app
-        .http
-        .delete(app.api("/api/session/history", "erin"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, cleared) = app.delete("/api/session/history", "erin").await;
     assert_eq!(cleared["history_cleared"], true);
     assert_eq!(cleared["cleared_messages"], 6);
     assert_eq!(cleared["vm"]["history_length"], 0);

@@ -11,18 +11,6 @@ use common::{parse_sse, tool_messages, types, upload_form, Reply, TestApp};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-async fn post_json(app: &TestApp, path: &str, client: &str, body: Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(app.api(path, client))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn upload(app: &TestApp, client: &str, files: &[(&str, Vec<u8>)]) -> (u16, Value) {
     let response = app
         .http
@@ -60,13 +48,13 @@ async fn a_restart_keeps_history_conversations_files_and_snapshots() {
     );
     let (status, _) = upload(&app, "ann", &[("notes.txt", b"hello notes".to_vec())]).await;
     assert_eq!(status, 200);
-    let (status, _) = post_json(
-        &app,
-        "/api/conversations",
-        "ann",
-        json!({"id": "other", "title": "Other", "pinned": true}),
-    )
-    .await;
+    let (status, _) = app
+        .post_json(
+            "/api/conversations",
+            "ann",
+            json!({"id": "other", "title": "Other", "pinned": true}),
+        )
+        .await;
     assert_eq!(status, 200);
 
     let app = app.restart();
@@ -232,44 +220,44 @@ async fn snapshot_restore_and_branch_round_trip() {
     assert_ne!(v1, v2);
     let doc = app.workspace_of("sam").join("doc.txt");
 
-    let (status, body) = post_json(
-        &app,
-        "/api/session/workspace/restore",
-        "sam",
-        json!({"snapshot_id": v1}),
-    )
-    .await;
+    let (status, body) = app
+        .post_json(
+            "/api/session/workspace/restore",
+            "sam",
+            json!({"snapshot_id": v1}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(std::fs::read_to_string(&doc).unwrap(), "version one");
     assert_eq!(body["workspace_state"]["git"]["commit"], v1.as_str());
 
-    let (status, body) = post_json(
-        &app,
-        "/api/session/workspace/branch",
-        "sam",
-        json!({"branch": "second-try", "snapshot_id": v2}),
-    )
-    .await;
+    let (status, body) = app
+        .post_json(
+            "/api/session/workspace/branch",
+            "sam",
+            json!({"branch": "second-try", "snapshot_id": v2}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["workspace_state"]["git"]["branch"], "second-try");
     assert_eq!(std::fs::read_to_string(&doc).unwrap(), "version two");
-    let (status, _) = post_json(
-        &app,
-        "/api/session/workspace/restore",
-        "sam",
-        json!({"branch": "main"}),
-    )
-    .await;
+    let (status, _) = app
+        .post_json(
+            "/api/session/workspace/restore",
+            "sam",
+            json!({"branch": "main"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(std::fs::read_to_string(&doc).unwrap(), "version one");
 
-    let (status, body) = post_json(
-        &app,
-        "/api/session/workspace/snapshots",
-        "sam",
-        json!({"label": "by hand"}),
-    )
-    .await;
+    let (status, body) = app
+        .post_json(
+            "/api/session/workspace/snapshots",
+            "sam",
+            json!({"label": "by hand"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["latest_snapshot"]["label"], "by hand");
 
@@ -298,17 +286,17 @@ async fn snapshot_restore_and_branch_round_trip() {
             json!({"label": "l".repeat(201)}),
         ),
     ] {
-        let (status, reply) = post_json(&app, path, "sam", body.clone()).await;
+        let (status, reply) = app.post_json(path, "sam", body.clone()).await;
         assert_eq!(status, 400, "{path} {body} → {reply}");
     }
     // Another client's snapshot is unknown in this client's workspace.
-    let (status, _) = post_json(
-        &app,
-        "/api/session/workspace/restore",
-        "eve",
-        json!({"snapshot_id": v1}),
-    )
-    .await;
+    let (status, _) = app
+        .post_json(
+            "/api/session/workspace/restore",
+            "eve",
+            json!({"snapshot_id": v1}),
+        )
+        .await;
     assert_eq!(status, 400);
 }
 
@@ -392,13 +380,7 @@ async fn conversations_are_separate_sessions_and_private_to_their_client() {
         .await
         .unwrap();
     assert_eq!(put.status(), 404);
-    let delete = app
-        .http
-        .delete(app.api("/api/conversations/one", "dog"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(delete.status(), 404);
+    assert_eq!(app.delete("/api/conversations/one", "dog").await.0, 404);
     let (_, dog_files) = app
         .get("/api/session/workspace/files?conversation_id=one", "dog")
         .await;
@@ -417,15 +399,7 @@ async fn conversations_are_separate_sessions_and_private_to_their_client() {
 
     let workspace = app.workspace_root().join("c-cat/s-one");
     assert!(workspace.exists());
-    let deleted: Value = app
-        .http
-        .delete(app.api("/api/conversations/one", "cat"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, deleted) = app.delete("/api/conversations/one", "cat").await;
     assert_eq!(deleted["deleted"], true);
     assert_eq!(deleted["workspace"]["removed"], true);
     assert!(!workspace.exists());
@@ -439,7 +413,9 @@ async fn conversations_are_separate_sessions_and_private_to_their_client() {
         json!([1, 2]),
         json!({"id": "../x"}),
     ] {
-        let (status, _) = post_json(&app, "/api/conversations", "cat", bad.clone()).await;
+        let (status, _) = app
+            .post_json("/api/conversations", "cat", bad.clone())
+            .await;
         assert_eq!(status, 400, "{bad}");
     }
 }

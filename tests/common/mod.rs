@@ -149,6 +149,29 @@ impl TestApp {
         parse_sse(&response.text().await.unwrap())
     }
 
+    pub async fn post_json(&self, path: &str, client: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.api(path, client))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str, client: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .delete(self.api(path, client))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, path: &str, client: &str) -> (u16, Value) {
         let response = self.http.get(self.api(path, client)).send().await.unwrap();
         let status = response.status().as_u16();
