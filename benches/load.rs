@@ -208,6 +208,7 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
         cancel,
         config: std::sync::Arc::new(config.tools.clone()),
         sandbox: std::sync::Arc::new(sandbox),
+        workspace_ready: true,
     };
     let mut kernel = Kernel::start(&ctx).await.unwrap();
     kernel.run("x = 1", Duration::from_secs(10)).await.unwrap();

@@ -303,7 +303,17 @@ async fn snapshot_restore_and_branch_round_trip() {
 #[tokio::test]
 async fn path_parameters_cannot_escape_the_workspace() {
     let app = TestApp::spawn();
-    app.chat_json("pat", "hello").await;
+    app.model.script(
+        "MAKEWS",
+        vec![
+            Reply::tool(
+                "mshtools-write_file",
+                json!({"file_path": "/mnt/okcomputer/output/x.txt", "content": "x"}),
+            ),
+            Reply::text("made"),
+        ],
+    );
+    app.chat_json("pat", "MAKEWS hello").await;
     let secret = app.dir.path().join("secret.txt");
     std::fs::write(&secret, "top secret").unwrap();
     std::os::unix::fs::symlink(app.dir.path(), app.workspace_of("pat").join("escape")).unwrap();
@@ -352,6 +362,16 @@ async fn conversations_are_separate_sessions_and_private_to_their_client() {
             .json(&json!({"message": message, "stream": false}))
             .send()
     };
+    app.model.script(
+        "first conversation",
+        vec![
+            Reply::tool(
+                "mshtools-write_file",
+                json!({"file_path": "/mnt/okcomputer/notes.txt", "content": "n"}),
+            ),
+            Reply::text("noted"),
+        ],
+    );
     chat_in("one", "first conversation").await.unwrap();
     chat_in("two", "second conversation").await.unwrap();
     let request = &app.model.requests_for("second conversation")[0];

@@ -41,8 +41,6 @@ struct Parts {
     tools: ToolContext,
     /// History entries already in the store; the rest is written at the end of the turn.
     persisted: usize,
-    /// The workspace folders exist (checked on the first turn of the session).
-    workspace_ready: bool,
 }
 
 struct RunningTurn {
@@ -163,6 +161,7 @@ impl SessionActor {
             cancel: CancellationToken::new(),
             config: services.tools_config.clone(),
             sandbox: services.sandbox.clone(),
+            workspace_ready: false,
         };
         let log = SharedLog(Rc::new(RefCell::new(EventLog {
             key: key.clone(),
@@ -180,7 +179,6 @@ impl SessionActor {
                 history: Conversation::new(),
                 tools,
                 persisted: 0,
-                workspace_ready: false,
             }),
             running: None,
             log,
@@ -567,16 +565,6 @@ impl Handler<StartTurn> for SessionActor {
         let sink = self.log.clone();
         let turn = async move {
             let mut parts = parts;
-            // Creating folders can wait on the file system journal: never on this thread,
-            // and only once per session.
-            if !parts.workspace_ready {
-                let workspace = parts.tools.workspace.clone();
-                match tokio::task::spawn_blocking(move || workspace.ensure()).await {
-                    Ok(Ok(())) => parts.workspace_ready = true,
-                    Ok(Err(error)) => tracing::error!(%error, "cannot create the workspace"),
-                    Err(error) => tracing::error!(%error, "cannot create the workspace"),
-                }
-            }
             let outcome = run_turn(
                 &services.llm,
                 &services.tools,
@@ -709,7 +697,7 @@ impl Handler<ClearHistory> for SessionActor {
             return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         };
         let cleared_messages = parts.history.clear();
-        parts.workspace_ready = false;
+        parts.tools.workspace_ready = false;
         self.workspace_state = None;
         parts.persisted = 0;
         parts.tools.state = ToolState::default();

@@ -76,6 +76,8 @@ pub struct ToolContext {
     pub cancel: CancellationToken,
     pub config: Arc<ToolsConfig>,
     pub sandbox: Arc<sandbox::Sandbox>,
+    /// The workspace folders exist; created before the session's first tool call.
+    pub workspace_ready: bool,
 }
 
 /// One tool implementation. `call` gets the arguments already checked to be a JSON object

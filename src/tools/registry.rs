@@ -79,6 +79,15 @@ impl ToolRegistry {
             )));
         };
         let args = self.check_arguments(name, arguments)?;
+        if !ctx.workspace_ready {
+            // Folders are made on the blocking pool: it can wait on the file system journal.
+            let workspace = ctx.workspace.clone();
+            tokio::task::spawn_blocking(move || workspace.ensure())
+                .await
+                .map_err(|e| ToolError::Fatal(format!("workspace task failed: {e}")))?
+                .map_err(|e| ToolError::Fatal(format!("cannot create the workspace: {e}")))?;
+            ctx.workspace_ready = true;
+        }
         tool.call(args, ctx).await
     }
 
