@@ -131,7 +131,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
-            .flush_every_ms(Some(500))
+            // No background flushing: the flusher below does all of it, so writers never
+            // stall behind a second flush (checkpoints ask it for one with `flush_soon`).
+            .flush_every_ms(None)
             .open()?;
         let store = Self {
             conversations: db.open_tree("conversations")?,
@@ -451,6 +453,12 @@ impl Flusher {
                 }
             })?;
         Ok(Self { requests })
+    }
+
+    /// Asks for a flush without waiting for it (for mid-turn checkpoints).
+    pub fn flush_soon(&self) {
+        let (tx, _ignored) = tokio::sync::oneshot::channel();
+        let _ = self.requests.send(tx);
     }
 
     pub async fn flush(&self) -> Result<(), String> {

@@ -100,16 +100,14 @@ impl EventLog {
         }
     }
 
-    /// Records the running turn (not flushed: sled writes it out within its flush interval),
-    /// so a crash leaves its partial events behind.
+    /// Records the running turn and asks for a flush without waiting, so a crash leaves its
+    /// partial events behind.
     fn checkpoint(&self) {
         let record = self.record(TurnState::Running);
-        if let Err(error) =
-            self.services
-                .store
-                .save_turn(&self.key.client_id, &self.key.conversation_id, &record)
-        {
-            tracing::warn!(%error, "cannot checkpoint the running turn");
+        let (owner, conversation) = (&self.key.client_id, &self.key.conversation_id);
+        match self.services.store.save_turn(owner, conversation, &record) {
+            Ok(()) => self.services.flusher.flush_soon(),
+            Err(error) => tracing::warn!(%error, "cannot checkpoint the running turn"),
         }
     }
 
