@@ -8,9 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{
-    build::CheckoutBuilder, BranchType, IndexAddOption, Oid, Repository, ResetType, Signature,
-};
+use git2::{build::CheckoutBuilder, BranchType, Oid, Repository, ResetType, Signature};
 
 use crate::protocol::{GitState, SnapshotView, WorkspacePaths, WorkspaceState};
 use crate::workspace::{MOUNT, OUTPUT_DIR};
@@ -93,14 +91,35 @@ pub fn snapshot(
 ) -> Result<SnapshotView, GitError> {
     let repo = open_or_init(root, policy)?;
     let mut index = repo.index()?;
-    let max = policy.max_file_bytes;
-    let mut skip_large = |path: &Path, _spec: &[u8]| -> i32 {
-        let too_big =
-            std::fs::metadata(root.join(path)).is_ok_and(|m| m.is_file() && m.len() > max);
-        i32::from(too_big)
-    };
-    index.add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_large))?;
-    index.update_all(["*"], None)?;
+    // One status scan (which trusts the index's stat cache for unchanged files) finds what
+    // changed; only those paths are staged.
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .exclude_submodules(true);
+    let changes: Vec<(String, git2::Status)> = repo
+        .statuses(Some(&mut options))?
+        .iter()
+        .filter_map(|entry| entry.path().map(|p| (p.to_string(), entry.status())))
+        .collect();
+    for (path, status) in changes {
+        let relative = Path::new(&path);
+        if status.is_wt_deleted() {
+            index.remove_path(relative)?;
+        } else if status.intersects(
+            git2::Status::WT_NEW
+                | git2::Status::WT_MODIFIED
+                | git2::Status::WT_TYPECHANGE
+                | git2::Status::WT_RENAMED,
+        ) {
+            let too_big = std::fs::symlink_metadata(root.join(relative))
+                .is_ok_and(|m| m.is_file() && m.len() > policy.max_file_bytes);
+            if !too_big {
+                index.add_path(relative)?;
+            }
+        }
+    }
     index.write()?;
     let tree_id = index.write_tree()?;
     let parent = repo.head().ok().and_then(|head| head.peel_to_commit().ok());
@@ -344,6 +363,21 @@ mod tests {
         assert_eq!(st.git.branch.as_deref(), Some("main"));
         // Big and ignored files stay out of history but exist, so the tree is dirty.
         assert!(st.git.is_dirty);
+
+        // A deleted file leaves the next snapshot.
+        std::fs::remove_file(root.join("new.txt")).unwrap();
+        let third = snapshot(&root, "turn three", false, &policy()).unwrap();
+        let repo = open_or_init(&root, &policy()).unwrap();
+        let tree = repo
+            .find_commit(Oid::from_str(&third.id).unwrap())
+            .unwrap()
+            .tree()
+            .unwrap();
+        assert!(tree.get_name("new.txt").is_none());
+        assert!(tree.get_name("a.txt").is_some());
+        assert!(tree.get_name("big.bin").is_none() && tree.get_name("x.pyc").is_none());
+        drop(tree);
+        drop(repo);
 
         restore_snapshot(&root, &first.id[..10], true, &policy()).unwrap();
         assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "v1");
