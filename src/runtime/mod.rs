@@ -4,11 +4,13 @@
 //! The only module that imports actix. HTTP handlers talk to it through the messages in
 //! `messages.rs`; nothing else reaches into session state.
 
+pub mod events;
 pub mod eviction;
 pub mod messages;
 pub mod registry;
 pub mod services;
 pub mod session;
+pub mod turn_end;
 
 pub use messages::{SessionError, SessionKey};
 pub use registry::Registry;

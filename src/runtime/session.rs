@@ -14,26 +14,25 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
+use super::events::{EventLog, SharedLog};
 use super::messages::*;
 use super::services::Services;
-use crate::agent::{
-    run_turn, Conversation, EventSink, HistoryEntry, TurnEnd, TurnOutcome, TurnSettings,
+use super::turn_end::{
+    closing_event, first_user_message, last_user_message, snapshot_after_turn, summary_of,
 };
+pub use super::turn_end::{remove_workspace, upload_entries};
+use crate::agent::{run_turn, Conversation, HistoryEntry, TurnOutcome, TurnSettings};
 use crate::llm::{LlmClient, Message};
-use crate::protocol::{
-    ChatEvent, ChatResponse, RawJson, ReplyMeta, SeqEvent, UploadEntry, WorkspaceState,
-};
+use crate::protocol::{ChatEvent, ChatResponse, RawJson, ReplyMeta, SeqEvent, WorkspaceState};
 use crate::store::{TurnRecord, TurnState, UploadRecord};
 use crate::tools::{ToolContext, ToolState};
-use crate::workspace::{git, MOUNT, UPLOAD_DIR};
+use crate::workspace::{MOUNT, UPLOAD_DIR};
 
 /// Entries of `vm_history` in a response.
 const VM_HISTORY_LEN: usize = 25;
-/// Snapshots listed in a `workspace_state`.
-const SNAPSHOT_LIST_LEN: usize = 20;
 
 /// What a turn borrows.
 struct Parts {
@@ -46,84 +45,6 @@ struct Parts {
 struct RunningTurn {
     cancel: CancellationToken,
     started: Instant,
-}
-
-/// The numbered events of the current (or last) turn and who is listening. Shared between
-/// the actor and its running turn on the actor's own thread (hence `Rc<RefCell>`, never
-/// across threads).
-struct EventLog {
-    key: SessionKey,
-    services: Arc<Services>,
-    next_seq: u64,
-    events: Vec<SeqEvent>,
-    subscribers: Vec<UnboundedSender<SeqEvent>>,
-    running: bool,
-}
-
-#[derive(Clone)]
-struct SharedLog(Rc<RefCell<EventLog>>);
-
-impl EventSink for SharedLog {
-    fn emit(&self, event: ChatEvent) {
-        let checkpoint = matches!(event, ChatEvent::ToolCompleted { .. });
-        let mut log = self.0.borrow_mut();
-        log.publish(event);
-        if checkpoint {
-            log.checkpoint();
-        }
-    }
-}
-
-impl EventLog {
-    fn number(&mut self, event: ChatEvent) -> SeqEvent {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        SeqEvent { seq, event }
-    }
-
-    fn publish(&mut self, event: ChatEvent) {
-        let event = self.number(event);
-        self.deliver(event);
-    }
-
-    fn deliver(&mut self, event: SeqEvent) {
-        self.subscribers
-            .retain(|subscriber| subscriber.send(event.clone()).is_ok());
-        self.events.push(event);
-    }
-
-    fn record(&self, state: TurnState) -> TurnRecord {
-        TurnRecord {
-            state,
-            events: self.events.clone(),
-            next_seq: self.next_seq,
-        }
-    }
-
-    /// Records the running turn and asks for a flush without waiting, so a crash leaves its
-    /// partial events behind.
-    fn checkpoint(&self) {
-        let record = self.record(TurnState::Running);
-        let (owner, conversation) = (&self.key.client_id, &self.key.conversation_id);
-        match self.services.store.save_turn(owner, conversation, &record) {
-            Ok(()) => self.services.flusher.flush_soon(),
-            Err(error) => tracing::warn!(%error, "cannot checkpoint the running turn"),
-        }
-    }
-
-    /// A receiver that gets every kept event after `after`, then live ones while running.
-    fn subscribe(&mut self, after: Option<u64>) -> UnboundedReceiver<SeqEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        for event in &self.events {
-            if after.is_none_or(|after| event.seq > after) {
-                let _ = tx.send(event.clone());
-            }
-        }
-        if self.running {
-            self.subscribers.push(tx);
-        }
-        rx
-    }
 }
 
 pub struct SessionActor {
@@ -379,100 +300,6 @@ impl SessionActor {
             }
         }));
     }
-}
-
-fn closing_event(outcome: &TurnOutcome, response: impl FnOnce() -> ChatResponse) -> ChatEvent {
-    match &outcome.end {
-        TurnEnd::Answered | TurnEnd::MaxSteps => ChatEvent::Final {
-            payload: Arc::new(response()),
-        },
-        TurnEnd::Cancelled => ChatEvent::Error {
-            message: "cancelled".into(),
-            status: 409,
-        },
-        TurnEnd::Failed(error) => {
-            tracing::warn!(%error, "turn failed");
-            ChatEvent::Error {
-                message: error.to_string(),
-                status: if error.is_timeout() { 504 } else { 502 },
-            }
-        }
-    }
-}
-
-/// Commits the workspace after a turn and reports its state; failures are logged, not fatal.
-/// A workspace that holds nothing but its empty folders gets no repository yet.
-fn snapshot_after_turn(services: &Services, root: &std::path::Path, label: &str) -> WorkspaceState {
-    let policy = &services.snapshot_policy;
-    if !git::git_dir(root).exists() && is_pristine(root) {
-        return git::empty_state();
-    }
-    if let Err(error) = git::snapshot(root, label, false, policy) {
-        tracing::error!(%error, "cannot snapshot the workspace");
-    }
-    git::state(root, SNAPSHOT_LIST_LEN, policy).unwrap_or_else(|error| {
-        tracing::error!(%error, "cannot read the workspace state");
-        git::empty_state()
-    })
-}
-
-/// True when the workspace holds only empty `output/` and `upload/` folders.
-fn is_pristine(root: &std::path::Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return true;
-    };
-    entries.flatten().all(|entry| {
-        entry.file_type().is_ok_and(|t| t.is_dir())
-            && std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none())
-    })
-}
-
-/// The upload records as the API lists them.
-pub fn upload_entries(records: &[UploadRecord]) -> Vec<UploadEntry> {
-    records
-        .iter()
-        .map(|u| UploadEntry {
-            name: u.name.clone(),
-            relative_path: format!("{UPLOAD_DIR}/{}", u.name),
-            path: format!("{MOUNT}/{UPLOAD_DIR}/{}", u.name),
-            display_path: format!("{UPLOAD_DIR}/{}", u.name),
-            size_bytes: u.size_bytes,
-            size_display: crate::protocol::size_display(u.size_bytes),
-        })
-        .collect()
-}
-
-fn first_user_message(history: &Conversation) -> String {
-    history
-        .entries()
-        .iter()
-        .find_map(|e| match &e.message {
-            Message::User { .. } => e.message.user_text().map(str::to_string),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
-
-fn last_user_message(history: &Conversation) -> String {
-    history
-        .entries()
-        .iter()
-        .rev()
-        .find_map(|e| match &e.message {
-            Message::User { .. } => e.message.user_text().map(str::to_string),
-            _ => None,
-        })
-        .unwrap_or_else(|| "Turn".into())
-}
-
-/// The first line of the reply, cut to a title-sized summary.
-fn summary_of(reply: &str) -> String {
-    let line = reply
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    crate::tools::output::cap_line(line, 160)
 }
 
 impl Actor for SessionActor {
@@ -738,19 +565,5 @@ impl Handler<ClearHistory> for SessionActor {
                 Err(e) => Err(SessionError::Internal(e.to_string())),
             }
         }))
-    }
-}
-
-/// Deletes a workspace directory and its history; `Ok(false)` if there was none.
-pub fn remove_workspace(root: &std::path::Path) -> std::io::Result<bool> {
-    match std::fs::remove_dir_all(git::git_dir(root)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    match std::fs::remove_dir_all(root) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
     }
 }
