@@ -15,6 +15,8 @@ use crate::agent::HistoryEntry;
 use crate::protocol::{ChatEvent, SeqEvent};
 
 const SEP: u8 = 0x1f;
+/// How long opening waits for a previous process to release the store.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -129,12 +131,26 @@ impl Store {
     /// Opens (or creates) the store and marks turns that were running when the server died
     /// as interrupted, ending their event streams with `error` + `stop`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             // No background flushing: the flusher below does all of it, so writers never
             // stall behind a second flush (checkpoints ask it for one with `flush_soon`).
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        // A server that is still shutting down (its last threads letting go of the file)
+        // holds the lock for a moment; wait for it rather than fail a restart.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && started.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let store = Self {
             conversations: db.open_tree("conversations")?,
             history: db.open_tree("history")?,
