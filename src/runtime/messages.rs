@@ -64,6 +64,14 @@ pub struct RemoveSession {
     pub key: SessionKey,
 }
 
+/// A session refused an idle eviction because a turn had just started: keep it registered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reinstate {
+    pub key: SessionKey,
+    pub addr: Addr<crate::runtime::session::SessionActor>,
+}
+
 /// Run the eviction policy now (the timer sends this too).
 #[derive(Message)]
 #[rtype(result = "usize")]

@@ -58,8 +58,8 @@ impl Registry {
             .collect()
     }
 
-    /// Evicts the chosen idle sessions. The registry forgets them at once, so a request that
-    /// races the eviction starts a fresh actor; `Evict` refuses if a turn slipped in.
+    /// Evicts the chosen idle sessions. The registry forgets them at once; a session whose
+    /// turn slipped in refuses `Evict` and asks to be reinstated.
     fn evict(&mut self, keys: Vec<SessionKey>) -> usize {
         let mut count = 0;
         for key in keys {
@@ -75,7 +75,7 @@ impl Registry {
 
     fn start_session(&mut self, key: SessionKey, ctx: &mut Context<Self>) -> Addr<SessionActor> {
         let services = self.services.clone();
-        let registry = ctx.address().recipient();
+        let registry = ctx.address();
         let actor_key = key.clone();
         let addr = match self
             .arbiters
@@ -152,6 +152,27 @@ impl Handler<RemoveSession> for Registry {
                 let _ = entry.addr.send(Evict { force: true }).await;
             }
         })
+    }
+}
+
+impl Handler<Reinstate> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reinstate, _ctx: &mut Self::Context) {
+        if self.sessions.contains_key(&msg.key) {
+            // A new actor took the key meanwhile; the old one finishes its turn and is
+            // forgotten (its turn is persisted, the new one reads the store).
+            return;
+        }
+        self.evictions = self.evictions.saturating_sub(1);
+        self.sessions.insert(
+            msg.key,
+            Entry {
+                addr: msg.addr,
+                last_used: Instant::now(),
+                busy: true,
+            },
+        );
     }
 }
 

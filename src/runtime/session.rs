@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{EventLog, SharedLog};
 use super::messages::*;
+use super::registry::Registry;
 use super::services::Services;
 use super::turn_end::{
     closing_event, first_user_message, last_user_message, snapshot_after_turn, summary_of,
@@ -50,7 +51,7 @@ struct RunningTurn {
 pub struct SessionActor {
     key: SessionKey,
     services: Arc<Services>,
-    registry: Recipient<SessionActivity>,
+    registry: Addr<Registry>,
     parts: Option<Parts>,
     running: Option<RunningTurn>,
     log: SharedLog,
@@ -69,11 +70,7 @@ struct Persisted {
 }
 
 impl SessionActor {
-    pub fn new(
-        key: SessionKey,
-        services: Arc<Services>,
-        registry: Recipient<SessionActivity>,
-    ) -> Self {
+    pub fn new(key: SessionKey, services: Arc<Services>, registry: Addr<Registry>) -> Self {
         let tools = ToolContext {
             workspace: services.workspace_for(&key),
             state: ToolState::default(),
@@ -452,6 +449,10 @@ impl Handler<Evict> for SessionActor {
             return Box::pin(actix::fut::ready(Ok(())));
         };
         if !msg.force {
+            self.registry.do_send(Reinstate {
+                key: self.key.clone(),
+                addr: ctx.address(),
+            });
             return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         }
         running.cancel.cancel();
