@@ -72,11 +72,6 @@ pub struct Reinstate {
     pub addr: Addr<crate::runtime::session::SessionActor>,
 }
 
-/// Run the eviction policy now (the timer sends this too).
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct Sweep;
-
 /// Live sessions and counters, for `GET /api/sessions` and `/metrics`.
 #[derive(Message)]
 #[rtype(result = "RegistryStats")]

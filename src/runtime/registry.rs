@@ -187,20 +187,6 @@ impl Handler<SessionActivity> for Registry {
     }
 }
 
-impl Handler<Sweep> for Registry {
-    type Result = usize;
-
-    fn handle(&mut self, _msg: Sweep, _ctx: &mut Self::Context) -> usize {
-        let keys = select_evictions(
-            &self.views(Instant::now()),
-            self.idle_timeout(),
-            self.services.config.sessions.max_sessions,
-            0,
-        );
-        self.evict(keys)
-    }
-}
-
 impl Handler<GetStats> for Registry {
     type Result = MessageResult<GetStats>;
 
