@@ -123,21 +123,21 @@ impl Settings {
         let mut out = Map::new();
         out.insert(
             "chat".into(),
-            serde_json::json!({
-                "model": chat.model,
-                "base_url": chat.base_url,
-                "supports_streaming": chat.stream,
-                "api_key_present": chat.api_key.is_some(),
-            }),
+            endpoint_view(
+                &chat.model,
+                &chat.base_url,
+                chat.stream,
+                chat.api_key.is_some(),
+            ),
         );
         for name in &SECTIONS[1..] {
             let view = current.section(name).map_or(Value::Null, |s| {
-                serde_json::json!({
-                    "model": s.model,
-                    "base_url": s.base_url,
-                    "supports_streaming": s.supports_streaming,
-                    "api_key_present": s.api_key.is_some(),
-                })
+                endpoint_view(
+                    &s.model,
+                    &s.base_url,
+                    s.supports_streaming,
+                    s.api_key.is_some(),
+                )
             });
             out.insert((*name).into(), view);
         }
@@ -192,6 +192,21 @@ impl Settings {
         llm.set_endpoint(self.chat_endpoint());
         Ok(())
     }
+}
+
+/// One section as `GET /api/config` shows it: everything but the key.
+fn endpoint_view(
+    model: &str,
+    base_url: &str,
+    supports_streaming: bool,
+    api_key_present: bool,
+) -> Value {
+    serde_json::json!({
+        "model": model,
+        "base_url": base_url,
+        "supports_streaming": supports_streaming,
+        "api_key_present": api_key_present,
+    })
 }
 
 fn apply_patch(
