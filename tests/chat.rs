@@ -162,12 +162,7 @@ async fn history_carries_over_turns_and_can_be_read_and_cleared() {
     app.chat_json("erin", "HIST one").await;
     app.chat_json("erin", "second message").await;
     let requests = app.model.requests_for("second message");
-    let roles: Vec<&str> = requests[0]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
+    let roles: Vec<&str> = common::strings(&requests[0]["messages"], "role");
     assert_eq!(
         roles,
         ["system", "user", "assistant", "tool", "assistant", "user"]

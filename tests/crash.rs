@@ -103,12 +103,7 @@ async fn kill_9_during_concurrent_turns_loses_no_finished_turn() {
             .unwrap();
         assert_eq!(response.status(), 200);
         let request = &model.requests_for(&check)[0];
-        let sent: Vec<&str> = request["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|m| m["content"].as_str())
-            .collect();
+        let sent: Vec<&str> = common::strings(&request["messages"], "content");
         for turn in turns {
             assert!(sent.contains(&turn.as_str()), "client {i} lost {turn}");
         }

@@ -63,23 +63,13 @@ async fn a_restart_keeps_history_conversations_files_and_snapshots() {
     let (status, body) = app.chat_json("ann", "what did you save?").await;
     assert_eq!(status, 200, "{body}");
     let request = &app.model.requests_for("what did you save?")[0];
-    let contents: Vec<&str> = request["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["content"].as_str())
-        .collect();
+    let contents: Vec<&str> = common::strings(&request["messages"], "content");
     assert!(
         contents.contains(&"KEEP this") && contents.contains(&"saved it"),
         "{contents:?}"
     );
     let (_, list) = app.get("/api/conversations", "ann").await;
-    let ids: Vec<&str> = list["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = common::strings(&list["conversations"], "id");
     assert_eq!(ids, ["default", "other"]);
     assert_eq!(list["conversations"][1]["pinned"], true);
     let (_, files) = app.get("/api/session/files", "ann").await;
@@ -88,12 +78,7 @@ async fn a_restart_keeps_history_conversations_files_and_snapshots() {
         "/mnt/okcomputer/upload/notes.txt"
     );
     let (_, state) = app.get("/api/session/workspace/snapshots", "ann").await;
-    let ids: Vec<&str> = state["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = common::strings(&state["snapshots"], "id");
     assert!(ids.contains(&snapshot.as_str()), "{state}");
     let (status, file) = {
         let r = app
@@ -383,12 +368,7 @@ async fn conversations_are_separate_sessions_and_private_to_their_client() {
         .count();
     assert_eq!(users, 1, "conversations share history");
     let (_, list) = app.get("/api/conversations", "cat").await;
-    let titles: Vec<&str> = list["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["title"].as_str().unwrap())
-        .collect();
+    let titles: Vec<&str> = common::strings(&list["conversations"], "title");
     assert_eq!(titles, ["second conversation", "first conversation"]);
 
     assert_eq!(app.get("/api/conversations/one", "dog").await.0, 404);
@@ -458,12 +438,7 @@ async fn eviction_then_resume_keeps_the_history_the_model_sees() {
     }
     app.chat_json("eli", "which number?").await;
     let request = &app.model.requests_for("which number?")[0];
-    let contents: Vec<&str> = request["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["content"].as_str())
-        .collect();
+    let contents: Vec<&str> = common::strings(&request["messages"], "content");
     assert!(contents.contains(&"remember the number 7"), "{contents:?}");
     assert!(
         contents.contains(&"echo: remember the number 7"),

@@ -103,12 +103,7 @@ async fn the_session_limit_evicts_the_least_recently_used_idle_session() {
         assert_eq!(status, 200);
     }
     let (_, stats) = app.get("/api/sessions", "admin").await;
-    let live: Vec<&str> = stats["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["client_id"].as_str().unwrap())
-        .collect();
+    let live: Vec<&str> = common::strings(&stats["sessions"], "client_id");
     assert_eq!(live, ["three", "two"]);
     assert_eq!(stats["evictions"], 1);
 }

@@ -119,15 +119,12 @@ impl TestApp {
 
     /// Non-streamed chat: the status and JSON body.
     pub async fn chat_json(&self, client: &str, message: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .post(self.api("/api/chat", client))
-            .json(&json!({"message": message, "stream": false}))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.post_json(
+            "/api/chat",
+            client,
+            json!({"message": message, "stream": false}),
+        )
+        .await
     }
 
     /// Streamed chat: every frame until the stream ends.
@@ -215,6 +212,20 @@ pub fn parse_sse(body: &str) -> Vec<Frame> {
             })
         })
         .collect()
+}
+
+/// The string `field` of each object in the JSON array `items` (objects without it are
+/// skipped), e.g. the ids of a list or the contents of a request's messages.
+pub fn strings<'a>(items: &'a Value, field: &str) -> Vec<&'a str> {
+    items
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item[field].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The `type` of each frame, in order.
