@@ -5,7 +5,6 @@
 //! cancelled). Entries carry stable ids for `GET /api/session/history/{id}`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::llm::{ContentPart, Message, ToolCall, Usage, UserContent};
 
@@ -134,15 +133,6 @@ impl Conversation {
         }
     }
 
-    /// The last `count` entries as JSON, for `vm_history`.
-    pub fn tail_json(&self, count: usize) -> Vec<Value> {
-        let start = self.entries.len().saturating_sub(count);
-        self.entries[start..]
-            .iter()
-            .filter_map(|e| serde_json::to_value(e).ok())
-            .collect()
-    }
-
     fn push(&mut self, message: Message, usage: Option<Usage>) {
         self.entries.push(HistoryEntry {
             id: new_entry_id(),
@@ -199,6 +189,7 @@ mod tests {
         c.push_assistant("b", vec![], Usage::default());
         assert!(c.drop_last_exchange());
         assert_eq!(c.len(), 2);
-        assert_eq!(c.tail_json(1)[0]["content"], "a");
+        let last = &c.entries()[1].message;
+        assert!(matches!(last, Message::Assistant { content: Some(a), .. } if a == "a"));
     }
 }

@@ -141,7 +141,7 @@ pub struct SessionInfo {
     pub history_length: usize,
     pub busy: bool,
     pub system_prompt: String,
-    pub vm_history: Vec<serde_json::Value>,
+    pub vm_history: crate::protocol::RawJson,
     pub last_reply: Option<String>,
 }
 

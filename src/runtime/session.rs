@@ -23,17 +23,15 @@ use super::registry::Registry;
 use super::services::Services;
 use super::turn_end::{
     closing_event, first_user_message, last_user_message, snapshot_after_turn, summary_of,
+    vm_history, VM_HISTORY_LEN,
 };
 pub use super::turn_end::{remove_workspace, upload_entries};
 use crate::agent::{run_turn, Conversation, HistoryEntry, TurnOutcome, TurnSettings};
 use crate::llm::{LlmClient, Message};
-use crate::protocol::{ChatEvent, ChatResponse, RawJson, ReplyMeta, SeqEvent, WorkspaceState};
+use crate::protocol::{ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
 use crate::store::{TurnRecord, TurnState, UploadRecord};
 use crate::tools::{ToolContext, ToolState};
 use crate::workspace::{MOUNT, UPLOAD_DIR};
-
-/// Entries of `vm_history` in a response.
-const VM_HISTORY_LEN: usize = 25;
 
 /// What a turn borrows.
 struct Parts {
@@ -198,7 +196,7 @@ impl SessionActor {
                 ppt_slides: Vec::new(),
                 artifacts: Vec::new(),
                 tool_calls: outcome.tool_calls.clone(),
-                vm_history: RawJson::encode(&tail[tail.len().saturating_sub(VM_HISTORY_LEN)..]),
+                vm_history: vm_history(&tail),
                 workspace_state: reported_state,
                 uploads,
                 upload_limit: services.config.uploads.max_files,
@@ -477,7 +475,7 @@ impl Handler<GetInfo> for SessionActor {
         };
         let (history_length, vm_history, last_reply) = (
             history.len(),
-            history.tail_json(VM_HISTORY_LEN),
+            vm_history(history.entries()),
             last_assistant_text(history),
         );
         Ok(SessionInfo {

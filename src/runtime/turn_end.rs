@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::agent::{Conversation, TurnEnd, TurnOutcome};
+use crate::agent::{Conversation, HistoryEntry, TurnEnd, TurnOutcome};
 use crate::llm::Message;
-use crate::protocol::{ChatEvent, ChatResponse, UploadEntry, WorkspaceState};
+use crate::protocol::{ChatEvent, ChatResponse, RawJson, UploadEntry, WorkspaceState};
 use crate::store::UploadRecord;
 use crate::workspace::{git, MOUNT, UPLOAD_DIR};
 
@@ -14,6 +14,13 @@ use super::services::Services;
 
 /// Snapshots listed in a `workspace_state`.
 const SNAPSHOT_LIST_LEN: usize = 20;
+/// Entries of `vm_history` in a response.
+pub const VM_HISTORY_LEN: usize = 25;
+
+/// `vm_history`: the last entries of `entries`, encoded once.
+pub fn vm_history(entries: &[HistoryEntry]) -> RawJson {
+    RawJson::encode(&entries[entries.len().saturating_sub(VM_HISTORY_LEN)..])
+}
 
 pub fn closing_event(outcome: &TurnOutcome, response: impl FnOnce() -> ChatResponse) -> ChatEvent {
     match &outcome.end {
