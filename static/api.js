@@ -74,11 +74,16 @@ async function detailOf(response) {
 }
 
 /** Sends a request and returns the raw Response (throws ApiError on a non-2xx status). */
-export async function request(path, { method = 'GET', json, body, headers = {}, signal } = {}) {
+/** The largest body sent as a keepalive request (browsers refuse more than 64 KiB). */
+const KEEPALIVE_MAX_BODY = 60 * 1024;
+
+export async function request(path, { method = 'GET', json, body, headers = {}, signal, keepalive = false } = {}) {
   const init = { method, headers: identityHeaders(headers), signal, credentials: 'same-origin' };
   if (json !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(json);
+    // A keepalive request outlives a reload of the page, but browsers cap its body at 64 KiB.
+    if (keepalive && init.body.length < KEEPALIVE_MAX_BODY) init.keepalive = true;
   } else if (body !== undefined) {
     init.body = body;
   }

@@ -246,12 +246,13 @@ function scheduleLive(version) {
   });
 }
 
-function updateControls() {
+export function updateControls() {
   $('#stop').hidden = !state.busy;
-  $('#send').disabled = state.busy;
+  $('#send').disabled = state.busy || state.switching;
   const pill = $('#status-pill');
   pill.textContent = state.busy ? 'Working…' : 'Idle';
   pill.className = `status-pill${state.busy ? ' busy' : ''}`;
+  document.body.dataset.switching = String(state.switching);
   emit('busy', state.busy);
 }
 
@@ -321,7 +322,7 @@ function setHint(text) {
 
 export async function sendMessage(text) {
   const message = text.trim();
-  if (!message || state.busy || !state.conv) return;
+  if (!message || state.busy || state.switching || !state.conv) return;
   const conv = state.conv;
   const version = { user: message, segments: [], created_at: new Date().toISOString(),
     base_snapshot: state.workspace?.latest_snapshot?.id || null };
@@ -557,7 +558,7 @@ export function initChat() {
   $('#composer').addEventListener('submit', (e) => {
     e.preventDefault();
     const text = inputEl.value;
-    if (!text.trim() || state.busy) return;
+    if (!text.trim() || state.busy || state.switching || !state.conv) return;
     inputEl.value = '';
     autosize();
     sendMessage(text);

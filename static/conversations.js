@@ -7,13 +7,17 @@ import { h, $, replace, formatTime, toast } from './dom.js';
 import { icon } from './icons.js';
 import { api, newConversationId, setConversation, currentConversation } from './api.js';
 import { state, emit, on } from './state.js';
-import { turnsFromHistory, linkHistory, detach } from './chat.js';
+import { turnsFromHistory, linkHistory, detach, updateControls } from './chat.js';
 import { confirmDialog } from './confirm.js';
 
 let listEl;
 let searchEl;
 let saving = Promise.resolve();
 let saveQueued = false;
+/** Saves queued or on the wire; `body[data-saved]` tells whether everything is stored. */
+let pendingSaves = 0;
+/** Counts conversation switches, so only the latest one ends the switching state. */
+let openings = 0;
 
 function summary(conv) {
   return conv.title || 'New conversation';
@@ -117,12 +121,14 @@ export function saveNow() {
   if (!state.conv) return saving;
   if (saveQueued) return saving;
   saveQueued = true;
+  pendingSaves += 1;
+  document.body.dataset.saved = 'false';
   saving = saving.then(async () => {
     saveQueued = false;
     const conv = state.conv;
     if (!conv) return;
     try {
-      const body = await api(`/api/conversations/${encodeURIComponent(conv.id)}`, { method: 'PUT', json: conv });
+      const body = await api(`/api/conversations/${encodeURIComponent(conv.id)}`, { method: 'PUT', json: conv, keepalive: true });
       if (state.conv === conv) conv.updated_at = body.conversation?.updated_at || conv.updated_at;
       const at = state.conversations.findIndex((c) => c.id === conv.id);
       const listed = { ...conv };
@@ -132,12 +138,16 @@ export function saveNow() {
     } catch (error) {
       toast(`Cannot save the conversation: ${error.message}`, 'error');
     }
+  }).finally(() => {
+    pendingSaves -= 1;
+    if (!pendingSaves) document.body.dataset.saved = 'true';
   });
   return saving;
 }
 
 export async function createConversation() {
   detach();
+  setSwitching(true);
   const now = new Date().toISOString();
   const conv = { id: newConversationId(), title: 'New conversation', title_edited: false, created_at: now, turns: [], last_seq: null, pending: null };
   try {
@@ -145,6 +155,7 @@ export async function createConversation() {
     state.conversations.unshift(body.conversation || conv);
   } catch (error) {
     toast(`Cannot create a conversation: ${error.message}`, 'error');
+    setSwitching(false);
     return;
   }
   await openConversation(conv.id);
@@ -155,6 +166,22 @@ export async function createConversation() {
 export async function openConversation(id) {
   detach();
   state.busy = false;
+  const opening = ++openings;
+  setSwitching(true);
+  try {
+    await loadConversation(id);
+  } finally {
+    if (opening === openings) setSwitching(false);
+  }
+}
+
+function setSwitching(on) {
+  state.switching = on;
+  updateControls();
+}
+
+/** The body of `openConversation`: fetches the record and the session, then shows them. */
+async function loadConversation(id) {
   setConversation(id);
   let conv = state.conversations.find((c) => c.id === id) || null;
   try {

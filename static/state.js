@@ -15,6 +15,8 @@ export const state = {
   limits: { files: 100, bytesPerFile: 100 * 1024 * 1024, mbPerFile: 100 },
   /** True while a turn runs in the open conversation. */
   busy: false,
+  /** True while the console switches to another conversation (nothing can be sent meanwhile). */
+  switching: false,
 };
 
 const bus = new EventTarget();

@@ -71,6 +71,13 @@ async function ready() {
   await page.waitForSelector('body[data-ready="true"]');
 }
 
+/** Reloads the page once the console has stored everything it holds, then waits for it. */
+async function reload() {
+  await page.waitForFunction(() => document.body.dataset.saved !== 'false');
+  await page.reload();
+  await ready();
+}
+
 async function idle() {
   await page.waitForFunction(() => document.querySelector('#stop')?.hidden && document.querySelector('#status-pill')?.textContent === 'Idle');
 }
@@ -81,8 +88,12 @@ async function send(text) {
 }
 
 async function newConversation() {
+  const before = await page.locator('.conv-item').count();
   await page.click('#new-conversation');
-  await page.waitForFunction(() => document.querySelector('.welcome'));
+  await page.waitForFunction((n) => document.body.dataset.switching === 'false' &&
+    document.querySelectorAll('.conv-item').length === n + 1 &&
+    document.querySelector('.conv-item')?.classList.contains('active') &&
+    document.querySelector('.welcome'), before);
 }
 
 async function previewText(name) {
@@ -127,8 +138,7 @@ async function run() {
   log('tool call shown');
 
   step = 'the tool call survives a reload';
-  await page.reload();
-  await ready();
+  await reload();
   const kept = lastTurn().locator('details.tool.success');
   await kept.waitFor();
   await kept.locator('summary').click();
@@ -154,8 +164,7 @@ async function run() {
   await send('SLOWTURN take your time');
   await page.locator('#stop').waitFor({ state: 'visible' });
   await page.waitForTimeout(300);
-  await page.reload();
-  await ready();
+  await reload();
   await page.locator('#stop').waitFor({ state: 'visible' });
   check((await lastTurn().locator('.thinking').count()) === 1, 'the re-attached turn should show that the agent is working');
   await page.click('#stop');
@@ -267,7 +276,7 @@ async function run() {
   await victim.hover();
   await victim.locator('.conv-delete-btn').click();
   await page.click('#confirm-ok');
-  await page.waitForFunction((n) => document.querySelectorAll('.conv-item').length === n - 1, count);
+  await page.waitForFunction((n) => document.querySelectorAll('.conv-item').length === n - 1 && document.body.dataset.switching === 'false', count);
   log('conversations work');
 
   step = 'editing the first of three messages starts a new version without the later turns';
@@ -302,8 +311,7 @@ async function run() {
   await page.locator('.turn').first().locator('.version-next').click();
   await page.waitForFunction(() => document.querySelectorAll('.turn').length === 1 &&
     document.querySelector('.turn .version-label')?.textContent === '2/2');
-  await page.reload();
-  await ready();
+  await reload();
   await page.waitForFunction(() => document.querySelectorAll('.turn').length === 1 &&
     document.querySelector('.turn .version-label')?.textContent === '2/2');
   log('earlier message edited; later turns kept with the old version');
@@ -330,6 +338,16 @@ try {
   failed = true;
   console.error(`FAIL at step "${step}": ${error.message}`);
   if (errors.length) console.error(`page errors so far:\n  ${errors.join('\n  ')}`);
+  try {
+    const seen = await page.evaluate(() => ({
+      toasts: [...document.querySelectorAll('.toast')].map((t) => t.textContent),
+      status: document.querySelector('#status-pill')?.textContent,
+      switching: document.body.dataset.switching,
+      conversations: document.querySelectorAll('.conv-item').length,
+      thread: document.querySelector('#messages')?.textContent.slice(0, 2000),
+    }));
+    console.error(`page state: ${JSON.stringify(seen)}`);
+  } catch { /* the page may be gone */ }
   try {
     const shot = SCREENSHOT.replace(/\.png$/, '-failure.png');
     await page.screenshot({ path: shot, fullPage: true });
