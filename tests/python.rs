@@ -29,6 +29,7 @@ async fn state_persists_loops_are_interrupted_and_restart_clears() {
             Reply::tool("mshtools-ipython", json!({"code": "x", "restart": true})),
             cell("!echo from-shell; pwd"),
             cell("import os; os.write(1, b'raw bytes\\n'); 'protocol ok'"),
+            cell("print('before'); os.system('echo via-system; echo oops >&2'); print('after')"),
             Reply::text("done"),
         ],
     );
@@ -53,7 +54,14 @@ async fn state_persists_loops_are_interrupted_and_restart_clears() {
         "{}",
         results[6]
     );
-    assert_eq!(results[7], "Out: 'protocol ok'");
+    assert_eq!(
+        results[7], "raw bytes\nOut: 'protocol ok'",
+        "what C code writes to fd 1 reaches the model without breaking the protocol"
+    );
+    assert_eq!(
+        results[8], "before\nvia-system\nafter\n[stderr]\noops",
+        "a child's output keeps its place among the cell's prints"
+    );
 }
 
 #[tokio::test]

@@ -12,9 +12,11 @@ The Rust server runs this once per session as a long-lived child (in the sandbox
 Exactly one reply per request; blank lines are ignored and a malformed line gets a reply with
 "error": "bad request: ...". EOF on stdin ends the driver with exit code 0. All cells share
 one namespace; a timeout (SIGALRM) or SIGINT stops the running cell only, and SystemExit is
-reported, never obeyed. The protocol owns the real fds: fd 1 is pointed at stderr and fd 0 at
-/dev/null, so C-level writes and child processes can neither corrupt nor steal protocol
-lines; input() raises. Cell stdout/stderr are captured, each capped at 200,000 characters.
+reported, never obeyed. The protocol owns the real fds: fds 1 and 2 are pointed at pipes
+read by two threads and fd 0 at /dev/null, so C-level writes and child processes (os.system,
+extension modules) can neither corrupt nor steal protocol lines, and what they write joins the
+cell's stdout/stderr; input() raises. Cell stdout/stderr are captured, each capped at 200,000
+characters; what background processes write between cells is shown with the next cell.
 IPython is used when importable (OKCOMPUTER_PYTHON_ENGINE=python forces plain Python, which
 runs `!cmd` lines through the shell too). Open matplotlib figures are saved after each cell
 to /mnt/okcomputer/output/ (else $OKCOMPUTER_OUTPUT_DIR or ./output) and closed.
@@ -23,6 +25,7 @@ Standard library only; IPython and matplotlib are optional.
 
 import ast
 import builtins
+import codecs
 import io
 import json
 import linecache
@@ -30,6 +33,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 import warnings
 
@@ -72,6 +76,80 @@ class Capture(io.TextIOBase):
         head, tail = "".join(self.head), "".join(self.tail)[-HALF:]
         omitted = self.total - len(head) - len(tail)
         return f"{head}\n[... {omitted} characters omitted ...]\n{tail}" if omitted else head + tail
+
+
+class FdCapture:
+    """Copies what is written to file descriptor `fd` into the running cell's Capture.
+
+    The fd is pointed at a pipe that a daemon thread drains, so a chatty child never blocks on a
+    full pipe. Python's own prints go through the same fd (`stream`, line-buffered), so they
+    keep their order with what C code and child processes write. `end` writes a marker through
+    the pipe and waits for the thread to read it: all the cell wrote has then been copied."""
+
+    def __init__(self, fd):
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        self.fd, self.read_end = fd, read_end
+        self.lock = threading.Lock()
+        self.sink = Capture()  # output written between cells, shown with the next cell
+        self.marker = b"\x00okc-cell-end\x00"
+        self.seen = threading.Event()
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.stream = self.open_stream()
+        threading.Thread(target=self.pump, name=f"fd{fd}-capture", daemon=True).start()
+
+    def open_stream(self):
+        return open(self.fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace",
+                    closefd=False)
+
+    def begin(self, capture):
+        """Sends this fd's output to `capture` (with what came in since the last cell)."""
+        if self.stream.closed:  # a cell closed sys.stdout
+            self.stream = self.open_stream()
+        with self.lock:
+            earlier = self.sink.getvalue()
+            if earlier:
+                capture.write(earlier)
+            self.sink = capture
+
+    def end(self):
+        """Waits (up to a second) until what the cell wrote to the fd has been copied."""
+        self.seen.clear()
+        try:
+            if not self.stream.closed:
+                self.stream.flush()
+            os.write(self.fd, self.marker)
+        except (OSError, ValueError):  # the cell closed the fd or broke the stream
+            return
+        self.seen.wait(1.0)
+
+    def pump(self):
+        held = b""  # bytes that may be the start of a marker split across reads
+        while True:
+            try:
+                chunk = os.read(self.read_end, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            data = held + chunk
+            while self.marker in data:
+                before, _, data = data.partition(self.marker)
+                self.copy(before)
+                with self.lock:
+                    self.sink = Capture()
+                self.seen.set()
+            keep = next((n for n in range(len(self.marker) - 1, 0, -1)
+                         if data.endswith(self.marker[:n])), 0)
+            held = data[len(data) - keep:] if keep else b""
+            self.copy(data[:len(data) - keep])
+
+    def copy(self, data):
+        text = self.decoder.decode(data)
+        if text:
+            with self.lock:
+                self.sink.write(text)
 
 
 def cap(text):
@@ -308,10 +386,13 @@ class Interrupts:
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def run_cell(engine, interrupts, cell_id, code, timeout):
+def run_cell(engine, interrupts, fds, cell_id, code, timeout):
     out, err = Capture(), Capture()
+    for fd_capture, capture in zip(fds, (out, err)):
+        fd_capture.begin(capture)
     saved = sys.stdout, sys.stderr, sys.stdin, builtins.input
-    sys.stdout, sys.stderr, sys.stdin, builtins.input = out, err, io.StringIO(""), no_input
+    sys.stdout, sys.stderr = fds[0].stream, fds[1].stream
+    sys.stdin, builtins.input = io.StringIO(""), no_input
     result = error = None
     timed_out = False
     try:
@@ -327,6 +408,8 @@ def run_cell(engine, interrupts, cell_id, code, timeout):
         error = "interrupted"
     finally:
         sys.stdout, sys.stderr, sys.stdin, builtins.input = saved
+        for fd_capture in fds:
+            fd_capture.end()
     images = save_figures(cell_id, err)
     return {"id": cell_id, "stdout": out.getvalue(), "stderr": err.getvalue(),
             "result": cap(result), "error": error, "images": images, "timed_out": timed_out}
@@ -337,7 +420,7 @@ def bad_request(cell_id, why):
             "error": f"bad request: {why}", "images": [], "timed_out": False}
 
 
-def handle(line, engine, interrupts):
+def handle(line, engine, interrupts, fds):
     try:
         request = json.loads(line)
     except ValueError as exc:
@@ -350,7 +433,7 @@ def handle(line, engine, interrupts):
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
             or not 0 <= timeout <= 1e7:  # also rejects NaN
         return bad_request(cell_id, '"timeout" must be a non-negative number of seconds')
-    return run_cell(engine, interrupts, cell_id, code, float(timeout))
+    return run_cell(engine, interrupts, fds, cell_id, code, float(timeout))
 
 
 def clean(value):
@@ -362,7 +445,9 @@ def clean(value):
 
 def main():
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fds = (FdCapture(1), FdCapture(2))
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8", errors="replace")
     try:
         null = os.open(os.devnull, os.O_RDONLY)
@@ -384,7 +469,7 @@ def main():
     proto.flush()
     for line in requests:
         if line.strip():
-            reply = {key: clean(value) for key, value in handle(line, engine, interrupts).items()}
+            reply = {key: clean(value) for key, value in handle(line, engine, interrupts, fds).items()}
             proto.write(json.dumps(reply) + "\n")
             proto.flush()
     return 0
