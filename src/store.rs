@@ -77,6 +77,25 @@ pub struct UploadRecord {
     pub uploaded_at: String,
 }
 
+/// History that an edit or a regeneration replaced, kept so the person can switch back to
+/// that version: the entries from its first user message on, and the entry they followed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryBranch {
+    /// The entry before the branch; `None` when it starts the conversation.
+    pub after: Option<String>,
+    pub entries: Vec<HistoryEntry>,
+}
+
+impl HistoryBranch {
+    /// The id a branch is found by: its first user message's.
+    pub fn id(&self) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.message.user_text().is_some())
+            .map(|e| e.id.as_str())
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
@@ -85,6 +104,8 @@ pub struct Store {
     turns: sled::Tree,
     uploads: sled::Tree,
     settings: sled::Tree,
+    /// Replaced versions of each conversation's history, by the id of their first user message.
+    branches: sled::Tree,
     /// When each conversation last had a turn; kept apart so a turn never rewrites the
     /// console's (possibly large) conversation JSON.
     activity: sled::Tree,
@@ -157,6 +178,7 @@ impl Store {
             turns: db.open_tree("turns")?,
             uploads: db.open_tree("uploads")?,
             settings: db.open_tree("settings")?,
+            branches: db.open_tree("branches")?,
             activity: db.open_tree("activity")?,
             db,
         };
@@ -344,8 +366,38 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the history and every replaced version of it.
     pub fn clear_history(&self, owner: &str, conversation: &str) -> Result<(), StoreError> {
-        remove_prefix(&self.history, &prefix(owner, conversation))
+        remove_prefix(&self.history, &prefix(owner, conversation))?;
+        remove_prefix(&self.branches, &prefix(owner, conversation))
+    }
+
+    /// Keeps a replaced version of the history (nothing is kept without a user message).
+    pub fn save_branch(
+        &self,
+        owner: &str,
+        conversation: &str,
+        branch: &HistoryBranch,
+    ) -> Result<(), StoreError> {
+        let Some(id) = branch.id() else {
+            return Ok(());
+        };
+        let mut k = prefix(owner, conversation);
+        k.extend_from_slice(id.as_bytes());
+        self.branches.insert(k, serde_json::to_vec(branch)?)?;
+        Ok(())
+    }
+
+    /// Removes and returns the replaced version whose first user message is `id`.
+    pub fn take_branch(
+        &self,
+        owner: &str,
+        conversation: &str,
+        id: &str,
+    ) -> Result<Option<HistoryBranch>, StoreError> {
+        let mut k = prefix(owner, conversation);
+        k.extend_from_slice(id.as_bytes());
+        self.branches.remove(k)?.map(|v| decode(&v)).transpose()
     }
 
     // ---- turn events ----
@@ -530,6 +582,31 @@ mod tests {
         assert_eq!(store.load_history("alice", "c1").unwrap(), c.entries());
         assert_eq!(store.load_history("alice", "c10").unwrap().len(), 1);
         assert!(store.load_history("bob", "c1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn replaced_versions_are_kept_per_owner_and_taken_once() {
+        let (_d, store) = open();
+        let mut c = Conversation::new();
+        c.push_user("one");
+        c.push_assistant("a", vec![], Default::default());
+        let id = c.entries()[0].id.clone();
+        let branch = HistoryBranch {
+            after: None,
+            entries: c.entries().to_vec(),
+        };
+        store.save_branch("alice", "c1", &branch).unwrap();
+        assert_eq!(store.take_branch("bob", "c1", &id).unwrap(), None);
+        assert_eq!(store.take_branch("alice", "c2", &id).unwrap(), None);
+        store.clear_history("alice", "c2").unwrap();
+        assert_eq!(
+            store.take_branch("alice", "c1", &id).unwrap(),
+            Some(branch.clone())
+        );
+        assert_eq!(store.take_branch("alice", "c1", &id).unwrap(), None);
+        store.save_branch("alice", "c1", &branch).unwrap();
+        store.clear_history("alice", "c1").unwrap();
+        assert_eq!(store.take_branch("alice", "c1", &id).unwrap(), None);
     }
 
     #[test]

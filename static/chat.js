@@ -4,7 +4,8 @@
 // its workspace snapshot; the turns after an edited message belong to the version they were
 // written in), and re-attaching to a turn that was still running when the page was loaded.
 // Each version keeps the server history id of its user message (`entry_id`), which an edit
-// of an earlier message sends as `replace_from`.
+// of an earlier message sends as `replace_from` and a switch sends to
+// `/api/session/history/switch`, so the model continues from the version on screen.
 
 import { h, $, replace, formatDuration, formatTime, toast } from './dom.js';
 import { icon } from './icons.js';
@@ -428,7 +429,20 @@ function startEdit(turnEl, index) {
   box.setSelectionRange(box.value.length, box.value.length);
 }
 
-/** Shows version `to` of turn `index`, swapping the turns after it and restoring the snapshot. */
+/** Makes the server's history (what the model sees next) the one of `version`. */
+async function followInHistory(version) {
+  if (!version.entry_id) return;
+  try {
+    await api('/api/session/history/switch', { method: 'POST', json: { entry_id: version.entry_id } });
+  } catch (error) {
+    toast(`The agent still remembers the version it last worked on: ${error.message}`, 'error');
+  }
+}
+
+/**
+ * Shows version `to` of turn `index`, swapping the turns after it; the server's history and
+ * the workspace snapshot follow.
+ */
 export async function switchVersion(index, to) {
   const conv = state.conv;
   if (state.busy || !conv) return;
@@ -441,6 +455,7 @@ export async function switchVersion(index, to) {
   turn.current = to;
   renderChat({ keepScroll: true });
   save();
+  await followInHistory(currentVersion(turn));
   const last = conv.turns[conv.turns.length - 1];
   const snapshot = currentVersion(last).snapshot;
   if (snapshot) {

@@ -266,3 +266,139 @@ async fn replace_from_edits_an_earlier_message() {
         "system + the edited message only"
     );
 }
+
+/// The user-message contents of the history a model request carried.
+fn user_messages(request: &serde_json::Value) -> Vec<String> {
+    request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_model_history_follows_a_switch_between_versions() {
+    let app = TestApp::spawn();
+    let chat = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.api("/api/chat", "vera"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let user_id = |reply: &serde_json::Value, text: &str| {
+        reply["vm_history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["role"] == "user" && e["content"] == text)
+            .and_then(|e| e["id"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let one = chat(json!({"message": "apple one", "stream": false})).await;
+    let first_v1 = user_id(&one, "apple one");
+    let two = chat(json!({"message": "banana two", "stream": false})).await;
+    let second_v1 = user_id(&two, "banana two");
+    // Regenerate the last reply, then edit the first message: two replaced versions.
+    let regen = chat(json!({"message": "banana two", "stream": false, "replace_last": true})).await;
+    let second_v2 = user_id(&regen, "banana two");
+    assert_ne!(second_v1, second_v2);
+    let edited =
+        chat(json!({"message": "cherry edited", "stream": false, "replace_from": first_v1})).await;
+    assert_eq!(edited["vm_history"].as_array().unwrap().len(), 2);
+
+    let switch = |entry_id: &str, client: &'static str| {
+        app.post_json(
+            "/api/session/history/switch",
+            client,
+            json!({ "entry_id": entry_id }),
+        )
+    };
+    // Back to the first version of the first message: its later turn (v2 of the second) is back.
+    let (status, body) = switch(&first_v1, "vera").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["history_length"], 4);
+    chat(json!({"message": "probe after first switch", "stream": false})).await;
+    let seen = user_messages(&app.model.requests_for("probe after first switch")[0]);
+    assert_eq!(
+        seen,
+        ["apple one", "banana two", "probe after first switch"]
+    );
+    // The probe turn belongs to this version now; the first version of "banana two" is
+    // reachable from here, the edited first message is kept as a version too.
+    let (status, body) = switch(&second_v1, "vera").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["history_length"], 4,
+        "apple one + the first banana two exchange"
+    );
+    let (status, _) = switch(&second_v1, "vera").await;
+    assert_eq!(
+        status, 200,
+        "switching to the current version changes nothing"
+    );
+    let (status, body) = switch("msg_unknown", "vera").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = switch(&second_v2, "mallory").await;
+    assert_eq!(status, 400, "another client's versions are not reachable");
+    let (status, _) = switch("", "vera").await;
+    assert_eq!(status, 400);
+
+    // The versions survive a restart; so does the switched history.
+    let app = app.restart();
+    let (status, body) = app
+        .post_json(
+            "/api/session/history/switch",
+            "vera",
+            json!({ "entry_id": second_v2 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = app
+        .post_json(
+            "/api/session/history/switch",
+            "vera",
+            json!({ "entry_id": "cherry-not-an-id" }),
+        )
+        .await;
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("cherry-not-an-id"));
+    let (status, info) = app.get("/api/session/boot", "vera").await;
+    assert_eq!(status, 200);
+    let users: Vec<&str> = info["vm_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["role"] == "user")
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert_eq!(
+        users,
+        ["apple one", "banana two", "probe after first switch"]
+    );
+    let edited_first = user_id(&edited, "cherry edited");
+    let (status, body) = app
+        .post_json(
+            "/api/session/history/switch",
+            "vera",
+            json!({ "entry_id": edited_first }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["history_length"], 2,
+        "the edited first message and its reply"
+    );
+}

@@ -105,32 +105,62 @@ impl Conversation {
         );
     }
 
-    /// For `replace_last`: drops the last user message and everything after it.
-    pub fn drop_last_exchange(&mut self) -> bool {
+    /// For `replace_last`: drops the last user message and everything after it, and returns
+    /// what was dropped (empty when there is no user message).
+    pub fn drop_last_exchange(&mut self) -> Vec<HistoryEntry> {
         match self
             .entries
             .iter()
             .rposition(|e| e.message.user_text().is_some())
         {
-            Some(at) => {
-                self.entries.truncate(at);
-                true
-            }
-            None => false,
+            Some(at) => self.entries.split_off(at),
+            None => Vec::new(),
         }
     }
 
-    /// For editing an earlier message: drops the user entry `id` and everything after it.
-    /// Only a message the person typed can be replaced.
-    pub fn drop_from(&mut self, id: &str) -> Result<(), String> {
+    /// For editing an earlier message: drops the user entry `id` and everything after it, and
+    /// returns what was dropped. Only a message the person typed can be replaced.
+    pub fn drop_from(&mut self, id: &str) -> Result<Vec<HistoryEntry>, String> {
         match self.entries.iter().position(|e| e.id == id) {
             Some(at) if self.entries[at].message.user_text().is_some() => {
-                self.entries.truncate(at);
-                Ok(())
+                Ok(self.entries.split_off(at))
             }
             Some(_) => Err(format!("history entry {id} is not a user message")),
             None => Err(format!("no history entry {id}")),
         }
+    }
+
+    /// Whether `id` is a message the person typed, in the current history.
+    pub fn has_user_entry(&self, id: &str) -> bool {
+        self.find(id)
+            .is_some_and(|e| e.message.user_text().is_some())
+    }
+
+    /// Where a branch that follows entry `after` (the start for `None`) begins, if that entry
+    /// is in the current history.
+    pub fn branch_point(&self, after: Option<&str>) -> Option<usize> {
+        match after {
+            None => Some(0),
+            Some(id) => self
+                .entries
+                .iter()
+                .position(|e| e.id == id)
+                .map(|at| at + 1),
+        }
+    }
+
+    /// Replaces everything from `at` on with `entries`; returns what was there.
+    pub fn splice_from(&mut self, at: usize, entries: Vec<HistoryEntry>) -> Vec<HistoryEntry> {
+        let replaced = self.entries.split_off(at.min(self.entries.len()));
+        self.entries.extend(entries);
+        replaced
+    }
+
+    /// The id of the entry just before `at`, where a branch cut at `at` attaches.
+    pub fn id_before(&self, at: usize) -> Option<String> {
+        at.checked_sub(1)
+            .and_then(|i| self.entries.get(i))
+            .map(|e| e.id.clone())
     }
 
     fn push(&mut self, message: Message, usage: Option<Usage>) {
@@ -176,8 +206,31 @@ mod tests {
         assert!(c.drop_from(&reply).is_err());
         assert!(c.drop_from("msg_nope").is_err());
         assert_eq!(c.len(), 3);
-        c.drop_from(&first).unwrap();
+        assert_eq!(c.drop_from(&first).unwrap().len(), 3);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_dropped_branch_splices_back_where_it_was_cut() {
+        let mut c = Conversation::new();
+        c.push_user("one");
+        c.push_assistant("a", vec![], Usage::default());
+        c.push_user("two");
+        c.push_assistant("b", vec![], Usage::default());
+        let second = c.entries()[2].id.clone();
+        let after = c.id_before(2);
+        assert_eq!(after.as_deref(), Some(c.entries()[1].id.as_str()));
+        let old = c.drop_from(&second).unwrap();
+        c.push_user("two, edited");
+        assert!(!c.has_user_entry(&second));
+        let at = c.branch_point(after.as_deref()).unwrap();
+        assert_eq!(at, 2);
+        let edited = c.splice_from(at, old);
+        assert_eq!(edited.len(), 1);
+        assert!(c.has_user_entry(&second));
+        assert_eq!(c.len(), 4);
+        assert_eq!(c.branch_point(None), Some(0));
+        assert_eq!(c.branch_point(Some("msg_gone")), None);
     }
 
     #[test]
@@ -187,7 +240,9 @@ mod tests {
         c.push_assistant("a", vec![], Usage::default());
         c.push_user("two");
         c.push_assistant("b", vec![], Usage::default());
-        assert!(c.drop_last_exchange());
+        let dropped = c.drop_last_exchange();
+        assert_eq!(dropped.len(), 2);
+        assert!(dropped[0].message.user_text().is_some());
         assert_eq!(c.len(), 2);
         let last = &c.entries()[1].message;
         assert!(matches!(last, Message::Assistant { content: Some(a), .. } if a == "a"));

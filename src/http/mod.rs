@@ -90,6 +90,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/session/boot", web::get().to(session::boot))
             .route("/session/history", web::delete().to(session::clear_history))
             .route(
+                "/session/history/switch",
+                web::post().to(session::switch_version),
+            )
+            .route(
                 "/session/history/{entry_id}",
                 web::get().to(session::history_entry),
             )

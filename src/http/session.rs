@@ -9,7 +9,7 @@ use super::identity::session_key;
 use super::workspace::workspace_state;
 use super::{blocking, AppState};
 use crate::runtime::messages::{
-    ClearHistory, GetHistoryEntry, GetInfo, GetSession, GetStats, SessionInfo,
+    ClearHistory, GetHistoryEntry, GetInfo, GetSession, GetStats, SessionInfo, SwitchVersion,
 };
 use crate::runtime::session::upload_entries;
 use crate::runtime::SessionKey;
@@ -98,6 +98,42 @@ pub async fn clear_history(
         "upload_limit": uploads.max_files,
         "max_upload_size_mb": uploads.max_file_size_mb,
         "max_upload_size_bytes": uploads.max_file_size_mb * 1024 * 1024,
+    })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct SwitchVersionBody {
+    entry_id: String,
+}
+
+/// `POST /api/session/history/switch`: the console switched a message to another of its
+/// versions; the model's history follows (the version it leaves is kept in turn).
+pub async fn switch_version(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<SwitchVersionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let entry_id = body.into_inner().entry_id;
+    let entry_id = entry_id.trim();
+    if entry_id.is_empty() || entry_id.len() > 128 || entry_id.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(
+            "entry_id must be a history entry id (1-128 printable characters)".into(),
+        ));
+    }
+    let session = state
+        .registry
+        .send(GetSession { key: key.clone() })
+        .await??;
+    session
+        .send(SwitchVersion {
+            entry_id: entry_id.to_string(),
+        })
+        .await??;
+    let info = session.send(GetInfo).await??;
+    Ok(HttpResponse::Ok().json(json!({
+        "history_length": info.history_length,
+        "vm_history": info.vm_history,
     })))
 }
 

@@ -157,6 +157,14 @@ pub struct GetHistoryEntry {
 #[rtype(result = "Result<ClearedHistory, SessionError>")]
 pub struct ClearHistory;
 
+/// Makes the replaced version of the history whose first user message is `entry_id` current
+/// again; the history it replaces is kept as a version in turn.
+#[derive(Message)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct SwitchVersion {
+    pub entry_id: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct ClearedHistory {
     pub cleared_messages: usize,

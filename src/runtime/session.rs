@@ -29,7 +29,7 @@ pub use super::turn_end::{remove_workspace, upload_entries};
 use crate::agent::{run_turn, Conversation, HistoryEntry, TurnOutcome, TurnSettings};
 use crate::llm::{LlmClient, Message};
 use crate::protocol::{ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
-use crate::store::{TurnRecord, TurnState, UploadRecord};
+use crate::store::{HistoryBranch, TurnRecord, TurnState, UploadRecord};
 use crate::tools::{ToolContext, ToolState};
 use crate::workspace::{MOUNT, UPLOAD_DIR};
 
@@ -137,6 +137,18 @@ impl SessionActor {
             })
             .collect();
         self.services.spec.render_prompt(&date, &uploads)
+    }
+
+    /// Keeps history that an edit or a regeneration replaced, so it can be switched back to.
+    fn keep_version(&self, branch: HistoryBranch) {
+        let saved = self.services.store.save_branch(
+            &self.key.client_id,
+            &self.key.conversation_id,
+            &branch,
+        );
+        if let Err(error) = saved {
+            tracing::error!(%error, "cannot keep the replaced version of the history");
+        }
     }
 
     fn finish_turn(&mut self, parts: Parts, outcome: TurnOutcome, ctx: &mut Context<Self>) {
@@ -349,13 +361,24 @@ impl Handler<StartTurn> for SessionActor {
         let Some(mut parts) = self.parts.take() else {
             return Err(SessionError::Busy);
         };
-        if let Some(id) = &msg.replace_from {
-            if let Err(message) = parts.history.drop_from(id) {
-                self.parts = Some(parts);
-                return Err(SessionError::Invalid(message));
+        let replaced = if let Some(id) = &msg.replace_from {
+            match parts.history.drop_from(id) {
+                Ok(replaced) => replaced,
+                Err(message) => {
+                    self.parts = Some(parts);
+                    return Err(SessionError::Invalid(message));
+                }
             }
         } else if msg.replace_last {
-            parts.history.drop_last_exchange();
+            parts.history.drop_last_exchange()
+        } else {
+            Vec::new()
+        };
+        if !replaced.is_empty() {
+            self.keep_version(HistoryBranch {
+                after: parts.history.entries().last().map(|e| e.id.clone()),
+                entries: replaced,
+            });
         }
         parts.persisted = parts.persisted.min(parts.history.len());
         let cancel = CancellationToken::new();
@@ -510,6 +533,65 @@ impl Handler<GetHistoryEntry> for SessionActor {
             Some(parts) => parts.history.find(&msg.entry_id).cloned(),
             None => self.stored_history().find(&msg.entry_id).cloned(),
         })
+    }
+}
+
+impl Handler<SwitchVersion> for SessionActor {
+    type Result = Result<(), SessionError>;
+
+    fn handle(&mut self, msg: SwitchVersion, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(parts) = self.parts.as_mut() else {
+            return Err(SessionError::Busy);
+        };
+        if parts.history.has_user_entry(&msg.entry_id) {
+            return Ok(()); // already the current version
+        }
+        let (owner, conversation) = (&self.key.client_id, &self.key.conversation_id);
+        let store = &self.services.store;
+        let internal = |e: crate::store::StoreError| SessionError::Internal(e.to_string());
+        let branch = store
+            .take_branch(owner, conversation, &msg.entry_id)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                SessionError::Invalid(format!(
+                    "no earlier version of the history starts with entry {}",
+                    msg.entry_id
+                ))
+            })?;
+        let Some(at) = parts.history.branch_point(branch.after.as_deref()) else {
+            store
+                .save_branch(owner, conversation, &branch)
+                .map_err(internal)?;
+            return Err(SessionError::Invalid(format!(
+                "the version starting with entry {} continues another version of an earlier \
+                 message; switch that message first",
+                msg.entry_id
+            )));
+        };
+        let after = branch.after.clone();
+        let current = parts.history.splice_from(at, branch.entries);
+        let from = at.min(parts.persisted);
+        let saved = store
+            .save_branch(
+                owner,
+                conversation,
+                &HistoryBranch {
+                    after,
+                    entries: current,
+                },
+            )
+            .and_then(|()| {
+                store.save_history(owner, conversation, from, &parts.history.entries()[from..])
+            });
+        if let Err(error) = saved {
+            tracing::error!(%error, "cannot persist a version switch");
+            // The store still holds the history before the switch: follow it.
+            parts.persisted = from;
+            return Err(internal(error));
+        }
+        parts.persisted = parts.history.len();
+        self.services.flusher.flush_soon();
+        Ok(())
     }
 }
 

@@ -189,7 +189,14 @@ async function run() {
   await page.locator('.toast', { hasText: 'restored to version 1' }).waitFor();
   check((await previewText('version.txt')).trim() === 'version one', 'switching back to 1/2 should restore "version one"');
   check((await lastTurn().locator('.msg-assistant .markdown').last().textContent()).includes('first version'), '1/2 should show the first reply');
-  log('versions and snapshot restore work');
+  const remembered = await page.evaluate(async () => {
+    const { api } = await import('/ui/api.js');
+    const boot = await api('/api/session/boot');
+    return boot.vm_history.filter((e) => e.role === 'assistant' && e.content).map((e) => e.content);
+  });
+  check(remembered.at(-1)?.includes('first version') && !remembered.some((t) => t.includes('second version')),
+    `after switching to 1/2 the model should see the first version, it sees ${JSON.stringify(remembered)}`);
+  log('versions, snapshot restore and the model history follow a switch');
 
   step = 'an HTML page the agent wrote is previewed in a sandbox';
   previewOpen = true;
