@@ -10,9 +10,9 @@ use serde_json::json;
 use super::error::ApiError;
 use super::identity::session_key;
 use super::sse::event_stream;
-use super::AppState;
+use super::{ask, AppState};
 use crate::protocol::{ChatEvent, ChatRequest};
-use crate::runtime::messages::{CancelTurn, GetSession, StartTurn, Subscribe};
+use crate::runtime::messages::{CancelTurn, StartTurn, Subscribe};
 
 pub async fn chat(
     state: web::Data<AppState>,
@@ -25,14 +25,12 @@ pub async fn chat(
         return Err(ApiError::BadRequest("message must not be empty".into()));
     }
     let wants_stream = body.stream && accepts_event_stream(&req);
-    let session = state.registry.send(GetSession { key }).await??;
-    let handle = session
-        .send(StartTurn {
-            message: body.message,
-            replace_last: body.replace_last,
-            replace_from: body.replace_from,
-        })
-        .await??;
+    let turn = StartTurn {
+        message: body.message,
+        replace_last: body.replace_last,
+        replace_from: body.replace_from,
+    };
+    let handle = ask(&state, &key, turn).await?;
     if wants_stream {
         return Ok(event_stream(handle.events, &req));
     }
@@ -55,8 +53,7 @@ pub async fn chat(
 
 pub async fn stop(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    let session = state.registry.send(GetSession { key }).await??;
-    session.send(CancelTurn).await??;
+    ask(&state, &key, CancelTurn).await?;
     Ok(HttpResponse::Ok().json(json!({"stopped": true})))
 }
 
@@ -84,8 +81,7 @@ pub async fn events(
         })
         .transpose()?;
     let after = query.after.or(last_event_id);
-    let session = state.registry.send(GetSession { key }).await??;
-    let events = session.send(Subscribe { after }).await??;
+    let events = ask(&state, &key, Subscribe { after }).await?;
     Ok(event_stream(events, &req))
 }
 

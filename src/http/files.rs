@@ -15,8 +15,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
 use super::identity::session_key;
-use super::{blocking, AppState};
-use crate::runtime::messages::{GetInfo, GetSession};
+use super::{ask, blocking, AppState};
+use crate::runtime::messages::GetInfo;
 use crate::runtime::session::upload_entries;
 use crate::store::UploadRecord;
 use crate::workspace::UPLOAD_DIR;
@@ -195,8 +195,7 @@ pub async fn upload(
         store.list_uploads(&owner, &conversation)
     })
     .await?;
-    let session = state.registry.send(GetSession { key }).await??;
-    let info = session.send(GetInfo).await??;
+    let info = ask(&state, &key, GetInfo).await?;
     Ok(HttpResponse::Ok().json(json!({
         "files": upload_entries(&all),
         "summaries": summaries,

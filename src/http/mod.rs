@@ -18,7 +18,9 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::web;
 
-use crate::runtime::{Registry, Services};
+use crate::runtime::messages::{GetSession, SessionError};
+use crate::runtime::session::SessionActor;
+use crate::runtime::{Registry, Services, SessionKey};
 
 /// Largest JSON body accepted (chat messages included).
 const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -100,6 +102,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/sessions", web::get().to(session::sessions)),
     )
     .default_service(web::to(not_found));
+}
+
+/// Sends `message` to the session of `key`, starting the session if needed. A session that
+/// stopped between the lookup and the send (an idle eviction that got there first) never
+/// handled the message: it is started again from the store and asked once more.
+pub async fn ask<M, T>(state: &AppState, key: &SessionKey, message: M) -> Result<T, error::ApiError>
+where
+    M: actix::Message<Result = Result<T, SessionError>> + Clone + Send + 'static,
+    T: Send + 'static,
+    SessionActor: actix::Handler<M>,
+{
+    let mut retried = false;
+    loop {
+        let session = state
+            .registry
+            .send(GetSession { key: key.clone() })
+            .await??;
+        match session.send(message.clone()).await {
+            Ok(answer) => return Ok(answer?),
+            Err(actix::MailboxError::Closed) if !retried => retried = true,
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// Runs blocking work (sled, git2, directory walks) off the HTTP thread.

@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::identity::session_key;
 use super::workspace::workspace_state;
-use super::{blocking, AppState};
+use super::{ask, blocking, AppState};
 use crate::runtime::messages::{
-    ClearHistory, GetHistoryEntry, GetInfo, GetSession, GetStats, SessionInfo, SwitchVersion,
+    ClearHistory, GetHistoryEntry, GetInfo, GetStats, SessionInfo, SwitchVersion,
 };
 use crate::runtime::session::upload_entries;
 use crate::runtime::SessionKey;
@@ -60,14 +60,11 @@ pub async fn history_entry(
     entry_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    let session = state.registry.send(GetSession { key }).await??;
     let entry_id = entry_id.into_inner();
-    match session
-        .send(GetHistoryEntry {
-            entry_id: entry_id.clone(),
-        })
-        .await??
-    {
+    let lookup = GetHistoryEntry {
+        entry_id: entry_id.clone(),
+    };
+    match ask(&state, &key, lookup).await? {
         Some(entry) => Ok(HttpResponse::Ok().json(entry)),
         None => Err(ApiError::NotFound(format!("no history entry {entry_id}"))),
     }
@@ -78,12 +75,8 @@ pub async fn clear_history(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    let session = state
-        .registry
-        .send(GetSession { key: key.clone() })
-        .await??;
-    let cleared = session.send(ClearHistory).await??;
-    let info = session.send(GetInfo).await??;
+    let cleared = ask(&state, &key, ClearHistory).await?;
+    let info = ask(&state, &key, GetInfo).await?;
     let uploads = &state.services.config.uploads;
     Ok(HttpResponse::Ok().json(json!({
         "history_cleared": true,
@@ -121,16 +114,11 @@ pub async fn switch_version(
             "entry_id must be a history entry id (1-128 printable characters)".into(),
         ));
     }
-    let session = state
-        .registry
-        .send(GetSession { key: key.clone() })
-        .await??;
-    session
-        .send(SwitchVersion {
-            entry_id: entry_id.to_string(),
-        })
-        .await??;
-    let info = session.send(GetInfo).await??;
+    let switch = SwitchVersion {
+        entry_id: entry_id.to_string(),
+    };
+    ask(&state, &key, switch).await?;
+    let info = ask(&state, &key, GetInfo).await?;
     Ok(HttpResponse::Ok().json(json!({
         "history_length": info.history_length,
         "vm_history": info.vm_history,
@@ -144,11 +132,7 @@ pub async fn sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
 }
 
 async fn session_info(state: &AppState, key: &SessionKey) -> Result<SessionInfo, ApiError> {
-    let session = state
-        .registry
-        .send(GetSession { key: key.clone() })
-        .await??;
-    Ok(session.send(GetInfo).await??)
+    ask(state, key, GetInfo).await
 }
 
 fn vm_view(state: &AppState, key: &SessionKey, info: &SessionInfo) -> Value {

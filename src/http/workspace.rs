@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::identity::session_key;
-use super::{blocking, AppState};
+use super::{ask, blocking, AppState};
 use crate::protocol::{size_display, WorkspaceState};
 use crate::runtime::messages::{GetInfo, GetSession, WorkspaceChanged};
 use crate::runtime::SessionKey;
@@ -226,7 +226,7 @@ async fn refuse_while_busy(state: &AppState, key: &SessionKey) -> Result<(), Api
         .send(GetSession { key: key.clone() })
         .await??;
     session.do_send(WorkspaceChanged);
-    if session.send(GetInfo).await??.busy {
+    if ask(state, key, GetInfo).await?.busy {
         return Err(ApiError::Conflict(
             "a turn is running in this session; stop it or wait before changing the workspace"
                 .into(),

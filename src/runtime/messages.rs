@@ -64,14 +64,6 @@ pub struct RemoveSession {
     pub key: SessionKey,
 }
 
-/// A session refused an idle eviction because a turn had just started: keep it registered.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Reinstate {
-    pub key: SessionKey,
-    pub addr: Addr<crate::runtime::session::SessionActor>,
-}
-
 /// Live sessions and counters, for `GET /api/sessions` and `/metrics`.
 #[derive(Message)]
 #[rtype(result = "RegistryStats")]
@@ -95,7 +87,7 @@ pub struct SessionSummary {
 // ---- to a session ----
 
 /// Start a turn; the reply carries the stream of its events.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<TurnHandle, SessionError>")]
 pub struct StartTurn {
     pub message: String,
@@ -113,7 +105,7 @@ pub struct TurnHandle {
 pub struct WorkspaceChanged;
 
 /// Cancel the running turn.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct CancelTurn;
 
@@ -125,14 +117,14 @@ pub struct Evict {
 }
 
 /// Re-attach: the kept events after `after`, then live ones while the turn runs.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<tokio::sync::mpsc::UnboundedReceiver<SeqEvent>, SessionError>")]
 pub struct Subscribe {
     pub after: Option<u64>,
 }
 
 /// Session facts for `/api/session/info` and `/boot`.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<SessionInfo, SessionError>")]
 pub struct GetInfo;
 
@@ -146,20 +138,20 @@ pub struct SessionInfo {
 }
 
 /// One history entry by id.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<Option<HistoryEntry>, SessionError>")]
 pub struct GetHistoryEntry {
     pub entry_id: String,
 }
 
 /// Forget the history and empty the workspace; returns how many entries were removed.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<ClearedHistory, SessionError>")]
 pub struct ClearHistory;
 
 /// Makes the replaced version of the history whose first user message is `entry_id` current
 /// again; the history it replaces is kept as a version in turn.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<(), SessionError>")]
 pub struct SwitchVersion {
     pub entry_id: String,

@@ -4,6 +4,11 @@
 //! Sessions are spread over a fixed set of arbiters (one thread each) so turns use every core.
 //! A session whose mailbox closed (it panicked or stopped) is replaced on the next request.
 //! Busy sessions are never evicted; when every slot is busy a new session is refused.
+//!
+//! An idle eviction is a handshake: the entry stays registered (marked `evicting`) until the
+//! session answers. It stops, and the entry goes; or a turn slipped in first, it refuses, and
+//! the entry stays. Requests meanwhile get the same actor, so one key never has two live
+//! actors; a request that reaches an actor which has just stopped asks again (`http::ask`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +25,8 @@ struct Entry {
     addr: Addr<SessionActor>,
     last_used: Instant,
     busy: bool,
+    /// An idle eviction was asked for and the session has not answered yet.
+    evicting: bool,
 }
 
 pub struct Registry {
@@ -47,9 +54,11 @@ impl Registry {
         Duration::from_secs(self.services.config.sessions.idle_timeout_secs)
     }
 
+    /// The sessions that count towards `max_sessions` and may be chosen for eviction.
     fn views(&self, now: Instant) -> Vec<EntryView<SessionKey>> {
         self.sessions
             .iter()
+            .filter(|(_, entry)| !entry.evicting)
             .map(|(key, entry)| EntryView {
                 key: key.clone(),
                 idle_for: now.saturating_duration_since(entry.last_used),
@@ -58,19 +67,52 @@ impl Registry {
             .collect()
     }
 
-    /// Evicts the chosen idle sessions. The registry forgets them at once; a session whose
-    /// turn slipped in refuses `Evict` and asks to be reinstated.
-    fn evict(&mut self, keys: Vec<SessionKey>) -> usize {
-        let mut count = 0;
+    /// Asks the chosen idle sessions to stop; each is forgotten once it has.
+    fn evict(&mut self, keys: Vec<SessionKey>, ctx: &mut Context<Self>) {
         for key in keys {
-            if let Some(entry) = self.sessions.remove(&key) {
-                entry.addr.do_send(Evict { force: false });
-                self.evictions += 1;
-                count += 1;
-                tracing::info!(client = %key.client_id, conversation = %key.conversation_id, "session evicted");
+            let Some(entry) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            if entry.evicting {
+                continue;
             }
+            entry.evicting = true;
+            let addr = entry.addr.clone();
+            let asked = addr.send(Evict { force: false });
+            ctx.spawn(asked.into_actor(self).map(move |answer, registry, _ctx| {
+                registry.eviction_answered(key, addr, answer.unwrap_or(Ok(())));
+            }));
         }
-        count
+    }
+
+    /// `answer` is the session's reply to `Evict` (a closed mailbox counts as stopped).
+    fn eviction_answered(
+        &mut self,
+        key: SessionKey,
+        addr: Addr<SessionActor>,
+        answer: Result<(), SessionError>,
+    ) {
+        let Some(entry) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if entry.addr != addr {
+            return; // replaced meanwhile (the session had stopped on its own)
+        }
+        if answer.is_err() {
+            // A turn started first: the session stays.
+            entry.evicting = false;
+            entry.busy = true;
+            entry.last_used = Instant::now();
+            return;
+        }
+        self.sessions.remove(&key);
+        self.evictions += 1;
+        tracing::info!(client = %key.client_id, conversation = %key.conversation_id, "session evicted");
+    }
+
+    /// Sessions that count towards `max_sessions`: those not on their way out.
+    fn active_sessions(&self) -> usize {
+        self.sessions.values().filter(|e| !e.evicting).count()
     }
 
     fn start_session(&mut self, key: SessionKey, ctx: &mut Context<Self>) -> Addr<SessionActor> {
@@ -94,6 +136,7 @@ impl Registry {
                 addr: addr.clone(),
                 last_used: Instant::now(),
                 busy: false,
+                evicting: false,
             },
         );
         addr
@@ -105,14 +148,14 @@ impl Actor for Registry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let every = Duration::from_secs(self.services.config.sessions.sweep_interval_secs);
-        ctx.run_interval(every, |registry, _ctx| {
+        ctx.run_interval(every, |registry, ctx| {
             let keys = select_evictions(
                 &registry.views(Instant::now()),
                 registry.idle_timeout(),
                 registry.services.config.sessions.max_sessions,
                 0,
             );
-            registry.evict(keys);
+            registry.evict(keys, ctx);
         });
     }
 }
@@ -130,10 +173,10 @@ impl Handler<GetSession> for Registry {
             self.sessions.remove(&msg.key);
         }
         let max = self.services.config.sessions.max_sessions;
-        if self.sessions.len() >= max {
+        if self.active_sessions() >= max {
             let keys = select_evictions(&self.views(Instant::now()), self.idle_timeout(), max, 1);
-            self.evict(keys);
-            if self.sessions.len() >= max {
+            self.evict(keys, ctx);
+            if self.active_sessions() >= max {
                 return Err(SessionError::AtCapacity(max));
             }
         }
@@ -152,27 +195,6 @@ impl Handler<RemoveSession> for Registry {
                 let _ = entry.addr.send(Evict { force: true }).await;
             }
         })
-    }
-}
-
-impl Handler<Reinstate> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: Reinstate, _ctx: &mut Self::Context) {
-        if self.sessions.contains_key(&msg.key) {
-            // A new actor took the key meanwhile; the old one finishes its turn and is
-            // forgotten (its turn is persisted, the new one reads the store).
-            return;
-        }
-        self.evictions = self.evictions.saturating_sub(1);
-        self.sessions.insert(
-            msg.key,
-            Entry {
-                addr: msg.addr,
-                last_used: Instant::now(),
-                busy: true,
-            },
-        );
     }
 }
 
@@ -198,7 +220,11 @@ impl Handler<GetStats> for Registry {
             .map(|(key, entry)| SessionSummary {
                 client_id: key.client_id.clone(),
                 conversation_id: key.conversation_id.clone(),
-                state: if entry.busy { "busy" } else { "idle" },
+                state: match (entry.evicting, entry.busy) {
+                    (true, _) => "evicting",
+                    (false, true) => "busy",
+                    (false, false) => "idle",
+                },
                 idle_seconds: now.saturating_duration_since(entry.last_used).as_secs(),
             })
             .collect();

@@ -470,10 +470,7 @@ impl Handler<Evict> for SessionActor {
             return Box::pin(actix::fut::ready(Ok(())));
         };
         if !msg.force {
-            self.registry.do_send(Reinstate {
-                key: self.key.clone(),
-                addr: ctx.address(),
-            });
+            // A turn started after the registry chose this session: it stays.
             return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         }
         running.cancel.cancel();
