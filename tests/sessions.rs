@@ -145,6 +145,24 @@ async fn a_second_turn_in_the_same_session_gets_409_and_stop_cancels_the_first()
     }
     let (status, conflict) = app.chat_json("busy", "me too").await;
     assert_eq!(status, 409, "{conflict}");
+    for (path, body) in [
+        (
+            "/api/session/workspace/snapshots",
+            json!({"label": "mid-turn"}),
+        ),
+        ("/api/session/workspace/restore", json!({"branch": "main"})),
+        (
+            "/api/session/workspace/branch",
+            json!({"branch": "mid-turn"}),
+        ),
+    ] {
+        let (status, refused) = app.post_json(path, "busy", body).await;
+        assert_eq!(status, 409, "{path} during a turn: {refused}");
+        assert!(
+            refused["detail"].as_str().unwrap().contains("workspace"),
+            "{refused}"
+        );
+    }
     assert!(conflict["detail"]
         .as_str()
         .unwrap()

@@ -5,6 +5,7 @@
 //! workspace's confinement rules, so nothing outside `/mnt/okcomputer/` can be read.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -14,8 +15,9 @@ use super::error::ApiError;
 use super::identity::session_key;
 use super::{ask, blocking, AppState};
 use crate::protocol::{size_display, WorkspaceState};
-use crate::runtime::messages::{GetInfo, GetSession, WorkspaceChanged};
+use crate::runtime::messages::ChangeWorkspace;
 use crate::runtime::SessionKey;
+use crate::workspace::git::GitError;
 use crate::workspace::{git, model_path_of};
 
 const DEFAULT_SNAPSHOT_LIMIT: usize = 20;
@@ -102,10 +104,12 @@ pub async fn create_snapshot(
             "label must be at most 200 characters".into(),
         ));
     }
-    refuse_while_busy(&state, &key).await?;
     let root = state.services.workspace_for(&key).root().to_path_buf();
     let policy = state.services.snapshot_policy.clone();
-    blocking(move || git::snapshot(&root, &label, true, &policy)).await?;
+    change_workspace(&state, &key, move || {
+        git::snapshot(&root, &label, true, &policy).map(drop)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(workspace_state(&state, &key, DEFAULT_SNAPSHOT_LIMIT).await?))
 }
 
@@ -121,13 +125,16 @@ pub async fn restore(
             "give a snapshot_id or a branch".into(),
         ));
     }
-    refuse_while_busy(&state, &key).await?;
     let root = state.services.workspace_for(&key).root().to_path_buf();
     let policy = state.services.snapshot_policy.clone();
-    blocking(move || match (&body.snapshot_id, &body.branch) {
-        (Some(id), _) => git::restore_snapshot(&root, id.trim(), body.checkout, &policy),
-        (None, Some(branch)) => git::switch_branch(&root, branch.trim(), body.checkout, &policy),
-        (None, None) => Ok(()),
+    change_workspace(&state, &key, move || {
+        match (&body.snapshot_id, &body.branch) {
+            (Some(id), _) => git::restore_snapshot(&root, id.trim(), body.checkout, &policy),
+            (None, Some(branch)) => {
+                git::switch_branch(&root, branch.trim(), body.checkout, &policy)
+            }
+            (None, None) => Ok(()),
+        }
     })
     .await?;
     let workspace_state = workspace_state(&state, &key, DEFAULT_SNAPSHOT_LIMIT).await?;
@@ -142,10 +149,9 @@ pub async fn branch(
     let key = session_key(&req)?;
     let body = body.into_inner();
     git::check_branch_name(body.branch.trim())?;
-    refuse_while_busy(&state, &key).await?;
     let root = state.services.workspace_for(&key).root().to_path_buf();
     let policy = state.services.snapshot_policy.clone();
-    blocking(move || {
+    change_workspace(&state, &key, move || {
         git::create_branch(
             &root,
             body.branch.trim(),
@@ -219,20 +225,23 @@ pub async fn file(
         .streaming(tokio_util::io::ReaderStream::new(file)))
 }
 
-/// Refuses while a turn runs; otherwise tells the session its cached workspace state is stale.
-async fn refuse_while_busy(state: &AppState, key: &SessionKey) -> Result<(), ApiError> {
-    let session = state
-        .registry
-        .send(GetSession { key: key.clone() })
-        .await??;
-    session.do_send(WorkspaceChanged);
-    if ask(state, key, GetInfo).await?.busy {
-        return Err(ApiError::Conflict(
+/// Runs a git operation on the workspace through its session, so that no turn runs meanwhile.
+async fn change_workspace(
+    state: &AppState,
+    key: &SessionKey,
+    work: impl Fn() -> Result<(), GitError> + Send + Sync + 'static,
+) -> Result<(), ApiError> {
+    let change = ChangeWorkspace {
+        work: Arc::new(work),
+    };
+    match ask(state, key, change).await {
+        Ok(done) => Ok(done?),
+        Err(ApiError::Conflict(_)) => Err(ApiError::Conflict(
             "a turn is running in this session; stop it or wait before changing the workspace"
                 .into(),
-        ));
+        )),
+        Err(error) => Err(error),
     }
-    Ok(())
 }
 
 fn walk(root: &Path) -> (Vec<serde_json::Value>, bool) {

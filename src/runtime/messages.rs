@@ -8,6 +8,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::agent::HistoryEntry;
 use crate::protocol::SeqEvent;
+use crate::workspace::git::GitError;
 
 /// One session: a client's conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -99,10 +100,14 @@ pub struct TurnHandle {
     pub events: UnboundedReceiver<SeqEvent>,
 }
 
-/// The workspace changed outside a turn (restore, branch, snapshot): forget cached state.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct WorkspaceChanged;
+/// A git operation on the workspace (snapshot, restore, branch), run off the actor thread
+/// while no turn can start: a turn asked for meanwhile gets 409, and a running turn refuses the
+/// operation. The session forgets its cached workspace state afterwards.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Result<(), GitError>, SessionError>")]
+pub struct ChangeWorkspace {
+    pub work: std::sync::Arc<dyn Fn() -> Result<(), GitError> + Send + Sync>,
+}
 
 /// Cancel the running turn.
 #[derive(Message, Clone)]

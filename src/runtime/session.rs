@@ -31,6 +31,7 @@ use crate::llm::{LlmClient, Message};
 use crate::protocol::{ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
 use crate::store::{HistoryBranch, TurnRecord, TurnState, UploadRecord};
 use crate::tools::{ToolContext, ToolState};
+use crate::workspace::git::GitError;
 use crate::workspace::{MOUNT, UPLOAD_DIR};
 
 /// What a turn borrows.
@@ -437,11 +438,21 @@ impl Handler<Subscribe> for SessionActor {
     }
 }
 
-impl Handler<WorkspaceChanged> for SessionActor {
-    type Result = ();
+impl Handler<ChangeWorkspace> for SessionActor {
+    type Result = ResponseActFuture<Self, Result<Result<(), GitError>, SessionError>>;
 
-    fn handle(&mut self, _msg: WorkspaceChanged, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: ChangeWorkspace, _ctx: &mut Self::Context) -> Self::Result {
+        // Holding the parts keeps turns out until the operation is done.
+        let Some(parts) = self.parts.take() else {
+            return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
+        };
         self.workspace_state = None;
+        let work = tokio::task::spawn_blocking(move || (msg.work)());
+        Box::pin(work.into_actor(self).map(move |result, actor, _ctx| {
+            actor.parts = Some(parts);
+            actor.workspace_state = None;
+            result.map_err(|e| SessionError::Internal(format!("workspace operation failed: {e}")))
+        }))
     }
 }
 
