@@ -95,6 +95,7 @@ pub fn snapshot(
     // changed; only those paths are staged.
     let mut options = git2::StatusOptions::new();
     options
+        .show(git2::StatusShow::Workdir) // the index against the files; HEAD is not needed
         .include_untracked(true)
         .recurse_untracked_dirs(true)
         .exclude_submodules(true);
@@ -120,8 +121,10 @@ pub fn snapshot(
             }
         }
     }
-    index.write()?;
+    // Trees first, then the index: the index file then keeps the tree cache, so the next
+    // snapshot rebuilds only the trees above changed paths.
     let tree_id = index.write_tree()?;
+    index.write()?;
     let parent = repo.head().ok().and_then(|head| head.peel_to_commit().ok());
     if let Some(parent) = &parent {
         if parent.tree_id() == tree_id && !always {
