@@ -54,6 +54,39 @@ impl ConversationRecord {
     }
 }
 
+/// A conversation without the console's JSON: what a list of conversations shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub title: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Records listed newest first.
+trait Dated {
+    fn updated_at(&self) -> &str;
+    fn updated_at_mut(&mut self) -> &mut String;
+}
+
+impl Dated for ConversationRecord {
+    fn updated_at(&self) -> &str {
+        &self.updated_at
+    }
+    fn updated_at_mut(&mut self) -> &mut String {
+        &mut self.updated_at
+    }
+}
+
+impl Dated for ConversationSummary {
+    fn updated_at(&self) -> &str {
+        &self.updated_at
+    }
+    fn updated_at_mut(&mut self) -> &mut String {
+        &mut self.updated_at
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnState {
@@ -194,15 +227,32 @@ impl Store {
     // ---- conversations ----
 
     /// The owner's conversations, newest `updated_at` first.
+    /// The owner's conversations, newest first.
     pub fn list_conversations(&self, owner: &str) -> Result<Vec<ConversationRecord>, StoreError> {
+        self.scan_conversations(owner)
+    }
+
+    /// The owner's conversations as id, title and timestamps only (the console's JSON is
+    /// skipped while decoding), newest first.
+    pub fn list_conversation_summaries(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        self.scan_conversations(owner)
+    }
+
+    fn scan_conversations<T: DeserializeOwned + Dated>(
+        &self,
+        owner: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let mut records = Vec::new();
         for item in self.conversations.scan_prefix(owner_prefix(owner)) {
             let (k, value) = item?;
-            let mut record = decode::<ConversationRecord>(&value)?;
-            self.apply_activity(&k, &mut record)?;
+            let mut record = decode::<T>(&value)?;
+            self.apply_activity(&k, record.updated_at_mut())?;
             records.push(record);
         }
-        records.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        records.sort_by(|a, b| b.updated_at().cmp(a.updated_at()));
         Ok(records)
     }
 
@@ -216,16 +266,17 @@ impl Store {
             return Ok(None);
         };
         let mut record: ConversationRecord = decode(&value)?;
-        self.apply_activity(&k, &mut record)?;
+        self.apply_activity(&k, &mut record.updated_at)?;
         Ok(Some(record))
     }
 
     /// The later of the record's own time and its last turn.
-    fn apply_activity(&self, k: &[u8], record: &mut ConversationRecord) -> Result<(), StoreError> {
+    /// Moves `updated_at` to the conversation's last turn if that came later.
+    fn apply_activity(&self, k: &[u8], updated_at: &mut String) -> Result<(), StoreError> {
         if let Some(stamp) = self.activity.get(k)? {
             let stamp = String::from_utf8_lossy(&stamp).into_owned();
-            if stamp > record.updated_at {
-                record.updated_at = stamp;
+            if stamp > *updated_at {
+                *updated_at = stamp;
             }
         }
         Ok(())

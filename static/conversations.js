@@ -108,7 +108,7 @@ async function deleteConversation(conv) {
 
 export async function loadList() {
   try {
-    const body = await api('/api/conversations');
+    const body = await api('/api/conversations?summary=true');
     state.conversations = body.conversations || [];
   } catch (error) {
     toast(`Cannot load conversations: ${error.message}`, 'error');
@@ -131,7 +131,7 @@ export function saveNow() {
       const body = await api(`/api/conversations/${encodeURIComponent(conv.id)}`, { method: 'PUT', json: conv, keepalive: true });
       if (state.conv === conv) conv.updated_at = body.conversation?.updated_at || conv.updated_at;
       const at = state.conversations.findIndex((c) => c.id === conv.id);
-      const listed = { ...conv };
+      const listed = { id: conv.id, title: conv.title, created_at: conv.created_at, updated_at: conv.updated_at };
       if (at >= 0) state.conversations.splice(at, 1);
       state.conversations.unshift(listed);
       renderList();
@@ -183,14 +183,21 @@ function setSwitching(on) {
 /** The body of `openConversation`: fetches the record and the session, then shows them. */
 async function loadConversation(id) {
   setConversation(id);
-  let conv = state.conversations.find((c) => c.id === id) || null;
+  let conv = null;
   try {
     const body = await api(`/api/conversations/${encodeURIComponent(id)}`);
     conv = body.conversation;
   } catch (error) {
-    if (error.status !== 404) toast(`Cannot open the conversation: ${error.message}`, 'error');
+    if (error.status !== 404) {
+      // Opening it without its record would save an empty one over it.
+      toast(`Cannot open the conversation: ${error.message}`, 'error');
+      return;
+    }
   }
-  if (!conv) conv = { id, title: 'New conversation', turns: [], last_seq: null, pending: null };
+  if (!conv) {
+    const listed = state.conversations.find((c) => c.id === id);
+    conv = { id, title: listed?.title || 'New conversation', turns: [], last_seq: null, pending: null };
+  }
   conv.turns = Array.isArray(conv.turns) ? conv.turns : [];
   let boot = null;
   try {

@@ -72,6 +72,14 @@ async fn a_restart_keeps_history_conversations_files_and_snapshots() {
     let ids: Vec<&str> = common::strings(&list["conversations"], "id");
     assert_eq!(ids, ["default", "other"]);
     assert_eq!(list["conversations"][1]["pinned"], true);
+    let (_, summaries) = app.get("/api/conversations?summary=true", "ann").await;
+    assert_eq!(common::strings(&summaries["conversations"], "id"), ids);
+    let other = &summaries["conversations"][1];
+    assert!(other["title"].is_string() && other["updated_at"].is_string());
+    assert!(
+        other.get("pinned").is_none(),
+        "a summary leaves the console's JSON out: {other}"
+    );
     let (_, files) = app.get("/api/session/files", "ann").await;
     assert_eq!(
         files["files"][0]["path"],

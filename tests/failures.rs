@@ -152,6 +152,24 @@ async fn bad_requests_get_4xx_with_detail() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
+    // A long agent task makes a big conversation record: several MiB are fine, not 65.
+    let long = json!({"id": "long", "turns": ["tool output ".repeat(500_000)]});
+    let (status, body) = app.post_json("/api/conversations", "ok", long).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, stored) = app.get("/api/conversations/long", "ok").await;
+    assert_eq!(
+        stored["conversation"]["turns"][0].as_str().unwrap().len(),
+        6_000_000
+    );
+    let response = app
+        .http
+        .put(app.api("/api/conversations/long", "ok"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 65 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
     let (status, body) = app.get("/api/nothing-here", "ok").await;
     assert_eq!(status, 404);
     assert!(body["detail"].is_string());

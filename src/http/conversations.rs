@@ -15,9 +15,24 @@ use crate::runtime::session::remove_workspace;
 use crate::runtime::SessionKey;
 use crate::store::ConversationRecord;
 
-pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    /// Only id, title and timestamps of each conversation (what a sidebar needs).
+    #[serde(default)]
+    summary: bool,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let owner = session_key(&req)?.client_id;
     let store = state.services.store.clone();
+    if query.summary {
+        let summaries = blocking(move || store.list_conversation_summaries(&owner)).await?;
+        return Ok(HttpResponse::Ok().json(json!({ "conversations": summaries })));
+    }
     let records = blocking(move || store.list_conversations(&owner)).await?;
     let conversations: Vec<Value> = records.iter().map(|r| r.to_json()).collect();
     Ok(HttpResponse::Ok().json(json!({ "conversations": conversations })))

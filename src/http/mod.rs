@@ -24,6 +24,18 @@ use crate::runtime::{Registry, Services, SessionKey};
 
 /// Largest JSON body accepted (chat messages included).
 const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// Largest conversation record: the console keeps every turn, version and (clipped) tool
+/// output of a conversation in it, and a long agent task runs hundreds of tools.
+const CONVERSATION_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// JSON bodies up to `limit` bytes, with the API's errors.
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        // JSON only: a page elsewhere can post text/plain or forms without CORS, not JSON.
+        .content_type_required(true)
+        .error_handler(|err, _req| error::json_error(err).into())
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -34,74 +46,73 @@ pub struct AppState {
 
 /// The route table.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(JSON_BODY_LIMIT)
-            // JSON only: a page elsewhere can post text/plain or forms without CORS, not JSON.
-            .content_type_required(true)
-            .error_handler(|err, _req| error::json_error(err).into()),
-    )
-    .app_data(
-        web::QueryConfig::default()
-            .error_handler(|err, _req| error::ApiError::BadRequest(err.to_string()).into()),
-    )
-    .app_data(
-        web::PathConfig::default()
-            .error_handler(|err, _req| error::ApiError::BadRequest(err.to_string()).into()),
-    )
-    .route("/", web::get().to(console::root))
-    .route("/ui", web::get().to(console::root))
-    .route("/ui/{path:.*}", web::get().to(console::asset))
-    .route("/healthz", web::get().to(session::healthz))
-    .service(
-        web::scope("/api")
-            .route("/chat", web::post().to(chat::chat))
-            .route("/config", web::get().to(config::get))
-            .route("/config", web::post().to(config::update))
-            .route("/chat/stop", web::post().to(chat::stop))
-            .route("/chat/events", web::get().to(chat::events))
-            .route("/conversations", web::get().to(conversations::list))
-            .route("/conversations", web::post().to(conversations::create))
-            .route("/conversations/{id}", web::get().to(conversations::get))
-            .route("/conversations/{id}", web::put().to(conversations::update))
-            .route(
-                "/conversations/{id}",
-                web::delete().to(conversations::delete),
-            )
-            .route("/session/files", web::get().to(files::list))
-            .route("/session/files", web::post().to(files::upload))
-            .route(
-                "/session/workspace/snapshots",
-                web::get().to(workspace::snapshots),
-            )
-            .route(
-                "/session/workspace/snapshots",
-                web::post().to(workspace::create_snapshot),
-            )
-            .route(
-                "/session/workspace/restore",
-                web::post().to(workspace::restore),
-            )
-            .route(
-                "/session/workspace/branch",
-                web::post().to(workspace::branch),
-            )
-            .route("/session/workspace/files", web::get().to(workspace::files))
-            .route("/session/workspace/file", web::get().to(workspace::file))
-            .route("/session/info", web::get().to(session::info))
-            .route("/session/boot", web::get().to(session::boot))
-            .route("/session/history", web::delete().to(session::clear_history))
-            .route(
-                "/session/history/switch",
-                web::post().to(session::switch_version),
-            )
-            .route(
-                "/session/history/{entry_id}",
-                web::get().to(session::history_entry),
-            )
-            .route("/sessions", web::get().to(session::sessions)),
-    )
-    .default_service(web::to(not_found));
+    cfg.app_data(json_config(JSON_BODY_LIMIT))
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|err, _req| error::ApiError::BadRequest(err.to_string()).into()),
+        )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|err, _req| error::ApiError::BadRequest(err.to_string()).into()),
+        )
+        .route("/", web::get().to(console::root))
+        .route("/ui", web::get().to(console::root))
+        .route("/ui/{path:.*}", web::get().to(console::asset))
+        .route("/healthz", web::get().to(session::healthz))
+        .service(
+            web::scope("/api")
+                .route("/chat", web::post().to(chat::chat))
+                .route("/config", web::get().to(config::get))
+                .route("/config", web::post().to(config::update))
+                .route("/chat/stop", web::post().to(chat::stop))
+                .route("/chat/events", web::get().to(chat::events))
+                .service(
+                    web::resource("/conversations")
+                        .app_data(json_config(CONVERSATION_BODY_LIMIT))
+                        .route(web::get().to(conversations::list))
+                        .route(web::post().to(conversations::create)),
+                )
+                .service(
+                    web::resource("/conversations/{id}")
+                        .app_data(json_config(CONVERSATION_BODY_LIMIT))
+                        .route(web::get().to(conversations::get))
+                        .route(web::put().to(conversations::update))
+                        .route(web::delete().to(conversations::delete)),
+                )
+                .route("/session/files", web::get().to(files::list))
+                .route("/session/files", web::post().to(files::upload))
+                .route(
+                    "/session/workspace/snapshots",
+                    web::get().to(workspace::snapshots),
+                )
+                .route(
+                    "/session/workspace/snapshots",
+                    web::post().to(workspace::create_snapshot),
+                )
+                .route(
+                    "/session/workspace/restore",
+                    web::post().to(workspace::restore),
+                )
+                .route(
+                    "/session/workspace/branch",
+                    web::post().to(workspace::branch),
+                )
+                .route("/session/workspace/files", web::get().to(workspace::files))
+                .route("/session/workspace/file", web::get().to(workspace::file))
+                .route("/session/info", web::get().to(session::info))
+                .route("/session/boot", web::get().to(session::boot))
+                .route("/session/history", web::delete().to(session::clear_history))
+                .route(
+                    "/session/history/switch",
+                    web::post().to(session::switch_version),
+                )
+                .route(
+                    "/session/history/{entry_id}",
+                    web::get().to(session::history_entry),
+                )
+                .route("/sessions", web::get().to(session::sessions)),
+        )
+        .default_service(web::to(not_found));
 }
 
 /// Sends `message` to the session of `key`, starting the session if needed. A session that
