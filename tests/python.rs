@@ -62,6 +62,19 @@ async fn state_persists_loops_are_interrupted_and_restart_clears() {
         results[8], "before\nvia-system\nafter\n[stderr]\noops",
         "a child's output keeps its place among the cell's prints"
     );
+    app.chat_json("no-python", "hello").await;
+    let (_, stats) = app.get("/api/sessions", "admin").await;
+    let memory_of = |client: &str| {
+        stats["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["client_id"] == client)
+            .map(|s| s["tools_memory_kib"].as_u64().unwrap())
+            .unwrap()
+    };
+    assert!(memory_of("py") > 1024, "the interpreter's memory: {stats}");
+    assert_eq!(memory_of("no-python"), 0);
 }
 
 #[tokio::test]

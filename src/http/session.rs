@@ -13,6 +13,7 @@ use crate::runtime::messages::{
 };
 use crate::runtime::session::upload_entries;
 use crate::runtime::SessionKey;
+use crate::tools::exec::rss_by_process_group;
 use crate::workspace::{MOUNT, OUTPUT_DIR};
 
 const WELCOME: &str = "Hi, I'm OK Computer. Tell me what you want built, researched or analysed, and I'll plan it, work through it with my tools in a sandboxed workspace, and hand you the results.";
@@ -127,7 +128,20 @@ pub async fn switch_version(
 
 /// Admin view of the live sessions.
 pub async fn sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let stats = state.registry.send(GetStats).await?;
+    let mut stats = state.registry.send(GetStats).await?;
+    if stats
+        .sessions
+        .iter()
+        .any(|s| s.tools_process_group.is_some())
+    {
+        let memory = blocking(|| Ok::<_, ApiError>(rss_by_process_group())).await?;
+        for session in &mut stats.sessions {
+            session.tools_memory_kib = session
+                .tools_process_group
+                .and_then(|group| memory.get(&group).copied())
+                .unwrap_or(0);
+        }
+    }
     Ok(HttpResponse::Ok().json(stats))
 }
 

@@ -56,6 +56,9 @@ pub struct GetSession {
 pub struct SessionActivity {
     pub key: SessionKey,
     pub busy: bool,
+    /// When idle: the process group of the session's long-lived tool process (its Python
+    /// interpreter), if one runs, so `/api/sessions` can report its memory.
+    pub tools_process_group: Option<i32>,
 }
 
 /// Stop and forget a session whatever its state (its conversation is being deleted).
@@ -83,6 +86,11 @@ pub struct SessionSummary {
     pub conversation_id: String,
     pub state: &'static str,
     pub idle_seconds: u64,
+    /// Resident memory of the session's tool processes (its Python interpreter), in KiB;
+    /// filled in by the HTTP layer from `tools_process_group`.
+    pub tools_memory_kib: u64,
+    #[serde(skip)]
+    pub tools_process_group: Option<i32>,
 }
 
 // ---- to a session ----

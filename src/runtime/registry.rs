@@ -27,6 +27,8 @@ struct Entry {
     busy: bool,
     /// An idle eviction was asked for and the session has not answered yet.
     evicting: bool,
+    /// See `SessionActivity::tools_process_group`.
+    tools_process_group: Option<i32>,
 }
 
 pub struct Registry {
@@ -137,6 +139,7 @@ impl Registry {
                 last_used: Instant::now(),
                 busy: false,
                 evicting: false,
+                tools_process_group: None,
             },
         );
         addr
@@ -205,6 +208,9 @@ impl Handler<SessionActivity> for Registry {
         if let Some(entry) = self.sessions.get_mut(&msg.key) {
             entry.busy = msg.busy;
             entry.last_used = Instant::now();
+            if !msg.busy {
+                entry.tools_process_group = msg.tools_process_group;
+            }
         }
     }
 }
@@ -226,6 +232,8 @@ impl Handler<GetStats> for Registry {
                     (false, false) => "idle",
                 },
                 idle_seconds: now.saturating_duration_since(entry.last_used).as_secs(),
+                tools_memory_kib: 0,
+                tools_process_group: entry.tools_process_group,
             })
             .collect();
         sessions.sort_by(|a, b| {

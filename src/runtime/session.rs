@@ -295,11 +295,12 @@ impl SessionActor {
                     log.subscribers.clear();
                 }
             }
-            actor.parts = Some(parts);
             actor.registry.do_send(SessionActivity {
                 key: actor.key.clone(),
                 busy: false,
+                tools_process_group: tools_process_group(&parts),
             });
+            actor.parts = Some(parts);
             if !actor.stop_waiters.is_empty() {
                 for waiter in actor.stop_waiters.drain(..) {
                     let _ = waiter.send(());
@@ -308,6 +309,16 @@ impl SessionActor {
             }
         }));
     }
+}
+
+/// The process group of the session's Python interpreter, if it runs.
+fn tools_process_group(parts: &Parts) -> Option<i32> {
+    parts
+        .tools
+        .state
+        .python
+        .as_ref()
+        .and_then(|kernel| kernel.process_group())
 }
 
 impl Actor for SessionActor {
@@ -399,6 +410,7 @@ impl Handler<StartTurn> for SessionActor {
         self.registry.do_send(SessionActivity {
             key: self.key.clone(),
             busy: true,
+            tools_process_group: None,
         });
         let services = self.services.clone();
         let settings = TurnSettings {

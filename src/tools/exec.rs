@@ -6,6 +6,7 @@
 //! exhaust memory. Background processes that keep the pipe open cannot hold a call hostage:
 //! once the child exits, the pipe gets a short grace period and the group is killed.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -123,9 +124,60 @@ pub fn kill_group(pgid: Option<Pid>) {
     }
 }
 
+/// Resident memory in KiB of every process group on the machine, from one pass over /proc
+/// (a sandboxed tool's processes all share the group of the process it started).
+pub fn rss_by_process_group() -> HashMap<i32, u64> {
+    let page_kib = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4, |bytes| (bytes / 1024).max(1) as u64);
+    let mut groups = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return groups;
+    };
+    for entry in entries.flatten() {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((group, pages)) = group_and_rss_pages(&stat) {
+            *groups.entry(group).or_insert(0) += pages * page_kib;
+        }
+    }
+    groups
+}
+
+/// The process group and resident pages of a `/proc/<pid>/stat` line.
+fn group_and_rss_pages(stat: &str) -> Option<(i32, u64)> {
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // Field 3 (state) is fields[0]: pgrp is field 5, rss field 24.
+    Some((fields.get(2)?.parse().ok()?, fields.get(21)?.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_lines_give_their_group_and_resident_pages() {
+        let stat = "4242 (python3 (x) y) S 1 4240 4240 0 -1 4194560 1 0 0 0 3 1 0 0 20 0 1 0 \
+                    100 1000000 2500 18446744073709551615";
+        assert_eq!(group_and_rss_pages(stat), Some((4240, 2500)));
+        assert_eq!(group_and_rss_pages("garbage"), None);
+        let own = rss_by_process_group();
+        let group = nix::unistd::getpgrp().as_raw();
+        assert!(
+            own.get(&group).is_some_and(|&kib| kib > 0),
+            "this test's own group"
+        );
+    }
 
     fn bash(script: &str) -> Command {
         let mut command = Command::new("bash");

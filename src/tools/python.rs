@@ -167,40 +167,19 @@ impl Kernel {
 
     /// Resident memory of the interpreter's process group, in KiB.
     pub fn memory_kib(&self) -> u64 {
-        let Some(pgid) = self.pgid else { return 0 };
-        process_group_rss_kib(pgid.as_raw())
+        self.process_group()
+            .and_then(|pgid| super::exec::rss_by_process_group().get(&pgid).copied())
+            .unwrap_or(0)
+    }
+
+    /// The process group the interpreter (and whatever it started) runs in.
+    pub fn process_group(&self) -> Option<i32> {
+        self.pgid.map(Pid::as_raw)
     }
 
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
-}
-
-/// Sums `VmRSS` of every process whose process group is `pgid`.
-pub fn process_group_rss_kib(pgid: i32) -> u64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let after = stat.rsplit_once(')')?.1;
-                    after.split_whitespace().nth(2)?.parse::<i32>().ok()
-                })
-                == Some(pgid)
-        })
-        .filter_map(|pid| {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .sum()
 }
 
 pub struct IPython;
