@@ -23,6 +23,7 @@ pub mod agent;
 pub mod config;
 pub mod http;
 pub mod llm;
+pub mod metrics;
 pub mod protocol;
 pub mod runtime;
 pub mod settings;
@@ -88,6 +89,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
     let settings = settings::Settings::load(&store, &config.llm, &llm)?;
     Ok(Services {
         settings,
+        metrics: Arc::default(),
         flusher: Flusher::start(store.clone()).map_err(StartError::Thread)?,
         store,
         snapshot_policy,

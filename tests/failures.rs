@@ -208,3 +208,46 @@ async fn healthz_and_console_are_served() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("<html"));
 }
+
+#[tokio::test]
+async fn metrics_count_sessions_turns_and_tools() {
+    let app = TestApp::spawn();
+    app.model.script(
+        "METRIC",
+        vec![
+            Reply::tool("mshtools-todo_read", json!({})),
+            Reply::tool(
+                "mshtools-read_file",
+                json!({"file_path": "/mnt/okcomputer/none.txt"}),
+            ),
+            Reply::text("counted"),
+        ],
+    );
+    let (status, _) = app.chat_json("metered", "METRIC please").await;
+    assert_eq!(status, 200);
+    app.chat_json("metered", "and a plain one").await;
+    let response = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let page = response.text().await.unwrap();
+    for line in [
+        "okcvm_sessions{state=\"idle\"} 1",
+        "okcvm_turns_total{ending=\"answered\"} 2",
+        "okcvm_tool_calls_total{tool=\"mshtools-todo_read\",status=\"success\"} 1",
+        "okcvm_tool_calls_total{tool=\"mshtools-read_file\",status=\"error\"} 1",
+        "okcvm_turn_duration_seconds_count 2",
+    ] {
+        assert!(
+            page.lines().any(|l| l == line),
+            "missing {line:?} in\n{page}"
+        );
+    }
+}

@@ -59,6 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ui", web::get().to(console::root))
         .route("/ui/{path:.*}", web::get().to(console::asset))
         .route("/healthz", web::get().to(session::healthz))
+        .route("/metrics", web::get().to(session::metrics))
         .service(
             web::scope("/api")
                 .route("/chat", web::post().to(chat::chat))

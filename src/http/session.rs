@@ -126,6 +126,14 @@ pub async fn switch_version(
     })))
 }
 
+/// `GET /metrics`: the server's figures in the Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let stats = state.registry.send(GetStats).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.services.metrics.render(&stats)))
+}
+
 /// Admin view of the live sessions.
 pub async fn sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut stats = state.registry.send(GetStats).await?;

@@ -24,6 +24,7 @@ pub struct Services {
     pub flusher: Flusher,
     pub settings: crate::settings::Settings,
     pub snapshot_policy: SnapshotPolicy,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Services {

@@ -171,6 +171,7 @@ impl SessionActor {
             (log.events.clone(), log.next_seq)
         };
         let latency = running.started.elapsed();
+        self.services.metrics.record_turn(&outcome, latency);
         let model = services.llm.model_name();
         // Only tools change the workspace; a turn without them keeps the last known state.
         let known_state = if outcome.tool_calls.is_empty() {

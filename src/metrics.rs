@@ -1,0 +1,256 @@
+//! Server-wide counters for `GET /metrics` in the Prometheus text format.
+//!
+//! Session actors record each finished turn once (its ending, duration, tokens and tool
+//! calls); the registry's live figures are read when the page is rendered. Plain atomics and
+//! one small map of tool names; rendering is a pure function of the figures.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::agent::{TurnEnd, TurnOutcome};
+use crate::protocol::ToolStatus;
+use crate::runtime::messages::RegistryStats;
+
+/// Upper bounds (seconds) of the turn duration histogram.
+const TURN_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0];
+/// How turns end, in the order of the `turns` counters.
+const ENDINGS: [&str; 4] = ["answered", "max_steps", "cancelled", "failed"];
+
+#[derive(Default)]
+pub struct Metrics {
+    turns: [AtomicU64; 4],
+    turn_buckets: [AtomicU64; TURN_BUCKETS.len()],
+    turn_micros_sum: AtomicU64,
+    tokens_in: AtomicU64,
+    tokens_out: AtomicU64,
+    /// Calls per tool: [succeeded, failed].
+    tools: Mutex<BTreeMap<String, [u64; 2]>>,
+}
+
+impl Metrics {
+    pub fn record_turn(&self, outcome: &TurnOutcome, took: Duration) {
+        let ending = match outcome.end {
+            TurnEnd::Answered => 0,
+            TurnEnd::MaxSteps => 1,
+            TurnEnd::Cancelled => 2,
+            TurnEnd::Failed(_) => 3,
+        };
+        self.turns[ending].fetch_add(1, Ordering::Relaxed);
+        let seconds = took.as_secs_f64();
+        for (bound, count) in TURN_BUCKETS.iter().zip(&self.turn_buckets) {
+            if seconds <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.turn_micros_sum.fetch_add(micros, Ordering::Relaxed);
+        self.tokens_in
+            .fetch_add(outcome.usage.prompt_tokens, Ordering::Relaxed);
+        self.tokens_out
+            .fetch_add(outcome.usage.completion_tokens, Ordering::Relaxed);
+        if outcome.tool_calls.is_empty() {
+            return;
+        }
+        let Ok(mut tools) = self.tools.lock() else {
+            return;
+        };
+        for call in &outcome.tool_calls {
+            let counts = tools.entry(call.tool_name.clone()).or_default();
+            counts[usize::from(call.status != ToolStatus::Success)] += 1;
+        }
+    }
+
+    /// The Prometheus text page.
+    pub fn render(&self, registry: &RegistryStats) -> String {
+        let mut page = String::new();
+        let busy = registry
+            .sessions
+            .iter()
+            .filter(|s| s.state == "busy")
+            .count();
+        let family = |page: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(page, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(
+            &mut page,
+            "okcvm_sessions",
+            "gauge",
+            "Live sessions by state.",
+        );
+        let idle = registry.sessions.len() - busy;
+        let _ = writeln!(page, "okcvm_sessions{{state=\"busy\"}} {busy}");
+        let _ = writeln!(page, "okcvm_sessions{{state=\"idle\"}} {idle}");
+        family(
+            &mut page,
+            "okcvm_sessions_started_total",
+            "counter",
+            "Sessions started.",
+        );
+        let _ = writeln!(page, "okcvm_sessions_started_total {}", registry.started);
+        family(
+            &mut page,
+            "okcvm_sessions_evicted_total",
+            "counter",
+            "Sessions evicted.",
+        );
+        let _ = writeln!(page, "okcvm_sessions_evicted_total {}", registry.evictions);
+
+        family(
+            &mut page,
+            "okcvm_turns_total",
+            "counter",
+            "Finished turns by how they ended.",
+        );
+        for (ending, count) in ENDINGS.iter().zip(&self.turns) {
+            let count = count.load(Ordering::Relaxed);
+            let _ = writeln!(page, "okcvm_turns_total{{ending=\"{ending}\"}} {count}");
+        }
+        family(
+            &mut page,
+            "okcvm_turn_duration_seconds",
+            "histogram",
+            "Turn duration.",
+        );
+        for (bound, count) in TURN_BUCKETS.iter().zip(&self.turn_buckets) {
+            let count = count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                page,
+                "okcvm_turn_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
+            );
+        }
+        let total: u64 = self.turns.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let sum = self.turn_micros_sum.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(
+            page,
+            "okcvm_turn_duration_seconds_bucket{{le=\"+Inf\"}} {total}"
+        );
+        let _ = writeln!(page, "okcvm_turn_duration_seconds_sum {sum}");
+        let _ = writeln!(page, "okcvm_turn_duration_seconds_count {total}");
+
+        family(
+            &mut page,
+            "okcvm_model_tokens_total",
+            "counter",
+            "Tokens the model reported.",
+        );
+        let tokens_in = self.tokens_in.load(Ordering::Relaxed);
+        let tokens_out = self.tokens_out.load(Ordering::Relaxed);
+        let _ = writeln!(
+            page,
+            "okcvm_model_tokens_total{{direction=\"in\"}} {tokens_in}"
+        );
+        let _ = writeln!(
+            page,
+            "okcvm_model_tokens_total{{direction=\"out\"}} {tokens_out}"
+        );
+
+        family(
+            &mut page,
+            "okcvm_tool_calls_total",
+            "counter",
+            "Tool calls by tool and status.",
+        );
+        if let Ok(tools) = self.tools.lock() {
+            for (tool, [succeeded, failed]) in tools.iter() {
+                let tool = escape_label(tool);
+                let _ = writeln!(
+                    page,
+                    "okcvm_tool_calls_total{{tool=\"{tool}\",status=\"success\"}} {succeeded}"
+                );
+                let _ = writeln!(
+                    page,
+                    "okcvm_tool_calls_total{{tool=\"{tool}\",status=\"error\"}} {failed}"
+                );
+            }
+        }
+        page
+    }
+}
+
+/// A label value as the text format wants it (tool names come from the model's manifest).
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::Usage;
+    use crate::protocol::ToolCallRecord;
+    use crate::runtime::messages::SessionSummary;
+
+    fn call(tool: &str, status: ToolStatus) -> ToolCallRecord {
+        ToolCallRecord {
+            step: 1,
+            tool_name: tool.into(),
+            tool_input: serde_json::json!({}),
+            tool_output: String::new(),
+            invocation_id: "call_1".into(),
+            status,
+        }
+    }
+
+    #[test]
+    fn turns_tools_and_sessions_show_up_in_the_text_format() {
+        let metrics = Metrics::default();
+        let outcome = TurnOutcome {
+            reply: "ok".into(),
+            usage: Usage {
+                prompt_tokens: 120,
+                completion_tokens: 7,
+            },
+            tool_calls: vec![
+                call("mshtools-shell", ToolStatus::Success),
+                call("mshtools-shell", ToolStatus::Error),
+                call("odd\"name", ToolStatus::Success),
+            ],
+            end: TurnEnd::Answered,
+        };
+        metrics.record_turn(&outcome, Duration::from_millis(30));
+        metrics.record_turn(
+            &TurnOutcome {
+                end: TurnEnd::Cancelled,
+                tool_calls: vec![],
+                ..outcome
+            },
+            Duration::from_secs(2),
+        );
+        let registry = RegistryStats {
+            sessions: vec![SessionSummary {
+                client_id: "a".into(),
+                conversation_id: "default".into(),
+                state: "busy",
+                idle_seconds: 0,
+                tools_memory_kib: 0,
+                tools_process_group: None,
+            }],
+            evictions: 3,
+            started: 5,
+        };
+        let page = metrics.render(&registry);
+        for line in [
+            "okcvm_sessions{state=\"busy\"} 1",
+            "okcvm_sessions{state=\"idle\"} 0",
+            "okcvm_sessions_evicted_total 3",
+            "okcvm_turns_total{ending=\"answered\"} 1",
+            "okcvm_turns_total{ending=\"cancelled\"} 1",
+            "okcvm_turn_duration_seconds_bucket{le=\"0.05\"} 1",
+            "okcvm_turn_duration_seconds_bucket{le=\"5\"} 2",
+            "okcvm_turn_duration_seconds_count 2",
+            "okcvm_model_tokens_total{direction=\"in\"} 240",
+            "okcvm_tool_calls_total{tool=\"mshtools-shell\",status=\"error\"} 1",
+            "okcvm_tool_calls_total{tool=\"odd\\\"name\",status=\"success\"} 1",
+        ] {
+            assert!(
+                page.lines().any(|l| l == line),
+                "missing {line:?} in\n{page}"
+            );
+        }
+    }
+}
