@@ -209,6 +209,15 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
         config: std::sync::Arc::new(config.tools.clone()),
         sandbox: std::sync::Arc::new(sandbox),
         workspace_ready: true,
+        deploys: okcvm::tools::deploy::SessionDeploys {
+            deployer: std::sync::Arc::new(okcvm::tools::deploy::Deployer::new(
+                &config.deploy,
+                "http://127.0.0.1",
+                okcvm::store::Store::open(&dir.path().join("deploy-store")).unwrap(),
+            )),
+            owner: "bench".into(),
+            conversation: "default".into(),
+        },
     };
     let mut kernel = Kernel::start(&ctx).await.unwrap();
     kernel.run("x = 1", Duration::from_secs(10)).await.unwrap();

@@ -23,6 +23,7 @@ pub struct Config {
     pub tools: ToolsConfig,
     pub uploads: UploadsConfig,
     pub sandbox: SandboxConfig,
+    pub deploy: DeployConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -243,6 +244,26 @@ impl Default for SandboxConfig {
     }
 }
 
+/// `[deploy]`: websites published by `mshtools-deploy_website`, served at `/deploy/<id>/`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Where published copies of the sites are kept (outside every workspace).
+    pub root: PathBuf,
+    pub max_site_mb: u64,
+    pub max_files: usize,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("data/deployments"),
+            max_site_mb: 100,
+            max_files: 5000,
+        }
+    }
+}
+
 impl Default for UploadsConfig {
     fn default() -> Self {
         Self {
@@ -375,6 +396,12 @@ impl Config {
         if self.sandbox.cpu_secs == 0 {
             return Err(invalid("sandbox.cpu_secs", "must be at least 1"));
         }
+        if self.deploy.max_site_mb == 0 {
+            return Err(invalid("deploy.max_site_mb", "must be at least 1"));
+        }
+        if self.deploy.max_files == 0 {
+            return Err(invalid("deploy.max_files", "must be at least 1"));
+        }
         if let Some(url) = &self.server.public_url {
             if reqwest::Url::parse(url).is_err() {
                 return Err(invalid("server.public_url", "must be an absolute URL"));
@@ -401,6 +428,7 @@ impl Config {
         };
         self.workspace.root = resolve(&self.workspace.root);
         self.store.path = resolve(&self.store.path);
+        self.deploy.root = resolve(&self.deploy.root);
         self.spec.system_prompt = self.spec.system_prompt.as_deref().map(resolve);
         self.spec.tools = self.spec.tools.as_deref().map(resolve);
     }

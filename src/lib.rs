@@ -10,7 +10,10 @@
 //! - `agent/`   — pure turn logic: history, request building, the model ↔ tools loop.
 //! - `llm/`     — the OpenAI-compatible client, SSE decoding, tool-call assembly.
 //! - `tools/`   — the tool trait, registry, sandboxed execution and one file per family.
-//! - `workspace`— model paths (`/mnt/okcomputer/…`) ↔ host paths, confined.
+//! - `workspace`— model paths (`/mnt/okcomputer/…`) ↔ host paths, confined; git snapshots.
+//! - `store`    — sled: conversations, history and its versions, turn events, uploads,
+//!   deployments, settings.
+//! - `metrics`  — server-wide counters for `/metrics`.
 //!
 //! # One turn
 //! `POST /api/chat` → `http::chat` resolves the session key → `Registry` finds or starts the
@@ -44,6 +47,7 @@ use crate::llm::openai::OpenAiClient;
 use crate::runtime::{Registry, Services};
 use crate::spec::Spec;
 use crate::store::{Flusher, Store};
+use crate::tools::deploy::Deployer;
 use crate::tools::sandbox::Sandbox;
 use crate::tools::ToolRegistry;
 use crate::workspace::git::SnapshotPolicy;
@@ -87,8 +91,14 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         max_file_bytes: config.workspace.snapshot_max_file_mb * 1024 * 1024,
     };
     let settings = settings::Settings::load(&store, &config.llm, &llm)?;
+    let deployer = Deployer::new(
+        &config.deploy,
+        &config.public_base(config.server.port),
+        store.clone(),
+    );
     Ok(Services {
         settings,
+        deployer: Arc::new(deployer),
         metrics: Arc::default(),
         flusher: Flusher::start(store.clone()).map_err(StartError::Thread)?,
         store,
@@ -113,6 +123,13 @@ pub async fn run(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
+    let mut config = config;
+    if config.server.public_url.is_none() {
+        // Links the agent hands out (deployed sites) use the address actually bound.
+        if let Ok(address) = listener.local_addr() {
+            config.server.public_url = Some(config.public_base(address.port()));
+        }
+    }
     let services = Arc::new(build_services(config)?);
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
     let registry = Registry::new(

@@ -129,6 +129,18 @@ impl HistoryBranch {
     }
 }
 
+/// A website published from a conversation's workspace (`mshtools-deploy_website`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub id: String,
+    /// The folder it was published from, as the model names it.
+    pub local_dir: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
@@ -139,6 +151,8 @@ pub struct Store {
     settings: sled::Tree,
     /// Replaced versions of each conversation's history, by the id of their first user message.
     branches: sled::Tree,
+    /// Published websites of each conversation, by deployment id.
+    deployments: sled::Tree,
     /// When each conversation last had a turn; kept apart so a turn never rewrites the
     /// console's (possibly large) conversation JSON.
     activity: sled::Tree,
@@ -212,6 +226,7 @@ impl Store {
             uploads: db.open_tree("uploads")?,
             settings: db.open_tree("settings")?,
             branches: db.open_tree("branches")?,
+            deployments: db.open_tree("deployments")?,
             activity: db.open_tree("activity")?,
             db,
         };
@@ -449,6 +464,43 @@ impl Store {
         let mut k = prefix(owner, conversation);
         k.extend_from_slice(id.as_bytes());
         self.branches.remove(k)?.map(|v| decode(&v)).transpose()
+    }
+
+    // ---- deployments ----
+
+    pub fn put_deployment(
+        &self,
+        owner: &str,
+        conversation: &str,
+        deployment: &DeploymentRecord,
+    ) -> Result<(), StoreError> {
+        let mut k = prefix(owner, conversation);
+        k.extend_from_slice(deployment.id.as_bytes());
+        self.deployments
+            .insert(k, serde_json::to_vec(deployment)?)?;
+        Ok(())
+    }
+
+    pub fn list_deployments(
+        &self,
+        owner: &str,
+        conversation: &str,
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
+        self.deployments
+            .scan_prefix(prefix(owner, conversation))
+            .map(|item| decode(&item?.1))
+            .collect()
+    }
+
+    /// Forgets a conversation's deployments and returns them (their files are the caller's).
+    pub fn remove_deployments(
+        &self,
+        owner: &str,
+        conversation: &str,
+    ) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let records = self.list_deployments(owner, conversation)?;
+        remove_prefix(&self.deployments, &prefix(owner, conversation))?;
+        Ok(records)
     }
 
     // ---- turn events ----

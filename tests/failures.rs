@@ -251,3 +251,48 @@ async fn metrics_count_sessions_turns_and_tools() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_route_in_the_openapi_document_is_served() {
+    let app = TestApp::spawn();
+    let response = app
+        .http
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let spec: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.len() >= 25, "{} paths", paths.len());
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, operations) in paths {
+        let concrete = path
+            .replace("{id}", "nope")
+            .replace("{entry_id}", "msg_nope")
+            .replace("{path}", "index.html");
+        for method in ["get", "post", "put", "delete"] {
+            if operations.get(method).is_none() {
+                continue;
+            }
+            let url = format!("{}{concrete}?client_id=openapi", app.url);
+            let request = match method {
+                "get" => no_redirect.get(&url),
+                "post" => no_redirect.post(&url).json(&json!({})),
+                "put" => no_redirect.put(&url).json(&json!({})),
+                _ => no_redirect.delete(&url),
+            };
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            assert!(
+                !(status == 404 && body.contains("no route for")) && status != 405,
+                "{method} {path} is documented but not served ({status} {body})"
+            );
+        }
+    }
+}

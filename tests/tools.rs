@@ -90,10 +90,13 @@ async fn every_manifest_tool_is_reachable_with_the_manifest_parameter_names() {
             assert!(!output.contains(wrong), "{name}: {output}");
         }
         if call["status"] == "error" {
-            assert!(
-                output.contains("not available on this server"),
-                "{name}: {output}"
-            );
+            // The tour's output folder has no index.html: a real check of the deploy tool.
+            let expected = if name == "mshtools-deploy_website" {
+                "no index.html"
+            } else {
+                "not available on this server"
+            };
+            assert!(output.contains(expected), "{name}: {output}");
         }
     }
     let by_name =

@@ -110,16 +110,22 @@ pub async fn delete(
         .await?;
     let root = state.services.workspace_for(&key).root().to_path_buf();
     let store = state.services.store.clone();
-    let removed = blocking(move || {
-        store.delete_conversation(&key.client_id, &key.conversation_id)?;
+    let deployer = state.services.deployer.clone();
+    let (removed, deployments_removed) = blocking(move || {
+        let (owner, conversation) = (&key.client_id, &key.conversation_id);
+        let deployments_removed = deployer
+            .remove_all(owner, conversation)
+            .map_err(|e| ApiError::Internal(format!("cannot remove the deployments: {e}")))?;
+        store.delete_conversation(owner, conversation)?;
         store.flush()?;
-        remove_workspace(&root)
-            .map_err(|e| ApiError::Internal(format!("cannot remove the workspace: {e}")))
+        let removed = remove_workspace(&root)
+            .map_err(|e| ApiError::Internal(format!("cannot remove the workspace: {e}")))?;
+        Ok::<_, ApiError>((removed, deployments_removed))
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({
         "deleted": true,
-        "workspace": {"removed": removed, "deployments_removed": 0},
+        "workspace": {"removed": removed, "deployments_removed": deployments_removed},
     })))
 }
 

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod config;
 pub mod console;
 pub mod conversations;
+pub mod deploy;
 pub mod error;
 pub mod files;
 pub mod identity;
@@ -60,6 +61,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ui/{path:.*}", web::get().to(console::asset))
         .route("/healthz", web::get().to(session::healthz))
         .route("/metrics", web::get().to(session::metrics))
+        .route("/openapi.json", web::get().to(session::openapi))
+        .route("/deploy/{id}", web::get().to(deploy::site_root))
+        .route("/deploy/{id}/{path:.*}", web::get().to(deploy::site_file))
         .service(
             web::scope("/api")
                 .route("/chat", web::post().to(chat::chat))

@@ -134,6 +134,16 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         .body(state.services.metrics.render(&stats)))
 }
 
+/// `GET /openapi.json`: the OpenAPI description of every route.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
+/// The OpenAPI document, `spec/openapi.json`.
+const OPENAPI: &str = include_str!("../../spec/openapi.json");
+
 /// Admin view of the live sessions.
 pub async fn sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let mut stats = state.registry.send(GetStats).await?;

@@ -189,40 +189,55 @@ pub async fn file(
     let path = workspace
         .resolve(&requested)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let file = match tokio::fs::File::open(&path).await {
+    send_file(
+        &path,
+        "inline",
+        &format!("no file {requested} in the workspace"),
+    )
+    .await
+}
+
+/// Streams the file at `path` with its content type, as an opaque origin: a page may run its
+/// scripts but never acts as the console (no cookies, no same-origin access). `disposition`
+/// is `inline` or empty (no header); a missing file or a folder answers 404 with `missing`.
+pub async fn send_file(
+    path: &Path,
+    disposition: &str,
+    missing: &str,
+) -> Result<HttpResponse, ApiError> {
+    let file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
-        Err(_) => {
-            return Err(ApiError::NotFound(format!(
-                "no file {requested} in the workspace"
-            )))
-        }
+        Err(_) => return Err(ApiError::NotFound(missing.to_string())),
     };
     let is_file = file.metadata().await.map(|m| m.is_file()).unwrap_or(false);
     if !is_file {
-        return Err(ApiError::NotFound(format!(
-            "no file {requested} in the workspace"
-        )));
+        return Err(ApiError::NotFound(missing.to_string()));
     }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let content_type = mime_guess::from_path(&name).first_or_octet_stream();
-    let safe_name: String = name
-        .chars()
-        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-        .collect();
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    response
         .insert_header((header::CONTENT_TYPE, content_type.essence_str().to_string()))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("inline; filename=\"{safe_name}\""),
-        ))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        // An opaque origin: an agent-made page may run its scripts but never acts as the
-        // console (no cookies, no same-origin access).
-        .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox allow-scripts"))
-        .streaming(tokio_util::io::ReaderStream::new(file)))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if !disposition.is_empty() {
+        let safe_name: String = name
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+            .collect();
+        response.insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("{disposition}; filename=\"{safe_name}\""),
+        ));
+    }
+    Ok(response.streaming(tokio_util::io::ReaderStream::new(file)))
 }
 
 /// Runs a git operation on the workspace through its session, so that no turn runs meanwhile.

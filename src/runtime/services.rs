@@ -25,6 +25,7 @@ pub struct Services {
     pub settings: crate::settings::Settings,
     pub snapshot_policy: SnapshotPolicy,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub deployer: Arc<crate::tools::deploy::Deployer>,
 }
 
 impl Services {

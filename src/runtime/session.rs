@@ -28,8 +28,9 @@ use super::turn_end::{
 pub use super::turn_end::{remove_workspace, upload_entries};
 use crate::agent::{run_turn, Conversation, HistoryEntry, TurnOutcome, TurnSettings};
 use crate::llm::{LlmClient, Message};
-use crate::protocol::{ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
+use crate::protocol::{Artifact, ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
 use crate::store::{HistoryBranch, TurnRecord, TurnState, UploadRecord};
+use crate::tools::deploy::SessionDeploys;
 use crate::tools::{ToolContext, ToolState};
 use crate::workspace::git::GitError;
 use crate::workspace::{MOUNT, UPLOAD_DIR};
@@ -77,6 +78,11 @@ impl SessionActor {
             config: services.tools_config.clone(),
             sandbox: services.sandbox.clone(),
             workspace_ready: false,
+            deploys: SessionDeploys {
+                deployer: services.deployer.clone(),
+                owner: key.client_id.clone(),
+                conversation: key.conversation_id.clone(),
+            },
         };
         let log = SharedLog(Rc::new(RefCell::new(EventLog {
             key: key.clone(),
@@ -152,7 +158,7 @@ impl SessionActor {
         }
     }
 
-    fn finish_turn(&mut self, parts: Parts, outcome: TurnOutcome, ctx: &mut Context<Self>) {
+    fn finish_turn(&mut self, mut parts: Parts, outcome: TurnOutcome, ctx: &mut Context<Self>) {
         let Some(running) = self.running.take() else {
             return;
         };
@@ -170,6 +176,17 @@ impl SessionActor {
             let log = self.log.0.borrow();
             (log.events.clone(), log.next_seq)
         };
+        let web_preview = parts.tools.state.web_preview.take();
+        let artifacts: Vec<Artifact> = web_preview
+            .iter()
+            .filter_map(|preview| {
+                Some(Artifact {
+                    kind: "website".into(),
+                    name: preview.title.clone().unwrap_or_else(|| "Website".into()),
+                    url: preview.url.clone()?,
+                })
+            })
+            .collect();
         let latency = running.started.elapsed();
         self.services.metrics.record_turn(&outcome, latency);
         let model = services.llm.model_name();
@@ -206,9 +223,9 @@ impl SessionActor {
                     latency: (latency.as_secs_f64() * 1000.0).round() / 1000.0,
                     summary: summary_of(&outcome.reply),
                 },
-                web_preview: None,
+                web_preview,
                 ppt_slides: Vec::new(),
-                artifacts: Vec::new(),
+                artifacts,
                 tool_calls: outcome.tool_calls.clone(),
                 vm_history: vm_history(&tail),
                 workspace_state: reported_state,

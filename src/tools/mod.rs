@@ -6,6 +6,7 @@
 //! `RespondToModel` goes back to the model as the tool result, `Fatal` means a broken
 //! invariant of the server.
 
+pub mod deploy;
 pub mod exec;
 pub mod files;
 pub mod output;
@@ -67,6 +68,8 @@ pub struct ToolState {
     pub todos: Vec<todo::TodoItem>,
     /// The session's Python interpreter, started on first use; dropping it kills it.
     pub python: Option<python::Kernel>,
+    /// What this turn published, for the reply's `web_preview` (taken at the end of the turn).
+    pub web_preview: Option<crate::protocol::WebPreview>,
 }
 
 /// Everything one tool call may use.
@@ -78,6 +81,8 @@ pub struct ToolContext {
     pub sandbox: Arc<sandbox::Sandbox>,
     /// The workspace folders exist; created before the session's first tool call.
     pub workspace_ready: bool,
+    /// Where this session's websites are published.
+    pub deploys: deploy::SessionDeploys,
 }
 
 /// One tool implementation. `call` gets the arguments already checked to be a JSON object

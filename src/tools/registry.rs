@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{files, python, shell, todo, unavailable, Tool, ToolContext, ToolError, ToolOutput};
+use super::{
+    deploy, files, python, shell, todo, unavailable, Tool, ToolContext, ToolError, ToolOutput,
+};
 use crate::spec::Spec;
 
 pub struct ToolRegistry {
@@ -36,6 +38,7 @@ impl ToolRegistry {
             Box::new(files::EditFile),
             Box::new(shell::Shell),
             Box::new(python::IPython),
+            Box::new(deploy::DeployWebsite),
         ];
         tools.extend(
             unavailable::all()

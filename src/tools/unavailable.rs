@@ -37,7 +37,7 @@ pub fn all() -> Vec<Unavailable> {
     const MEDIA: &str =
         "media generation needs a media endpoint, which is not configured in this build";
     const DATA: &str = "data sources are not configured in this build";
-    let entries: [(&'static str, &'static str); 17] = [
+    let entries: [(&'static str, &'static str); 16] = [
         ("mshtools-browser_click", BROWSER),
         ("mshtools-browser_find", BROWSER),
         ("mshtools-browser_input", BROWSER),
@@ -53,10 +53,6 @@ pub fn all() -> Vec<Unavailable> {
         ("mshtools-generate_sound_effects", MEDIA),
         ("mshtools-get_data_source_desc", DATA),
         ("mshtools-get_data_source", DATA),
-        (
-            "mshtools-deploy_website",
-            "website deployment is not enabled in this build",
-        ),
         (
             "mshtools-slides_generator",
             "HTML to PPTX conversion is not enabled in this build",

@@ -237,6 +237,19 @@ pub fn types(frames: &[Frame]) -> Vec<String> {
 }
 
 /// The `tool` messages of a recorded model request.
+/// The status of a GET sent byte for byte (HTTP clients normalise `..` and `%2e%2e` away).
+pub async fn raw_get_status(base_url: &str, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let head = String::from_utf8_lossy(&response);
+    head.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 pub fn tool_messages(request: &Value) -> Vec<String> {
     request["messages"]
         .as_array()
