@@ -335,8 +335,10 @@ async fn path_parameters_cannot_escape_the_workspace() {
         .get("/api/session/workspace/file?path=output/missing.txt", "pat")
         .await;
     assert_eq!(status, 404);
-    for id in ["..", "a%2Fb", "%2e%2e"] {
-        let (status, _) = app.get(&format!("/api/conversations/{id}"), "pat").await;
+    for id in ["..", "a%2Fb", "%2e%2e", "%2e%2e%2f%2e%2e%2fstore"] {
+        // Sent as is: an HTTP client would resolve the dots before the server saw them.
+        let path = format!("/api/conversations/{id}?client_id=pat");
+        let status = common::raw_get_status(&app.url, &path).await;
         assert!(status == 400 || status == 404, "{id}: {status}");
     }
     let (status, body) = app.get("/api/session/info?conversation_id=..", "pat").await;
