@@ -202,6 +202,10 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
         assert_eq!(result.output, "hi\n");
     }
     echo.sort();
+    let store = okcvm::store::Store::open(&dir.path().join("tool-store")).unwrap();
+    let llm = okcvm::llm::openai::OpenAiClient::new(&config.llm).unwrap();
+    let settings = okcvm::settings::Settings::load(&store, &config.llm, &llm).unwrap();
+    let media = okcvm::tools::media::MediaClient::new(std::sync::Arc::new(settings)).unwrap();
     let ctx = ToolContext {
         workspace,
         state: ToolState::default(),
@@ -213,11 +217,12 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
             deployer: std::sync::Arc::new(okcvm::tools::deploy::Deployer::new(
                 &config.deploy,
                 "http://127.0.0.1",
-                okcvm::store::Store::open(&dir.path().join("deploy-store")).unwrap(),
+                store,
             )),
             owner: "bench".into(),
             conversation: "default".into(),
         },
+        media: std::sync::Arc::new(media),
     };
     let mut kernel = Kernel::start(&ctx).await.unwrap();
     kernel.run("x = 1", Duration::from_secs(10)).await.unwrap();

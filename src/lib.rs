@@ -48,6 +48,7 @@ use crate::runtime::{Registry, Services};
 use crate::spec::Spec;
 use crate::store::{Flusher, Store};
 use crate::tools::deploy::Deployer;
+use crate::tools::media::MediaClient;
 use crate::tools::sandbox::Sandbox;
 use crate::tools::ToolRegistry;
 use crate::workspace::git::SnapshotPolicy;
@@ -69,6 +70,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot start the media client: {0}")]
+    Media(reqwest::Error),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
     #[error("server error: {0}")]
@@ -90,7 +93,8 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         ignore: config.workspace.ignore.clone(),
         max_file_bytes: config.workspace.snapshot_max_file_mb * 1024 * 1024,
     };
-    let settings = settings::Settings::load(&store, &config.llm, &llm)?;
+    let settings = Arc::new(settings::Settings::load(&store, &config.llm, &llm)?);
+    let media = MediaClient::new(settings.clone()).map_err(StartError::Media)?;
     let deployer = Deployer::new(
         &config.deploy,
         &config.public_base(config.server.port),
@@ -99,6 +103,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
     Ok(Services {
         settings,
         deployer: Arc::new(deployer),
+        media: Arc::new(media),
         metrics: Arc::default(),
         flusher: Flusher::start(store.clone()).map_err(StartError::Thread)?,
         store,

@@ -22,10 +22,11 @@ pub struct Services {
     pub tools_config: Arc<ToolsConfig>,
     pub store: Store,
     pub flusher: Flusher,
-    pub settings: crate::settings::Settings,
+    pub settings: Arc<crate::settings::Settings>,
     pub snapshot_policy: SnapshotPolicy,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub deployer: Arc<crate::tools::deploy::Deployer>,
+    pub media: Arc<crate::tools::media::MediaClient>,
 }
 
 impl Services {

@@ -83,6 +83,7 @@ impl SessionActor {
                 owner: key.client_id.clone(),
                 conversation: key.conversation_id.clone(),
             },
+            media: services.media.clone(),
         };
         let log = SharedLog(Rc::new(RefCell::new(EventLog {
             key: key.clone(),
@@ -177,16 +178,14 @@ impl SessionActor {
             (log.events.clone(), log.next_seq)
         };
         let web_preview = parts.tools.state.web_preview.take();
-        let artifacts: Vec<Artifact> = web_preview
-            .iter()
-            .filter_map(|preview| {
-                Some(Artifact {
-                    kind: "website".into(),
-                    name: preview.title.clone().unwrap_or_else(|| "Website".into()),
-                    url: preview.url.clone()?,
-                })
+        let mut artifacts = std::mem::take(&mut parts.tools.state.artifacts);
+        artifacts.extend(web_preview.iter().filter_map(|preview| {
+            Some(Artifact {
+                kind: "website".into(),
+                name: preview.title.clone().unwrap_or_else(|| "Website".into()),
+                url: preview.url.clone()?,
             })
-            .collect();
+        }));
         let latency = running.started.elapsed();
         self.services.metrics.record_turn(&outcome, latency);
         let model = services.llm.model_name();

@@ -9,6 +9,7 @@
 pub mod deploy;
 pub mod exec;
 pub mod files;
+pub mod media;
 pub mod output;
 pub mod python;
 pub mod registry;
@@ -70,6 +71,8 @@ pub struct ToolState {
     pub python: Option<python::Kernel>,
     /// What this turn published, for the reply's `web_preview` (taken at the end of the turn).
     pub web_preview: Option<crate::protocol::WebPreview>,
+    /// Files this turn made for the user (images, audio), for the reply's `artifacts`.
+    pub artifacts: Vec<crate::protocol::Artifact>,
 }
 
 /// Everything one tool call may use.
@@ -83,6 +86,8 @@ pub struct ToolContext {
     pub workspace_ready: bool,
     /// Where this session's websites are published.
     pub deploys: deploy::SessionDeploys,
+    /// The image, speech and sound effect endpoints.
+    pub media: Arc<media::MediaClient>,
 }
 
 /// One tool implementation. `call` gets the arguments already checked to be a JSON object

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    deploy, files, python, shell, todo, unavailable, Tool, ToolContext, ToolError, ToolOutput,
+    deploy, files, media, python, shell, todo, unavailable, Tool, ToolContext, ToolError,
+    ToolOutput,
 };
 use crate::spec::Spec;
 
@@ -39,6 +40,10 @@ impl ToolRegistry {
             Box::new(shell::Shell),
             Box::new(python::IPython),
             Box::new(deploy::DeployWebsite),
+            Box::new(media::GenerateImage),
+            Box::new(media::GenerateSpeech),
+            Box::new(media::GetAvailableVoices),
+            Box::new(media::GenerateSoundEffects),
         ];
         tools.extend(
             unavailable::all()

@@ -34,10 +34,8 @@ pub fn all() -> Vec<Unavailable> {
     const BROWSER: &str = "the browser (headless Chromium) is not enabled in this build";
     const SEARCH: &str =
         "web and image search need a search provider, which is not configured in this build";
-    const MEDIA: &str =
-        "media generation needs a media endpoint, which is not configured in this build";
     const DATA: &str = "data sources are not configured in this build";
-    let entries: [(&'static str, &'static str); 16] = [
+    let entries: [(&'static str, &'static str); 12] = [
         ("mshtools-browser_click", BROWSER),
         ("mshtools-browser_find", BROWSER),
         ("mshtools-browser_input", BROWSER),
@@ -47,10 +45,6 @@ pub fn all() -> Vec<Unavailable> {
         ("mshtools-browser_visit", BROWSER),
         ("mshtools-web_search", SEARCH),
         ("mshtools-image_search", SEARCH),
-        ("mshtools-generate_image", MEDIA),
-        ("mshtools-get_available_voices", MEDIA),
-        ("mshtools-generate_speech", MEDIA),
-        ("mshtools-generate_sound_effects", MEDIA),
         ("mshtools-get_data_source_desc", DATA),
         ("mshtools-get_data_source", DATA),
         (

@@ -1,0 +1,487 @@
+//! Media tools: `generate_image`, `generate_speech`, `get_available_voices` and
+//! `generate_sound_effects`, against the endpoints set in the console's settings
+//! (`/api/config` sections `image`, `speech`, `sound_effects`).
+//!
+//! Images use the OpenAI-compatible `POST {base}/images/generations` (answers with `b64_json`
+//! or a `url` that is then fetched); speech uses `POST {base}/audio/speech`; sound effects use
+//! the ElevenLabs-style `POST {base}/sound-generation`. Results are written into the workspace
+//! at the path the model chose and listed as artifacts of the reply. Without a configured
+//! endpoint a tool says exactly which setting it needs. Keys are sent, never shown or logged.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, FutureExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use crate::protocol::{size_display, Artifact};
+use crate::settings::{EndpointSettings, Settings};
+
+/// Largest media answer accepted (bytes).
+const MAX_MEDIA_BYTES: usize = 64 * 1024 * 1024;
+/// Voices of OpenAI-compatible speech endpoints, when the endpoint cannot list its own.
+const STANDARD_VOICES: [&str; 11] = [
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse",
+];
+
+/// The HTTP side of the media tools, shared by every session.
+pub struct MediaClient {
+    http: reqwest::Client,
+    settings: Arc<Settings>,
+}
+
+#[derive(Clone, Copy)]
+enum Section {
+    Image,
+    Speech,
+    SoundEffects,
+}
+
+impl Section {
+    fn key(self) -> &'static str {
+        match self {
+            Section::Image => "image",
+            Section::Speech => "speech",
+            Section::SoundEffects => "sound_effects",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Section::Image => "image generation",
+            Section::Speech => "speech generation",
+            Section::SoundEffects => "sound effect generation",
+        }
+    }
+}
+
+impl MediaClient {
+    pub fn new(settings: Arc<Settings>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()?;
+        Ok(Self { http, settings })
+    }
+
+    fn endpoint(&self, section: Section) -> Result<EndpointSettings, ToolError> {
+        let set = self.settings.snapshot();
+        let endpoint = match section {
+            Section::Image => set.image,
+            Section::Speech => set.speech,
+            Section::SoundEffects => set.sound_effects,
+        };
+        endpoint.ok_or_else(|| {
+            ToolError::RespondToModel(format!(
+                "{} needs an endpoint, and none is configured on this server: the user can set \
+                 one in the console's Settings ({}) or with POST /api/config {{\"{}\": {{\"base_url\", \"model\", \"api_key\"}}}}",
+                section.what(),
+                section.key(),
+                section.key()
+            ))
+        })
+    }
+
+    fn post(&self, endpoint: &EndpointSettings, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}/{path}", endpoint.base_url.trim_end_matches('/'));
+        let request = self.http.post(url);
+        match &endpoint.api_key {
+            Some(key) => request.bearer_auth(key).header("xi-api-key", key),
+            None => request,
+        }
+    }
+
+    /// Sends `request` and returns the body, or an error the model can act on.
+    async fn fetch(
+        &self,
+        section: Section,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(bytes::Bytes, String), ToolError> {
+        let what = section.what();
+        let response = request.send().await.map_err(|e| {
+            ToolError::RespondToModel(format!("the {what} endpoint cannot be reached: {e}"))
+        })?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if response.content_length().unwrap_or(0) > MAX_MEDIA_BYTES as u64 {
+            return Err(ToolError::RespondToModel(format!(
+                "the {what} endpoint answered with more than {}",
+                size_display(MAX_MEDIA_BYTES as u64)
+            )));
+        }
+        let body = response.bytes().await.map_err(|e| {
+            ToolError::RespondToModel(format!("the {what} endpoint's answer broke off: {e}"))
+        })?;
+        if !status.is_success() {
+            let detail: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+            return Err(ToolError::RespondToModel(format!(
+                "the {what} endpoint answered {status}: {detail}"
+            )));
+        }
+        if body.len() > MAX_MEDIA_BYTES {
+            return Err(ToolError::RespondToModel(format!(
+                "the {what} endpoint answered with more than {}",
+                size_display(MAX_MEDIA_BYTES as u64)
+            )));
+        }
+        Ok((body, content_type))
+    }
+
+    async fn image(&self, prompt: &str) -> Result<Vec<u8>, ToolError> {
+        let endpoint = self.endpoint(Section::Image)?;
+        let request = self
+            .post(&endpoint, "images/generations")
+            .json(&json!({"model": endpoint.model, "prompt": prompt, "n": 1}));
+        let (body, _) = self.fetch(Section::Image, request).await?;
+        let answer: Value = serde_json::from_slice(&body).map_err(|_| {
+            ToolError::RespondToModel("the image endpoint did not answer with JSON".into())
+        })?;
+        let first = &answer["data"][0];
+        if let Some(encoded) = first["b64_json"].as_str() {
+            use base64::Engine;
+            return base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .map_err(|_| {
+                    ToolError::RespondToModel("the image endpoint sent broken base64".into())
+                });
+        }
+        let Some(url) = first["url"].as_str() else {
+            return Err(ToolError::RespondToModel(
+                "the image endpoint's answer holds neither b64_json nor url".into(),
+            ));
+        };
+        let (image, _) = self.fetch(Section::Image, self.http.get(url)).await?;
+        Ok(image.to_vec())
+    }
+
+    async fn speech(&self, text: &str, voice: &str, format: &str) -> Result<Vec<u8>, ToolError> {
+        let endpoint = self.endpoint(Section::Speech)?;
+        let request = self.post(&endpoint, "audio/speech").json(&json!({
+            "model": endpoint.model,
+            "input": text,
+            "voice": voice,
+            "response_format": format,
+        }));
+        let (body, content_type) = self.fetch(Section::Speech, request).await?;
+        refuse_json(&body, &content_type, Section::Speech)?;
+        Ok(body.to_vec())
+    }
+
+    async fn voices(&self) -> Result<Vec<String>, ToolError> {
+        let endpoint = self.endpoint(Section::Speech)?;
+        let url = format!("{}/audio/voices", endpoint.base_url.trim_end_matches('/'));
+        let mut request = self.http.get(url);
+        if let Some(key) = &endpoint.api_key {
+            request = request.bearer_auth(key);
+        }
+        // Servers that can list their voices do (Kokoro, openedai-speech); others use the
+        // standard names.
+        let listed = match request.send().await {
+            Ok(response) if response.status().is_success() => {
+                response.json::<Value>().await.ok().map(|v| voice_names(&v))
+            }
+            _ => None,
+        };
+        Ok(listed
+            .filter(|names| !names.is_empty())
+            .unwrap_or_else(|| STANDARD_VOICES.iter().map(|v| v.to_string()).collect()))
+    }
+
+    async fn sound_effect(&self, description: &str, duration: f64) -> Result<Vec<u8>, ToolError> {
+        let endpoint = self.endpoint(Section::SoundEffects)?;
+        let request = self.post(&endpoint, "sound-generation").json(&json!({
+            "text": description,
+            "duration_seconds": duration,
+            "model_id": endpoint.model,
+        }));
+        let (body, content_type) = self.fetch(Section::SoundEffects, request).await?;
+        refuse_json(&body, &content_type, Section::SoundEffects)?;
+        Ok(body.to_vec())
+    }
+}
+
+/// Audio endpoints answer errors as JSON with status 200 now and then.
+fn refuse_json(body: &[u8], content_type: &str, section: Section) -> Result<(), ToolError> {
+    if content_type.contains("json") || body.first() == Some(&b'{') {
+        let detail: String = String::from_utf8_lossy(body).chars().take(300).collect();
+        return Err(ToolError::RespondToModel(format!(
+            "the {} endpoint sent JSON instead of audio: {detail}",
+            section.what()
+        )));
+    }
+    Ok(())
+}
+
+/// Voice names from `{"voices": [...]}` or `[...]`, each a string or `{id|voice_id|name}`.
+fn voice_names(listing: &Value) -> Vec<String> {
+    let items = listing
+        .get("voices")
+        .or_else(|| listing.get("data"))
+        .unwrap_or(listing);
+    items
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(name) => Some(name.clone()),
+                    other => ["voice_id", "id", "name"]
+                        .iter()
+                        .find_map(|k| other[*k].as_str().map(str::to_string)),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes `data` at the model path `target` in the workspace and records it as an artifact.
+fn save(
+    ctx: &mut ToolContext,
+    target: &str,
+    data: &[u8],
+    kind: &str,
+) -> Result<(String, String), ToolError> {
+    let path = ctx.workspace.resolve(target)?;
+    if path.is_dir() {
+        return Err(ToolError::RespondToModel(format!(
+            "{target} is a folder; give a file name"
+        )));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            ToolError::RespondToModel(format!("cannot create the folder of {target}: {e}"))
+        })?;
+    }
+    std::fs::write(&path, data)
+        .map_err(|e| ToolError::RespondToModel(format!("cannot write {target}: {e}")))?;
+    let shown = ctx
+        .workspace
+        .model_path(&path)
+        .unwrap_or_else(|| target.to_string());
+    let name = Path::new(&shown)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| shown.clone());
+    let query = serde_urlencoded::to_string([("path", shown.as_str())]).unwrap_or_default();
+    ctx.state.artifacts.push(Artifact {
+        kind: kind.into(),
+        name,
+        url: format!("/api/session/workspace/file?{query}"),
+    });
+    Ok((shown, size_display(data.len() as u64)))
+}
+
+/// The audio format named by a file's extension (mp3 when it names none we know).
+fn audio_format(path: &str) -> &'static str {
+    let extension = Path::new(path)
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "wav" => "wav",
+        "opus" | "ogg" => "opus",
+        "aac" | "m4a" => "aac",
+        "flac" => "flac",
+        "pcm" => "pcm",
+        _ => "mp3",
+    }
+}
+
+fn require_text(tool: &str, field: &str, value: &str) -> Result<(), ToolError> {
+    if value.trim().is_empty() {
+        return Err(ToolError::RespondToModel(format!(
+            "{tool}: {field} must not be empty"
+        )));
+    }
+    Ok(())
+}
+
+pub struct GenerateImage;
+
+#[derive(Deserialize)]
+struct ImageArgs {
+    description: String,
+    output_file: String,
+}
+
+impl Tool for GenerateImage {
+    fn name(&self) -> &'static str {
+        "mshtools-generate_image"
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: ImageArgs = parse_args(self.name(), args)?;
+            require_text(self.name(), "description", &args.description)?;
+            ctx.workspace.resolve(&args.output_file)?;
+            let media = ctx.media.clone();
+            let image = tokio::select! {
+                image = media.image(&args.description) => image?,
+                () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
+            };
+            let Ok(size) = imagesize::blob_size(&image) else {
+                return Err(ToolError::RespondToModel(
+                    "the image endpoint sent something that is not an image".into(),
+                ));
+            };
+            let (path, bytes) = save(ctx, &args.output_file, &image, "image")?;
+            Ok(ToolOutput::text(format!(
+                "Generated a {}x{} image ({bytes}) at {path}",
+                size.width, size.height
+            )))
+        }
+        .boxed()
+    }
+}
+
+pub struct GenerateSpeech;
+
+#[derive(Deserialize)]
+struct SpeechArgs {
+    text: String,
+    voice_id: String,
+    output_path: String,
+}
+
+impl Tool for GenerateSpeech {
+    fn name(&self) -> &'static str {
+        "mshtools-generate_speech"
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: SpeechArgs = parse_args(self.name(), args)?;
+            require_text(self.name(), "text", &args.text)?;
+            ctx.workspace.resolve(&args.output_path)?;
+            let format = audio_format(&args.output_path);
+            let media = ctx.media.clone();
+            let audio = tokio::select! {
+                audio = media.speech(&args.text, args.voice_id.trim(), format) => audio?,
+                () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
+            };
+            let (path, bytes) = save(ctx, &args.output_path, &audio, "audio")?;
+            Ok(ToolOutput::text(format!(
+                "Generated speech ({format}, {bytes}) with voice {} at {path}",
+                args.voice_id.trim()
+            )))
+        }
+        .boxed()
+    }
+}
+
+pub struct GetAvailableVoices;
+
+impl Tool for GetAvailableVoices {
+    fn name(&self) -> &'static str {
+        "mshtools-get_available_voices"
+    }
+
+    fn call<'a>(
+        &'a self,
+        _args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let voices = ctx.media.voices().await?;
+            Ok(ToolOutput::text(format!(
+                "Voices of the speech endpoint (use one as voice_id): {}",
+                voices.join(", ")
+            )))
+        }
+        .boxed()
+    }
+}
+
+pub struct GenerateSoundEffects;
+
+#[derive(Deserialize)]
+struct SoundArgs {
+    description: String,
+    #[serde(default)]
+    duration: Option<f64>,
+    output_path: String,
+}
+
+impl Tool for GenerateSoundEffects {
+    fn name(&self) -> &'static str {
+        "mshtools-generate_sound_effects"
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: SoundArgs = parse_args(self.name(), args)?;
+            require_text(self.name(), "description", &args.description)?;
+            let duration = args.duration.unwrap_or(5.0);
+            if !(0.5..=30.0).contains(&duration) {
+                return Err(ToolError::RespondToModel(
+                    "duration must be between 0.5 and 30 seconds".into(),
+                ));
+            }
+            ctx.workspace.resolve(&args.output_path)?;
+            let media = ctx.media.clone();
+            let audio = tokio::select! {
+                audio = media.sound_effect(&args.description, duration) => audio?,
+                () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
+            };
+            let (path, bytes) = save(ctx, &args.output_path, &audio, "audio")?;
+            Ok(ToolOutput::text(format!(
+                "Generated a {duration} s sound effect ({bytes}) at {path}"
+            )))
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voices_are_read_from_the_usual_listings() {
+        assert_eq!(
+            voice_names(&json!({"voices": ["af_bella", "am_adam"]})),
+            ["af_bella", "am_adam"]
+        );
+        assert_eq!(
+            voice_names(&json!({"voices": [{"voice_id": "v1", "name": "Rachel"}]})),
+            ["v1"]
+        );
+        assert_eq!(voice_names(&json!([{"id": "alloy"}])), ["alloy"]);
+        assert!(voice_names(&json!({"detail": "not found"})).is_empty());
+    }
+
+    #[test]
+    fn the_file_extension_picks_the_audio_format() {
+        assert_eq!(audio_format("/mnt/okcomputer/output/a.WAV"), "wav");
+        assert_eq!(audio_format("a.ogg"), "opus");
+        assert_eq!(audio_format("a"), "mp3");
+        assert_eq!(audio_format("a.mp3"), "mp3");
+    }
+
+    #[test]
+    fn json_is_not_audio() {
+        assert!(refuse_json(b"{\"error\":1}", "audio/mpeg", Section::Speech).is_err());
+        assert!(refuse_json(b"ID3...", "application/json", Section::Speech).is_err());
+        assert!(refuse_json(b"ID3...", "audio/mpeg", Section::Speech).is_ok());
+    }
+}

@@ -1,0 +1,135 @@
+//! A media API on loopback for the media tools' tests: OpenAI-style image generation (base64,
+//! or a URL when the prompt says `URL`), speech and a voice list, and ElevenLabs-style sound
+//! generation. A prompt or text containing `FAIL` gets a 400 with a JSON error. Every request
+//! is recorded with its path, bearer token and JSON body.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::Engine;
+use serde_json::{json, Value};
+
+/// A 1x1 PNG.
+pub const PNG_1X1: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+/// What the audio routes answer.
+pub const AUDIO: &[u8] = b"ID3\x03\x00fake-audio-frames";
+
+#[derive(Debug, Clone)]
+pub struct MediaRequest {
+    pub path: String,
+    pub bearer: Option<String>,
+    pub body: Value,
+}
+
+pub struct MockMedia {
+    /// The API base, ending in `/v1`.
+    pub url: String,
+    requests: Arc<Mutex<Vec<MediaRequest>>>,
+    server: actix_web::dev::ServerHandle,
+}
+
+struct Shared {
+    requests: Arc<Mutex<Vec<MediaRequest>>>,
+    origin: String,
+}
+
+impl MockMedia {
+    pub fn start() -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let shared = web::Data::new(Shared {
+            requests: requests.clone(),
+            origin: origin.clone(),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(shared.clone())
+                        .route("/v1/images/generations", web::post().to(images))
+                        .route("/files/picture.png", web::get().to(picture))
+                        .route("/v1/audio/speech", web::post().to(audio))
+                        .route("/v1/audio/voices", web::get().to(voices))
+                        .route("/v1/sound-generation", web::post().to(audio))
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            })
+        });
+        MockMedia {
+            url: format!("{origin}/v1"),
+            requests,
+            server: rx.recv().unwrap(),
+        }
+    }
+
+    pub fn requests(&self) -> Vec<MediaRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn record(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Value {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    shared.requests.lock().unwrap().push(MediaRequest {
+        path: req.path().to_string(),
+        bearer,
+        body: body.clone(),
+    });
+    body
+}
+
+fn refused() -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({"error": {"message": "refused by the content policy"}}))
+}
+
+async fn images(shared: web::Data<Shared>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let body = record(&shared, &req, &body);
+    let prompt = body["prompt"].as_str().unwrap_or("");
+    if prompt.contains("FAIL") {
+        return refused();
+    }
+    if prompt.contains("URL") {
+        let url = format!("{}/files/picture.png", shared.origin);
+        return HttpResponse::Ok().json(json!({"data": [{"url": url}]}));
+    }
+    HttpResponse::Ok().json(json!({"data": [{"b64_json": PNG_1X1}]}))
+}
+
+async fn picture() -> HttpResponse {
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(PNG_1X1)
+        .unwrap();
+    HttpResponse::Ok().content_type("image/png").body(png)
+}
+
+async fn audio(shared: web::Data<Shared>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let body = record(&shared, &req, &body);
+    let text = body["input"]
+        .as_str()
+        .or(body["text"].as_str())
+        .unwrap_or("");
+    if text.contains("FAIL") {
+        return refused();
+    }
+    HttpResponse::Ok().content_type("audio/mpeg").body(AUDIO)
+}
+
+async fn voices() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"voices": ["af_bella", "am_adam"]}))
+}
