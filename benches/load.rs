@@ -205,7 +205,11 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
     let store = okcvm::store::Store::open(&dir.path().join("tool-store")).unwrap();
     let llm = okcvm::llm::openai::OpenAiClient::new(&config.llm).unwrap();
     let settings = okcvm::settings::Settings::load(&store, &config.llm, &llm).unwrap();
-    let media = okcvm::tools::media::MediaClient::new(std::sync::Arc::new(settings)).unwrap();
+    let services = okcvm::tools::ToolServices {
+        deployer: okcvm::tools::deploy::Deployer::new(&config.deploy, "http://127.0.0.1", store),
+        media: okcvm::tools::media::MediaClient::new(std::sync::Arc::new(settings)).unwrap(),
+        search: okcvm::tools::search::SearchClient::new(&config.search).unwrap(),
+    };
     let ctx = ToolContext {
         workspace,
         state: ToolState::default(),
@@ -213,16 +217,9 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
         config: std::sync::Arc::new(config.tools.clone()),
         sandbox: std::sync::Arc::new(sandbox),
         workspace_ready: true,
-        deploys: okcvm::tools::deploy::SessionDeploys {
-            deployer: std::sync::Arc::new(okcvm::tools::deploy::Deployer::new(
-                &config.deploy,
-                "http://127.0.0.1",
-                store,
-            )),
-            owner: "bench".into(),
-            conversation: "default".into(),
-        },
-        media: std::sync::Arc::new(media),
+        services: std::sync::Arc::new(services),
+        owner: "bench".into(),
+        conversation: "default".into(),
     };
     let mut kernel = Kernel::start(&ctx).await.unwrap();
     kernel.run("x = 1", Duration::from_secs(10)).await.unwrap();

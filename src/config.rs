@@ -24,6 +24,7 @@ pub struct Config {
     pub uploads: UploadsConfig,
     pub sandbox: SandboxConfig,
     pub deploy: DeployConfig,
+    pub search: SearchConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -244,6 +245,36 @@ impl Default for SandboxConfig {
     }
 }
 
+/// `[search]`: the provider behind `web_search` and `image_search`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// `""` (search off), `"searxng"` (a SearXNG instance's JSON API) or `"brave"`.
+    pub provider: String,
+    /// The provider's address: the SearXNG instance, or Brave's API base.
+    pub base_url: String,
+    /// Name of the environment variable holding the provider's key (Brave needs one).
+    pub api_key_env: String,
+    #[serde(skip)]
+    pub api_key: Option<Secret>,
+    /// Results per query shown to the model.
+    pub max_results: usize,
+    pub timeout_secs: u64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            provider: String::new(),
+            base_url: String::new(),
+            api_key_env: "OKCVM_SEARCH_API_KEY".into(),
+            api_key: None,
+            max_results: 8,
+            timeout_secs: 20,
+        }
+    }
+}
+
 /// `[deploy]`: websites published by `mshtools-deploy_website`, served at `/deploy/<id>/`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -303,6 +334,11 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."));
         config.resolve_paths(&base);
         config.llm.api_key = std::env::var(&config.llm.api_key_env)
+            .ok()
+            .map(|key| key.trim().to_string())
+            .filter(|key| !key.is_empty())
+            .map(Secret::new);
+        config.search.api_key = std::env::var(&config.search.api_key_env)
             .ok()
             .map(|key| key.trim().to_string())
             .filter(|key| !key.is_empty())
@@ -396,6 +432,32 @@ impl Config {
         if self.sandbox.cpu_secs == 0 {
             return Err(invalid("sandbox.cpu_secs", "must be at least 1"));
         }
+        match self.search.provider.as_str() {
+            "" => {}
+            "searxng" | "brave" => {
+                let base = self.search.base_url.trim();
+                if !(base.starts_with("http://") || base.starts_with("https://"))
+                    || reqwest::Url::parse(base).is_err()
+                {
+                    return Err(invalid(
+                        "search.base_url",
+                        "must be an http(s) URL when search.provider is set",
+                    ));
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    "search.provider",
+                    "must be \"\" (off), \"searxng\" or \"brave\"",
+                ))
+            }
+        }
+        if self.search.max_results == 0 || self.search.max_results > 50 {
+            return Err(invalid("search.max_results", "must be between 1 and 50"));
+        }
+        if self.search.timeout_secs == 0 {
+            return Err(invalid("search.timeout_secs", "must be at least 1"));
+        }
         if self.deploy.max_site_mb == 0 {
             return Err(invalid("deploy.max_site_mb", "must be at least 1"));
         }
@@ -468,6 +530,12 @@ mod tests {
         assert!(err.to_string().contains("llm.base_url"), "{err}");
         let err = load_str("[sessions]\nmax_sessions = 0\n").unwrap_err();
         assert!(err.to_string().contains("sessions.max_sessions"), "{err}");
+        let err = load_str("[search]\nprovider = \"google\"\n").unwrap_err();
+        assert!(err.to_string().contains("search.provider"), "{err}");
+        let err = load_str("[search]\nprovider = \"searxng\"\n").unwrap_err();
+        assert!(err.to_string().contains("search.base_url"), "{err}");
+        let err = load_str("[deploy]\nmax_site_mb = 0\n").unwrap_err();
+        assert!(err.to_string().contains("deploy.max_site_mb"), "{err}");
     }
 
     #[test]

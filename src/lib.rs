@@ -50,7 +50,8 @@ use crate::store::{Flusher, Store};
 use crate::tools::deploy::Deployer;
 use crate::tools::media::MediaClient;
 use crate::tools::sandbox::Sandbox;
-use crate::tools::ToolRegistry;
+use crate::tools::search::SearchClient;
+use crate::tools::{ToolRegistry, ToolServices};
 use crate::workspace::git::SnapshotPolicy;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +71,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot start the media client: {0}")]
-    Media(reqwest::Error),
+    #[error("cannot start an HTTP client: {0}")]
+    Client(reqwest::Error),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
     #[error("server error: {0}")]
@@ -94,16 +95,18 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         max_file_bytes: config.workspace.snapshot_max_file_mb * 1024 * 1024,
     };
     let settings = Arc::new(settings::Settings::load(&store, &config.llm, &llm)?);
-    let media = MediaClient::new(settings.clone()).map_err(StartError::Media)?;
-    let deployer = Deployer::new(
-        &config.deploy,
-        &config.public_base(config.server.port),
-        store.clone(),
-    );
+    let tool_services = ToolServices {
+        deployer: Deployer::new(
+            &config.deploy,
+            &config.public_base(config.server.port),
+            store.clone(),
+        ),
+        media: MediaClient::new(settings.clone()).map_err(StartError::Client)?,
+        search: SearchClient::new(&config.search).map_err(StartError::Client)?,
+    };
     Ok(Services {
         settings,
-        deployer: Arc::new(deployer),
-        media: Arc::new(media),
+        tool_services: Arc::new(tool_services),
         metrics: Arc::default(),
         flusher: Flusher::start(store.clone()).map_err(StartError::Thread)?,
         store,

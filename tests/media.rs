@@ -6,18 +6,18 @@
 
 mod common;
 
-use common::mock_media::{MockMedia, AUDIO};
+use common::mock_apis::{MockApis, AUDIO};
 use common::{tool_messages, Reply, TestApp};
 use serde_json::json;
 
-fn endpoint(media: &MockMedia, model: &str) -> serde_json::Value {
+fn endpoint(media: &MockApis, model: &str) -> serde_json::Value {
     json!({"base_url": media.url, "model": model, "api_key": "sk-media-secret"})
 }
 
 #[tokio::test]
 async fn media_tools_write_files_and_list_them_as_artifacts() {
     let app = TestApp::spawn();
-    let media = MockMedia::start();
+    let media = MockApis::start();
     let (status, _) = app
         .post_json(
             "/api/config",

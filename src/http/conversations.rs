@@ -110,10 +110,11 @@ pub async fn delete(
         .await?;
     let root = state.services.workspace_for(&key).root().to_path_buf();
     let store = state.services.store.clone();
-    let deployer = state.services.deployer.clone();
+    let tool_services = state.services.tool_services.clone();
     let (removed, deployments_removed) = blocking(move || {
         let (owner, conversation) = (&key.client_id, &key.conversation_id);
-        let deployments_removed = deployer
+        let deployments_removed = tool_services
+            .deployer
             .remove_all(owner, conversation)
             .map_err(|e| ApiError::Internal(format!("cannot remove the deployments: {e}")))?;
         store.delete_conversation(owner, conversation)?;

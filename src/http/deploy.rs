@@ -25,7 +25,12 @@ pub async fn site_file(
 ) -> Result<HttpResponse, ApiError> {
     let (id, path) = params.into_inner();
     let missing = || ApiError::NotFound(format!("no deployed site {id}"));
-    let site = state.services.deployer.site_dir(&id).ok_or_else(missing)?;
+    let site = state
+        .services
+        .tool_services
+        .deployer
+        .site_dir(&id)
+        .ok_or_else(missing)?;
     let relative = site_path(&path)?;
     let mut file = site.join(relative);
     if path.is_empty() || path.ends_with('/') || file.is_dir() {

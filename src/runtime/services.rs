@@ -25,8 +25,7 @@ pub struct Services {
     pub settings: Arc<crate::settings::Settings>,
     pub snapshot_policy: SnapshotPolicy,
     pub metrics: Arc<crate::metrics::Metrics>,
-    pub deployer: Arc<crate::tools::deploy::Deployer>,
-    pub media: Arc<crate::tools::media::MediaClient>,
+    pub tool_services: Arc<crate::tools::ToolServices>,
 }
 
 impl Services {

@@ -30,7 +30,6 @@ use crate::agent::{run_turn, Conversation, HistoryEntry, TurnOutcome, TurnSettin
 use crate::llm::{LlmClient, Message};
 use crate::protocol::{Artifact, ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
 use crate::store::{HistoryBranch, TurnRecord, TurnState, UploadRecord};
-use crate::tools::deploy::SessionDeploys;
 use crate::tools::{ToolContext, ToolState};
 use crate::workspace::git::GitError;
 use crate::workspace::{MOUNT, UPLOAD_DIR};
@@ -78,12 +77,9 @@ impl SessionActor {
             config: services.tools_config.clone(),
             sandbox: services.sandbox.clone(),
             workspace_ready: false,
-            deploys: SessionDeploys {
-                deployer: services.deployer.clone(),
-                owner: key.client_id.clone(),
-                conversation: key.conversation_id.clone(),
-            },
-            media: services.media.clone(),
+            services: services.tool_services.clone(),
+            owner: key.client_id.clone(),
+            conversation: key.conversation_id.clone(),
         };
         let log = SharedLog(Rc::new(RefCell::new(EventLog {
             key: key.clone(),

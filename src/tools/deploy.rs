@@ -9,7 +9,6 @@
 //! per deployment under its owner, so deleting a conversation finds and removes its sites.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
@@ -29,14 +28,6 @@ pub struct Deployer {
     max_bytes: u64,
     max_files: usize,
     store: Store,
-}
-
-/// What a session's tool context carries: the deployer and whose sites it publishes.
-#[derive(Clone)]
-pub struct SessionDeploys {
-    pub deployer: Arc<Deployer>,
-    pub owner: String,
-    pub conversation: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -270,12 +261,13 @@ impl Tool for DeployWebsite {
                 .model_path(&source)
                 .map(|p| p.trim_end_matches('/').to_string())
                 .unwrap_or_else(|| args.local_dir.clone());
-            let deploys = ctx.deploys.clone();
+            let services = ctx.services.clone();
+            let (owner, conversation) = (ctx.owner.clone(), ctx.conversation.clone());
             let shown = model_dir.clone();
             let published = tokio::task::spawn_blocking(move || {
-                deploys
+                services
                     .deployer
-                    .publish(&deploys.owner, &deploys.conversation, &source, &shown)
+                    .publish(&owner, &conversation, &source, &shown)
             })
             .await
             .map_err(|e| ToolError::Fatal(format!("deployment task failed: {e}")))?;
@@ -283,7 +275,7 @@ impl Tool for DeployWebsite {
                 DeployError::Site(message) => ToolError::RespondToModel(message),
                 other => ToolError::Fatal(other.to_string()),
             })?;
-            let url = ctx.deploys.deployer.url_of(&record.id);
+            let url = ctx.services.deployer.url_of(&record.id);
             ctx.state.web_preview = Some(WebPreview {
                 url: Some(url.clone()),
                 deployment_id: Some(record.id.clone()),

@@ -326,9 +326,9 @@ impl Tool for GenerateImage {
             let args: ImageArgs = parse_args(self.name(), args)?;
             require_text(self.name(), "description", &args.description)?;
             ctx.workspace.resolve(&args.output_file)?;
-            let media = ctx.media.clone();
+            let services = ctx.services.clone();
             let image = tokio::select! {
-                image = media.image(&args.description) => image?,
+                image = services.media.image(&args.description) => image?,
                 () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
             };
             let Ok(size) = imagesize::blob_size(&image) else {
@@ -370,9 +370,9 @@ impl Tool for GenerateSpeech {
             require_text(self.name(), "text", &args.text)?;
             ctx.workspace.resolve(&args.output_path)?;
             let format = audio_format(&args.output_path);
-            let media = ctx.media.clone();
+            let services = ctx.services.clone();
             let audio = tokio::select! {
-                audio = media.speech(&args.text, args.voice_id.trim(), format) => audio?,
+                audio = services.media.speech(&args.text, args.voice_id.trim(), format) => audio?,
                 () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
             };
             let (path, bytes) = save(ctx, &args.output_path, &audio, "audio")?;
@@ -398,7 +398,7 @@ impl Tool for GetAvailableVoices {
         ctx: &'a mut ToolContext,
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
         async move {
-            let voices = ctx.media.voices().await?;
+            let voices = ctx.services.media.voices().await?;
             Ok(ToolOutput::text(format!(
                 "Voices of the speech endpoint (use one as voice_id): {}",
                 voices.join(", ")
@@ -438,9 +438,9 @@ impl Tool for GenerateSoundEffects {
                 ));
             }
             ctx.workspace.resolve(&args.output_path)?;
-            let media = ctx.media.clone();
+            let services = ctx.services.clone();
             let audio = tokio::select! {
-                audio = media.sound_effect(&args.description, duration) => audio?,
+                audio = services.media.sound_effect(&args.description, duration) => audio?,
                 () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
             };
             let (path, bytes) = save(ctx, &args.output_path, &audio, "audio")?;

@@ -14,6 +14,7 @@ pub mod output;
 pub mod python;
 pub mod registry;
 pub mod sandbox;
+pub mod search;
 pub mod shell;
 pub mod todo;
 pub mod unavailable;
@@ -84,10 +85,18 @@ pub struct ToolContext {
     pub sandbox: Arc<sandbox::Sandbox>,
     /// The workspace folders exist; created before the session's first tool call.
     pub workspace_ready: bool,
-    /// Where this session's websites are published.
-    pub deploys: deploy::SessionDeploys,
-    /// The image, speech and sound effect endpoints.
-    pub media: Arc<media::MediaClient>,
+    /// Clients shared by every session's tools.
+    pub services: Arc<ToolServices>,
+    /// Whose session this is (deployments are recorded under it).
+    pub owner: String,
+    pub conversation: String,
+}
+
+/// What tools reach beyond the session: one of each for the whole server.
+pub struct ToolServices {
+    pub deployer: deploy::Deployer,
+    pub media: media::MediaClient,
+    pub search: search::SearchClient,
 }
 
 /// One tool implementation. `call` gets the arguments already checked to be a JSON object

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    deploy, files, media, python, shell, todo, unavailable, Tool, ToolContext, ToolError,
+    deploy, files, media, python, search, shell, todo, unavailable, Tool, ToolContext, ToolError,
     ToolOutput,
 };
 use crate::spec::Spec;
@@ -44,6 +44,8 @@ impl ToolRegistry {
             Box::new(media::GenerateSpeech),
             Box::new(media::GetAvailableVoices),
             Box::new(media::GenerateSoundEffects),
+            Box::new(search::WebSearch),
+            Box::new(search::ImageSearch),
         ];
         tools.extend(
             unavailable::all()

@@ -32,10 +32,8 @@ impl Tool for Unavailable {
 /// Every manifest tool without an implementation yet, with what it needs.
 pub fn all() -> Vec<Unavailable> {
     const BROWSER: &str = "the browser (headless Chromium) is not enabled in this build";
-    const SEARCH: &str =
-        "web and image search need a search provider, which is not configured in this build";
     const DATA: &str = "data sources are not configured in this build";
-    let entries: [(&'static str, &'static str); 12] = [
+    let entries: [(&'static str, &'static str); 10] = [
         ("mshtools-browser_click", BROWSER),
         ("mshtools-browser_find", BROWSER),
         ("mshtools-browser_input", BROWSER),
@@ -43,8 +41,6 @@ pub fn all() -> Vec<Unavailable> {
         ("mshtools-browser_scroll_up", BROWSER),
         ("mshtools-browser_state", BROWSER),
         ("mshtools-browser_visit", BROWSER),
-        ("mshtools-web_search", SEARCH),
-        ("mshtools-image_search", SEARCH),
         ("mshtools-get_data_source_desc", DATA),
         ("mshtools-get_data_source", DATA),
         (

@@ -1,7 +1,9 @@
-//! A media API on loopback for the media tools' tests: OpenAI-style image generation (base64,
-//! or a URL when the prompt says `URL`), speech and a voice list, and ElevenLabs-style sound
-//! generation. A prompt or text containing `FAIL` gets a 400 with a JSON error. Every request
-//! is recorded with its path, bearer token and JSON body.
+//! The third-party APIs of the tools, on loopback: OpenAI-style image generation (base64, or a
+//! URL when the prompt says `URL`), speech and a voice list, ElevenLabs-style sound generation,
+//! and search as SearXNG (`/search?format=json`) and Brave (`/brave/web/search`,
+//! `/brave/images/search`, key in `X-Subscription-Token`) answer it. A prompt, text or query
+//! containing `FAIL` gets a 400 with a JSON error. Every request is recorded with its path,
+//! bearer token (or subscription token) and JSON body or query.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,9 +26,11 @@ pub struct MediaRequest {
     pub body: Value,
 }
 
-pub struct MockMedia {
-    /// The API base, ending in `/v1`.
+pub struct MockApis {
+    /// The media API base, ending in `/v1`.
     pub url: String,
+    /// `http://127.0.0.1:<port>`: SearXNG's base; Brave's is `<origin>/brave`.
+    pub origin: String,
     requests: Arc<Mutex<Vec<MediaRequest>>>,
     server: actix_web::dev::ServerHandle,
 }
@@ -36,7 +40,7 @@ struct Shared {
     origin: String,
 }
 
-impl MockMedia {
+impl MockApis {
     pub fn start() -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -56,6 +60,9 @@ impl MockMedia {
                         .route("/v1/audio/speech", web::post().to(audio))
                         .route("/v1/audio/voices", web::get().to(voices))
                         .route("/v1/sound-generation", web::post().to(audio))
+                        .route("/search", web::get().to(searxng))
+                        .route("/brave/web/search", web::get().to(brave_web))
+                        .route("/brave/images/search", web::get().to(brave_images))
                 })
                 .workers(1)
                 .disable_signals()
@@ -66,8 +73,9 @@ impl MockMedia {
                 let _ = server.await;
             })
         });
-        MockMedia {
+        MockApis {
             url: format!("{origin}/v1"),
+            origin: origin.clone(),
             requests,
             server: rx.recv().unwrap(),
         }
@@ -85,6 +93,11 @@ fn record(shared: &Shared, req: &HttpRequest, body: &[u8]) -> Value {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| {
+            req.headers()
+                .get("x-subscription-token")
+                .and_then(|v| v.to_str().ok())
+        })
         .map(str::to_string);
     shared.requests.lock().unwrap().push(MediaRequest {
         path: req.path().to_string(),
@@ -132,4 +145,55 @@ async fn audio(shared: web::Data<Shared>, req: HttpRequest, body: web::Bytes) ->
 
 async fn voices() -> HttpResponse {
     HttpResponse::Ok().json(json!({"voices": ["af_bella", "am_adam"]}))
+}
+
+/// The query string as a JSON object, recorded like a body.
+fn query_of(req: &HttpRequest) -> Vec<u8> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let object: serde_json::Map<String, Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    serde_json::to_vec(&object).unwrap()
+}
+
+async fn searxng(shared: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
+    let query = record(&shared, &req, &query_of(&req));
+    let q = query["q"].as_str().unwrap_or("").to_string();
+    if q.contains("FAIL") {
+        return refused();
+    }
+    if query["format"] != "json" {
+        return HttpResponse::Forbidden().body("format not allowed");
+    }
+    if query["categories"] == "images" {
+        return HttpResponse::Ok().json(json!({"results": [
+            {"title": format!("{q} photo"), "img_src": format!("https://img.example/{q}/1.jpg"),
+             "url": format!("https://pages.example/{q}"), "resolution": "640 x 480"},
+            {"title": "shared", "img_src": "https://img.example/shared.jpg", "url": "https://pages.example/shared"},
+        ]}));
+    }
+    HttpResponse::Ok().json(json!({"results": [
+        {"title": format!("<b>{q}</b> guide"), "url": format!("https://{q}.example/guide"),
+         "content": format!("All about <em>{q}</em> &amp; more")},
+        {"title": "Shared page", "url": "https://shared.example/", "content": "on every query"},
+    ]}))
+}
+
+async fn brave_web(shared: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
+    let query = record(&shared, &req, &query_of(&req));
+    let q = query["q"].as_str().unwrap_or("");
+    HttpResponse::Ok().json(json!({"web": {"results": [
+        {"title": format!("Brave {q}"), "url": format!("https://brave.example/{q}"), "description": "found by Brave"},
+    ]}}))
+}
+
+async fn brave_images(shared: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
+    let query = record(&shared, &req, &query_of(&req));
+    let q = query["q"].as_str().unwrap_or("");
+    HttpResponse::Ok().json(json!({"results": [
+        {"title": format!("Brave image {q}"), "url": "https://brave.example/page",
+         "properties": {"url": format!("https://brave.example/{q}.png"), "width": 100, "height": 50}},
+    ]}))
 }
