@@ -25,6 +25,7 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub deploy: DeployConfig,
     pub search: SearchConfig,
+    pub browser: BrowserConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -245,6 +246,31 @@ impl Default for SandboxConfig {
     }
 }
 
+/// `[browser]`: the headless Chromium behind the `browser_*` tools.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrowserConfig {
+    pub enabled: bool,
+    /// The Chromium binary (a name looked up in PATH, or a path).
+    pub executable: String,
+    /// Whether pages on loopback, private and link-local addresses may be opened (they are
+    /// this server's neighbours: off unless the operator wants it).
+    pub allow_private_networks: bool,
+    /// Time one page load may take.
+    pub page_timeout_secs: u64,
+}
+
+impl Default for BrowserConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            executable: "chromium".into(),
+            allow_private_networks: false,
+            page_timeout_secs: 30,
+        }
+    }
+}
+
 /// `[search]`: the provider behind `web_search` and `image_search`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -457,6 +483,9 @@ impl Config {
         }
         if self.search.timeout_secs == 0 {
             return Err(invalid("search.timeout_secs", "must be at least 1"));
+        }
+        if self.browser.page_timeout_secs == 0 {
+            return Err(invalid("browser.page_timeout_secs", "must be at least 1"));
         }
         if self.deploy.max_site_mb == 0 {
             return Err(invalid("deploy.max_site_mb", "must be at least 1"));

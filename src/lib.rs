@@ -47,6 +47,7 @@ use crate::llm::openai::OpenAiClient;
 use crate::runtime::{Registry, Services};
 use crate::spec::Spec;
 use crate::store::{Flusher, Store};
+use crate::tools::browser::BrowserPool;
 use crate::tools::deploy::Deployer;
 use crate::tools::media::MediaClient;
 use crate::tools::sandbox::Sandbox;
@@ -96,6 +97,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
     };
     let settings = Arc::new(settings::Settings::load(&store, &config.llm, &llm)?);
     let tool_services = ToolServices {
+        browser: BrowserPool::new(&config.browser),
         deployer: Deployer::new(
             &config.deploy,
             &config.public_base(config.server.port),

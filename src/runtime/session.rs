@@ -284,6 +284,13 @@ impl SessionActor {
             let Some(mut parts) = parts.take() else {
                 return;
             };
+            // The registry hears the session is idle before any client hears the turn ended,
+            // so a request that follows the reply never sees it busy.
+            actor.registry.do_send(SessionActivity {
+                key: actor.key.clone(),
+                busy: false,
+                tools_process_group: tools_process_group(&parts),
+            });
             match result {
                 Ok(persisted) => {
                     parts.persisted = persisted.history_len;
@@ -308,11 +315,6 @@ impl SessionActor {
                     log.subscribers.clear();
                 }
             }
-            actor.registry.do_send(SessionActivity {
-                key: actor.key.clone(),
-                busy: false,
-                tools_process_group: tools_process_group(&parts),
-            });
             actor.parts = Some(parts);
             if !actor.stop_waiters.is_empty() {
                 for waiter in actor.stop_waiters.drain(..) {

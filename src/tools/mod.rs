@@ -6,6 +6,7 @@
 //! `RespondToModel` goes back to the model as the tool result, `Fatal` means a broken
 //! invariant of the server.
 
+pub mod browser;
 pub mod deploy;
 pub mod exec;
 pub mod files;
@@ -74,6 +75,8 @@ pub struct ToolState {
     pub web_preview: Option<crate::protocol::WebPreview>,
     /// Files this turn made for the user (images, audio), for the reply's `artifacts`.
     pub artifacts: Vec<crate::protocol::Artifact>,
+    /// The session's browser tab, opened on first use; dropping it closes it.
+    pub browser: Option<browser::Tab>,
 }
 
 /// Everything one tool call may use.
@@ -94,6 +97,7 @@ pub struct ToolContext {
 
 /// What tools reach beyond the session: one of each for the whole server.
 pub struct ToolServices {
+    pub browser: browser::BrowserPool,
     pub deployer: deploy::Deployer,
     pub media: media::MediaClient,
     pub search: search::SearchClient,

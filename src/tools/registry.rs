@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    deploy, files, media, python, search, shell, todo, unavailable, Tool, ToolContext, ToolError,
-    ToolOutput,
+    browser, deploy, files, media, python, search, shell, todo, unavailable, Tool, ToolContext,
+    ToolError, ToolOutput,
 };
 use crate::spec::Spec;
 
@@ -46,6 +46,13 @@ impl ToolRegistry {
             Box::new(media::GenerateSoundEffects),
             Box::new(search::WebSearch),
             Box::new(search::ImageSearch),
+            Box::new(browser::BrowserVisit),
+            Box::new(browser::BrowserState),
+            Box::new(browser::BrowserClick),
+            Box::new(browser::BrowserInput),
+            Box::new(browser::BrowserScrollDown),
+            Box::new(browser::BrowserScrollUp),
+            Box::new(browser::BrowserFind),
         ];
         tools.extend(
             unavailable::all()

@@ -31,16 +31,8 @@ impl Tool for Unavailable {
 
 /// Every manifest tool without an implementation yet, with what it needs.
 pub fn all() -> Vec<Unavailable> {
-    const BROWSER: &str = "the browser (headless Chromium) is not enabled in this build";
     const DATA: &str = "data sources are not configured in this build";
-    let entries: [(&'static str, &'static str); 10] = [
-        ("mshtools-browser_click", BROWSER),
-        ("mshtools-browser_find", BROWSER),
-        ("mshtools-browser_input", BROWSER),
-        ("mshtools-browser_scroll_down", BROWSER),
-        ("mshtools-browser_scroll_up", BROWSER),
-        ("mshtools-browser_state", BROWSER),
-        ("mshtools-browser_visit", BROWSER),
+    let entries: [(&'static str, &'static str); 3] = [
         ("mshtools-get_data_source_desc", DATA),
         ("mshtools-get_data_source", DATA),
         (

@@ -3,7 +3,8 @@
 //! and search as SearXNG (`/search?format=json`) and Brave (`/brave/web/search`,
 //! `/brave/images/search`, key in `X-Subscription-Token`) answer it. A prompt, text or query
 //! containing `FAIL` gets a 400 with a JSON error. Every request is recorded with its path,
-//! bearer token (or subscription token) and JSON body or query.
+//! bearer token (or subscription token) and JSON body or query. `/pages/…` are small web
+//! pages for the browser tools (links, a form, a button, a long page, cookies).
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -61,6 +62,7 @@ impl MockApis {
                         .route("/v1/audio/voices", web::get().to(voices))
                         .route("/v1/sound-generation", web::post().to(audio))
                         .route("/search", web::get().to(searxng))
+                        .route("/pages/{name}", web::get().to(page))
                         .route("/brave/web/search", web::get().to(brave_web))
                         .route("/brave/images/search", web::get().to(brave_images))
                 })
@@ -196,4 +198,44 @@ async fn brave_images(shared: web::Data<Shared>, req: HttpRequest) -> HttpRespon
         {"title": format!("Brave image {q}"), "url": "https://brave.example/page",
          "properties": {"url": format!("https://brave.example/{q}.png"), "width": 100, "height": 50}},
     ]}))
+}
+
+const HOME: &str = r#"<!doctype html><html><head><title>Fruit market</title></head><body>
+<h1>Fruit market</h1>
+<p id="status">Nothing pressed yet.</p>
+<a href="/pages/about">About us</a>
+<button id="press" onclick="document.getElementById('status').textContent = 'Pressed!'">Press me</button>
+<form action="/pages/echo" method="get"><input name="q" placeholder="Search fruit"></form>
+<p>The needle is here once.</p>
+<div style="height: 3000px">Tall section</div>
+<p>And the needle is here twice, far below.</p>
+</body></html>"#;
+
+async fn page(path: web::Path<String>, req: HttpRequest) -> HttpResponse {
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let html = match path.as_str() {
+        "home" => HOME.to_string(),
+        "about" => "<html><head><title>About</title></head><body><p>We sell fruit.</p></body></html>".into(),
+        "echo" => format!(
+            "<html><head><title>Results</title></head><body><p>You searched: {}</p></body></html>",
+            param("q").replace('<', "&lt;")
+        ),
+        "setcookie" => format!(
+            "<html><head><title>Set</title><script>document.cookie = 'who={}; path=/';</script></head><body>set</body></html>",
+            param("v").replace(['\'', '<'], "")
+        ),
+        "showcookie" => "<html><head><title>Show</title></head><body><p id=c></p><script>document.getElementById('c').textContent = 'cookie=[' + document.cookie + ']';</script></body></html>".into(),
+        _ => return HttpResponse::NotFound().finish(),
+    };
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html)
 }

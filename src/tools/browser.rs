@@ -1,0 +1,588 @@
+//! The `browser_*` tools: one headless Chromium for the server, one private browsing context
+//! (own cookies, storage and tab) per session.
+//!
+//! Chromium starts on the first browser call, on a thread of its own that also drives the
+//! DevTools connection, so no session's thread can stall it. The model sees the page as text:
+//! the address, title, scroll position, the interactive elements in view numbered `[n]`
+//! (marked in the page with `data-okc-index`, which `browser_click`/`browser_input` use) and
+//! the visible text. Only http(s) pages are opened, and not on loopback, private or
+//! link-local addresses unless `[browser] allow_private_networks` says so. The session's tab
+//! and context close when the session's tool state is dropped (eviction, cleared history).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chromiumoxide::browser::{Browser, BrowserConfig as LaunchConfig};
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
+use chromiumoxide::handler::viewport::Viewport;
+use chromiumoxide::Page;
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use crate::config::BrowserConfig;
+
+/// The page-side half of the tools: one function taking `{op, ...}`.
+const PAGE_SCRIPT: &str = include_str!("browser_page.js");
+/// How long a click or submit may keep the page loading before its state is read.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// The server's Chromium, started on first use.
+pub struct BrowserPool {
+    config: BrowserConfig,
+    browser: Mutex<Option<Arc<Browser>>>,
+    /// Chromium's profile folder, removed with the pool.
+    profile: Mutex<Option<PathBuf>>,
+}
+
+impl Drop for BrowserPool {
+    fn drop(&mut self) {
+        if let Some(profile) = self.profile.get_mut().take() {
+            let _ = std::fs::remove_dir_all(profile);
+        }
+    }
+}
+
+/// A session's private browsing context and its tab.
+pub struct Tab {
+    page: Page,
+    context: BrowserContextId,
+    browser: Arc<Browser>,
+}
+
+impl std::fmt::Debug for Tab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tab")
+    }
+}
+
+impl Drop for Tab {
+    fn drop(&mut self) {
+        let (page, context, browser) = (
+            self.page.clone(),
+            self.context.clone(),
+            self.browser.clone(),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = page.close().await;
+                let _ = browser.dispose_browser_context(context).await;
+            });
+        }
+    }
+}
+
+fn unavailable(why: impl std::fmt::Display) -> ToolError {
+    ToolError::RespondToModel(format!(
+        "the browser is not available on this server: {why}. It needs Chromium (Debian package \
+         chromium, or [browser] executable in okcvm.toml)"
+    ))
+}
+
+impl BrowserPool {
+    pub fn new(config: &BrowserConfig) -> Self {
+        Self {
+            config: config.clone(),
+            browser: Mutex::new(None),
+            profile: Mutex::new(None),
+        }
+    }
+
+    async fn browser(&self) -> Result<Arc<Browser>, ToolError> {
+        if !self.config.enabled {
+            return Err(unavailable("[browser] enabled = false in okcvm.toml"));
+        }
+        let mut slot = self.browser.lock().await;
+        if let Some(browser) = slot.as_ref() {
+            return Ok(browser.clone());
+        }
+        let browser = Arc::new(self.launch().await?);
+        *slot = Some(browser.clone());
+        Ok(browser)
+    }
+
+    /// Starts Chromium on a thread that keeps driving its DevTools connection.
+    async fn launch(&self) -> Result<Browser, ToolError> {
+        let executable = find_executable(&self.config.executable)
+            .ok_or_else(|| unavailable(format!("{} was not found", self.config.executable)))?;
+        let profile = std::env::temp_dir().join(format!(
+            "okcvm-chromium-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        *self.profile.lock().await = Some(profile.clone());
+        let mut builder = LaunchConfig::builder()
+            .chrome_executable(executable)
+            .user_data_dir(&profile)
+            .window_size(1280, 900)
+            .viewport(Viewport {
+                width: 1280,
+                height: 900,
+                ..Viewport::default()
+            })
+            .request_timeout(Duration::from_secs(self.config.page_timeout_secs))
+            .args(["--disable-dev-shm-usage", "--mute-audio", "--no-first-run"]);
+        if nix::unistd::geteuid().is_root() {
+            builder = builder.no_sandbox(); // Chromium refuses its sandbox as root
+        }
+        let config = builder.build().map_err(unavailable)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("chromium".into())
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    match Browser::launch(config).await {
+                        Ok((browser, mut handler)) => {
+                            let _ = tx.send(Ok(browser));
+                            while handler.next().await.is_some() {}
+                        }
+                        Err(error) => {
+                            let _ = tx.send(Err(error.to_string()));
+                        }
+                    }
+                });
+            })
+            .map_err(unavailable)?;
+        match rx.await {
+            Ok(Ok(browser)) => Ok(browser),
+            Ok(Err(error)) => Err(unavailable(format!("Chromium did not start: {error}"))),
+            Err(_) => Err(unavailable("Chromium did not start")),
+        }
+    }
+
+    async fn open_tab(&self) -> Result<Tab, ToolError> {
+        let browser = self.browser().await?;
+        let failed =
+            |e: chromiumoxide::error::CdpError| unavailable(format!("cannot open a tab: {e}"));
+        let context = browser
+            .create_browser_context(CreateBrowserContextParams::default())
+            .await
+            .map_err(failed)?;
+        let target = CreateTargetParams::builder()
+            .url("about:blank")
+            .browser_context_id(context.clone())
+            .build()
+            .map_err(unavailable)?;
+        let page = browser.new_page(target).await.map_err(failed)?;
+        Ok(Tab {
+            page,
+            context,
+            browser,
+        })
+    }
+
+    /// Refuses addresses the browser must not open.
+    async fn check_url(&self, raw: &str) -> Result<String, ToolError> {
+        let url = reqwest::Url::parse(raw.trim()).map_err(|_| {
+            ToolError::RespondToModel(format!("{raw:?} is not a valid address (include https://)"))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ToolError::RespondToModel(format!(
+                "only http and https pages can be opened, not {}:",
+                url.scheme()
+            )));
+        }
+        if self.config.allow_private_networks {
+            return Ok(url.to_string());
+        }
+        let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
+        let port = url.port_or_known_default().unwrap_or(80);
+        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map(|found| found.map(|a| a.ip()).collect())
+                .map_err(|e| ToolError::RespondToModel(format!("cannot resolve {host}: {e}")))?,
+        };
+        if addresses.iter().any(|ip| is_private(*ip)) {
+            return Err(ToolError::RespondToModel(format!(
+                "{host} is a local or private network address, which this server does not let \
+                 the browser open"
+            )));
+        }
+        Ok(url.to_string())
+    }
+}
+
+fn find_executable(name: &str) -> Option<PathBuf> {
+    let path = std::path::Path::new(name);
+    if path.components().count() > 1 {
+        return path.is_file().then(|| path.to_path_buf());
+    }
+    let search = std::env::var_os("PATH")?;
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // carrier-grade NAT
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
+                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// The session's tab, opened on first use.
+async fn tab(ctx: &mut ToolContext) -> Result<&Tab, ToolError> {
+    if ctx.state.browser.is_none() {
+        ctx.state.browser = Some(ctx.services.browser.open_tab().await?);
+    }
+    ctx.state
+        .browser
+        .as_ref()
+        .ok_or_else(|| ToolError::Fatal("the tab vanished".into()))
+}
+
+/// Runs the page script with `command` and returns its answer.
+async fn run_script(page: &Page, command: Value) -> Result<Value, ToolError> {
+    let call = format!("() => ({PAGE_SCRIPT})({command})");
+    let answer: Value = page
+        .evaluate_function(call)
+        .await
+        .map_err(|e| ToolError::RespondToModel(format!("the page did not answer: {e}")))?
+        .into_value()
+        .map_err(|e| ToolError::RespondToModel(format!("the page answered oddly: {e}")))?;
+    if let Some(error) = answer["error"].as_str() {
+        return Err(ToolError::RespondToModel(error.to_string()));
+    }
+    Ok(answer)
+}
+
+/// Waits until a page that an action may have navigated has loaded (or `SETTLE` passed).
+async fn settle(page: &Page) {
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    while started.elapsed() < SETTLE {
+        let ready = page
+            .evaluate("document.readyState")
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<String>().ok());
+        if ready.as_deref() == Some("complete") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The page as the model reads it.
+async fn describe(page: &Page, heading: &str) -> Result<ToolOutput, ToolError> {
+    let state = run_script(page, json!({"op": "state"})).await?;
+    let mut out = String::new();
+    if !heading.is_empty() {
+        out.push_str(heading);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "URL: {}\nTitle: {}\nScroll: {} of {} px (viewport {} px)\n",
+        state["url"].as_str().unwrap_or(""),
+        state["title"].as_str().unwrap_or(""),
+        state["scroll_y"],
+        state["scroll_height"],
+        state["viewport"],
+    ));
+    let elements = state["elements"].as_array().cloned().unwrap_or_default();
+    if elements.is_empty() {
+        out.push_str("\nNo interactive elements in view.\n");
+    } else {
+        out.push_str("\nInteractive elements in view (use the number as element_index):\n");
+        for element in &elements {
+            out.push_str(&element_line(element));
+            out.push('\n');
+        }
+    }
+    out.push_str("\nVisible text:\n");
+    out.push_str(state["text"].as_str().unwrap_or(""));
+    Ok(ToolOutput::text(out.trim_end().to_string()))
+}
+
+fn element_line(element: &Value) -> String {
+    let tag = element["tag"].as_str().unwrap_or("");
+    let kind = element["type"].as_str().unwrap_or("");
+    let label = element["label"].as_str().unwrap_or("");
+    let mut line = format!("[{}] {tag}", element["index"]);
+    if !kind.is_empty() {
+        line.push_str(&format!("[{kind}]"));
+    }
+    if !label.is_empty() {
+        line.push_str(&format!(" \"{label}\""));
+    }
+    if let Some(href) = element["href"].as_str().filter(|h| !h.is_empty()) {
+        line.push_str(&format!(" -> {href}"));
+    }
+    if let Some(value) = element["value"].as_str().filter(|v| !v.is_empty()) {
+        line.push_str(&format!(" value=\"{value}\""));
+    }
+    line
+}
+
+macro_rules! browser_tool {
+    ($type:ident, $name:literal, $args:ty, |$a:ident, $ctx:ident| $body:block) => {
+        pub struct $type;
+
+        impl Tool for $type {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn call<'a>(
+                &'a self,
+                args: Value,
+                ctx: &'a mut ToolContext,
+            ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+                async move {
+                    let $a: $args = parse_args($name, args)?;
+                    let $ctx = ctx;
+                    let cancel = $ctx.cancel.clone();
+                    tokio::select! {
+                        result = async $body => result,
+                        () = cancel.cancelled() => Err(ToolError::RespondToModel("cancelled".into())),
+                    }
+                }
+                .boxed()
+            }
+        }
+    };
+}
+
+#[derive(Deserialize)]
+pub struct VisitArgs {
+    url: String,
+    #[serde(default)]
+    citation_id: Option<Value>,
+}
+
+browser_tool!(
+    BrowserVisit,
+    "mshtools-browser_visit",
+    VisitArgs,
+    |args, ctx| {
+        let url = ctx.services.browser.check_url(&args.url).await?;
+        let page = tab(ctx).await?.page.clone();
+        page.goto(url.as_str())
+            .await
+            .map_err(|e| ToolError::RespondToModel(format!("cannot open {url}: {e}")))?;
+        settle(&page).await;
+        let heading = match &args.citation_id {
+            Some(Value::String(id)) if !id.is_empty() => format!("Opened [{id}] {url}"),
+            Some(Value::Number(id)) => format!("Opened [{id}] {url}"),
+            _ => format!("Opened {url}"),
+        };
+        describe(&page, &heading).await
+    }
+);
+
+#[derive(Deserialize)]
+pub struct NoArgs {}
+
+browser_tool!(
+    BrowserState,
+    "mshtools-browser_state",
+    NoArgs,
+    |_args, ctx| {
+        let page = tab(ctx).await?.page.clone();
+        describe(&page, "").await
+    }
+);
+
+#[derive(Deserialize)]
+pub struct ClickArgs {
+    element_index: u32,
+}
+
+browser_tool!(
+    BrowserClick,
+    "mshtools-browser_click",
+    ClickArgs,
+    |args, ctx| {
+        let page = tab(ctx).await?.page.clone();
+        run_script(&page, json!({"op": "click", "index": args.element_index})).await?;
+        settle(&page).await;
+        describe(&page, &format!("Clicked [{}]", args.element_index)).await
+    }
+);
+
+#[derive(Deserialize)]
+pub struct InputArgs {
+    element_index: u32,
+    content: String,
+}
+
+browser_tool!(
+    BrowserInput,
+    "mshtools-browser_input",
+    InputArgs,
+    |args, ctx| {
+        let page = tab(ctx).await?.page.clone();
+        // A trailing newline submits, as pressing Enter would.
+        let submit = args.content.ends_with('\n');
+        let text = args.content.trim_end_matches('\n');
+        let command =
+            json!({"op": "input", "index": args.element_index, "text": text, "submit": submit});
+        run_script(&page, command).await?;
+        settle(&page).await;
+        let done = if submit {
+            "Typed and submitted"
+        } else {
+            "Typed"
+        };
+        describe(&page, &format!("{done} into [{}]", args.element_index)).await
+    }
+);
+
+#[derive(Deserialize)]
+pub struct ScrollArgs {
+    #[serde(default)]
+    scroll_amount: Option<i64>,
+}
+
+async fn scroll(
+    ctx: &mut ToolContext,
+    amount: Option<i64>,
+    down: bool,
+) -> Result<ToolOutput, ToolError> {
+    let page = tab(ctx).await?.page.clone();
+    let amount = amount.map(|a| a.clamp(1, 100_000));
+    let signed = |a: i64| if down { a } else { -a };
+    run_script(
+        &page,
+        json!({"op": "scroll", "amount": amount.map(signed), "down": down}),
+    )
+    .await?;
+    describe(&page, if down { "Scrolled down" } else { "Scrolled up" }).await
+}
+
+browser_tool!(
+    BrowserScrollDown,
+    "mshtools-browser_scroll_down",
+    ScrollArgs,
+    |args, ctx| { scroll(ctx, args.scroll_amount, true).await }
+);
+
+browser_tool!(
+    BrowserScrollUp,
+    "mshtools-browser_scroll_up",
+    ScrollArgs,
+    |args, ctx| { scroll(ctx, args.scroll_amount, false).await }
+);
+
+#[derive(Deserialize)]
+pub struct FindArgs {
+    keyword: String,
+    #[serde(default)]
+    skip: Option<u32>,
+}
+
+browser_tool!(
+    BrowserFind,
+    "mshtools-browser_find",
+    FindArgs,
+    |args, ctx| {
+        if args.keyword.trim().is_empty() {
+            return Err(ToolError::RespondToModel(
+                "keyword must not be empty".into(),
+            ));
+        }
+        let page = tab(ctx).await?.page.clone();
+        let skip = args.skip.unwrap_or(0);
+        let found = run_script(
+            &page,
+            json!({"op": "find", "keyword": args.keyword.trim(), "skip": skip}),
+        )
+        .await?;
+        let total = found["total"].as_u64().unwrap_or(0);
+        let matches = found["matches"].as_array().cloned().unwrap_or_default();
+        if total == 0 {
+            return Ok(ToolOutput::text(format!(
+                "\"{}\" does not occur on this page.",
+                args.keyword.trim()
+            )));
+        }
+        let mut out = format!(
+            "\"{}\" occurs {total} times on the page",
+            args.keyword.trim()
+        );
+        if matches.is_empty() {
+            out.push_str(&format!("; skip {skip} passes all of them."));
+            return Ok(ToolOutput::text(out));
+        }
+        out.push_str(&format!(
+            " (showing {} from number {}; the first is scrolled into view):\n",
+            matches.len(),
+            skip + 1
+        ));
+        for (i, snippet) in matches.iter().enumerate() {
+            out.push_str(&format!(
+                "{}. …{}…\n",
+                skip as usize + i + 1,
+                snippet.as_str().unwrap_or("")
+            ));
+        }
+        Ok(ToolOutput::text(out.trim_end().to_string()))
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_addresses_are_recognised() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "2606:4700::1111", "100.128.0.1"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn elements_read_as_numbered_lines() {
+        let line = element_line(
+            &json!({"index": 3, "tag": "input", "type": "text", "label": "Search", "value": "rust"}),
+        );
+        assert_eq!(line, "[3] input[text] \"Search\" value=\"rust\"");
+        let link = element_line(
+            &json!({"index": 1, "tag": "a", "type": "", "label": "About", "href": "https://x/about"}),
+        );
+        assert_eq!(link, "[1] a \"About\" -> https://x/about");
+    }
+}
