@@ -174,6 +174,7 @@ impl SessionActor {
             (log.events.clone(), log.next_seq)
         };
         let web_preview = parts.tools.state.web_preview.take();
+        let ppt_slides = std::mem::take(&mut parts.tools.state.slides);
         let mut artifacts = std::mem::take(&mut parts.tools.state.artifacts);
         artifacts.extend(web_preview.iter().filter_map(|preview| {
             Some(Artifact {
@@ -219,7 +220,7 @@ impl SessionActor {
                     summary: summary_of(&outcome.reply),
                 },
                 web_preview,
-                ppt_slides: Vec::new(),
+                ppt_slides,
                 artifacts,
                 tool_calls: outcome.tool_calls.clone(),
                 vm_history: vm_history(&tail),

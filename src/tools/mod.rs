@@ -17,6 +17,7 @@ pub mod registry;
 pub mod sandbox;
 pub mod search;
 pub mod shell;
+pub mod slides;
 pub mod todo;
 pub mod unavailable;
 
@@ -75,6 +76,8 @@ pub struct ToolState {
     pub web_preview: Option<crate::protocol::WebPreview>,
     /// Files this turn made for the user (images, audio), for the reply's `artifacts`.
     pub artifacts: Vec<crate::protocol::Artifact>,
+    /// The outline of the deck this turn made, for the reply's `ppt_slides`.
+    pub slides: Vec<crate::protocol::Slide>,
     /// The session's browser tab, opened on first use; dropping it closes it.
     pub browser: Option<browser::Tab>,
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    browser, deploy, files, media, python, search, shell, todo, unavailable, Tool, ToolContext,
-    ToolError, ToolOutput,
+    browser, deploy, files, media, python, search, shell, slides, todo, unavailable, Tool,
+    ToolContext, ToolError, ToolOutput,
 };
 use crate::spec::Spec;
 
@@ -53,6 +53,7 @@ impl ToolRegistry {
             Box::new(browser::BrowserScrollDown),
             Box::new(browser::BrowserScrollUp),
             Box::new(browser::BrowserFind),
+            Box::new(slides::SlidesGenerator),
         ];
         tools.extend(
             unavailable::all()

@@ -32,13 +32,9 @@ impl Tool for Unavailable {
 /// Every manifest tool without an implementation yet, with what it needs.
 pub fn all() -> Vec<Unavailable> {
     const DATA: &str = "data sources are not configured in this build";
-    let entries: [(&'static str, &'static str); 3] = [
+    let entries: [(&'static str, &'static str); 2] = [
         ("mshtools-get_data_source_desc", DATA),
         ("mshtools-get_data_source", DATA),
-        (
-            "mshtools-slides_generator",
-            "HTML to PPTX conversion is not enabled in this build",
-        ),
     ];
     entries
         .into_iter()

@@ -1,0 +1,753 @@
+//! `mshtools-slides_generator`: HTML slides (one `<section>` each) to a PowerPoint file.
+//!
+//! Each section becomes a 16:9 slide: its first heading is the title, its list items (or,
+//! without a list, its paragraphs) the bullets, and its `<img>` pictures from the workspace
+//! (png, jpeg, gif) are placed on the right. The .pptx is written by hand as Office Open XML
+//! (one master, one layout, one theme), so nothing outside this server is needed. The reply's
+//! `ppt_slides` carries the outline and the file is listed as an artifact.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use futures_util::future::{BoxFuture, FutureExt};
+use serde::Deserialize;
+use serde_json::Value;
+use zip::write::SimpleFileOptions;
+
+use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use crate::protocol::{size_display, Artifact, Slide};
+use crate::workspace::MOUNT;
+
+/// Slide size in EMU (13.333 x 7.5 in, 16:9).
+const SLIDE_W: i64 = 12_192_000;
+const SLIDE_H: i64 = 6_858_000;
+const MARGIN: i64 = 457_200;
+const MAX_SLIDES: usize = 200;
+const MAX_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
+
+/// One slide as read from its `<section>`.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct SlideSpec {
+    title: String,
+    bullets: Vec<String>,
+    images: Vec<String>,
+}
+
+/// A picture ready to embed.
+struct Picture {
+    data: Vec<u8>,
+    extension: &'static str,
+    width: i64,
+    height: i64,
+}
+
+// ---- reading the HTML ----
+
+/// Byte ranges of each `<tag …>…</tag>` in `html` (case-insensitive, not nested).
+fn elements<'a>(html: &'a str, tag: &str) -> Vec<(&'a str, &'a str)> {
+    let lower = html.to_ascii_lowercase();
+    let open = format!("<{tag}");
+    let close = format!("</{tag}");
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(start) = lower[at..].find(&open).map(|i| i + at) {
+        let after_name = start + open.len();
+        let boundary = lower[after_name..].chars().next();
+        if !matches!(boundary, Some('>' | ' ' | '\t' | '\n' | '\r' | '/')) {
+            at = after_name;
+            continue;
+        }
+        let Some(tag_end) = lower[start..].find('>').map(|i| i + start + 1) else {
+            break;
+        };
+        let attributes = &html[after_name..tag_end - 1];
+        let (inner_end, next) = match lower[tag_end..].find(&close) {
+            Some(i) => (tag_end + i, tag_end + i + close.len()),
+            None => (html.len(), html.len()),
+        };
+        found.push((attributes, &html[tag_end..inner_end]));
+        at = next;
+    }
+    found
+}
+
+/// Text without tags, entities decoded, whitespace collapsed.
+fn text_of(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn attribute(attributes: &str, name: &str) -> Option<String> {
+    let lower = attributes.to_ascii_lowercase();
+    let mut at = 0;
+    while let Some(i) = lower[at..].find(name).map(|i| i + at) {
+        let before_ok = i == 0 || lower.as_bytes()[i - 1].is_ascii_whitespace();
+        let rest = lower[i + name.len()..].trim_start();
+        if before_ok && rest.starts_with('=') {
+            let value_start = attributes.len() - rest.len() + 1;
+            let value = attributes[value_start..].trim_start();
+            return Some(match value.chars().next() {
+                Some(quote @ ('"' | '\'')) => {
+                    value[1..].split(quote).next().unwrap_or("").to_string()
+                }
+                _ => value.split_whitespace().next().unwrap_or("").to_string(),
+            });
+        }
+        at = i + name.len();
+    }
+    None
+}
+
+fn parse_deck(html: &str) -> Vec<SlideSpec> {
+    elements(html, "section")
+        .into_iter()
+        .map(|(_, body)| {
+            let title = ["h1", "h2", "h3"]
+                .iter()
+                .find_map(|h| elements(body, h).first().map(|(_, t)| text_of(t)))
+                .unwrap_or_default();
+            let items: Vec<String> = elements(body, "li")
+                .iter()
+                .map(|(_, t)| text_of(t))
+                .collect();
+            let bullets = if items.is_empty() {
+                elements(body, "p")
+                    .iter()
+                    .map(|(_, t)| text_of(t))
+                    .collect()
+            } else {
+                items
+            };
+            let images = img_sources(body);
+            SlideSpec {
+                title,
+                bullets: bullets.into_iter().filter(|b| !b.is_empty()).collect(),
+                images,
+            }
+        })
+        .collect()
+}
+
+/// `src` of every `<img>` (void elements: no closing tag to look for).
+fn img_sources(html: &str) -> Vec<String> {
+    let lower = html.to_ascii_lowercase();
+    let mut sources = Vec::new();
+    let mut at = 0;
+    while let Some(start) = lower[at..].find("<img").map(|i| i + at) {
+        let end = lower[start..].find('>').map_or(html.len(), |i| start + i);
+        if let Some(src) = attribute(&html[start + 4..end], "src") {
+            sources.push(src);
+        }
+        at = end;
+    }
+    sources
+}
+
+// ---- writing the package ----
+
+fn escape(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || *c == '\t')
+        .collect::<String>()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const NS: &str = r#"xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main""#;
+const REL: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+const HEADER: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n";
+const EMPTY_TREE: &str = r#"<p:nvGrpSpPr><p:cNvPr id="1" name=""/><p:cNvGrpSpPr/><p:nvPr/></p:nvGrpSpPr><p:grpSpPr><a:xfrm><a:off x="0" y="0"/><a:ext cx="0" cy="0"/><a:chOff x="0" y="0"/><a:chExt cx="0" cy="0"/></a:xfrm></p:grpSpPr>"#;
+
+/// A relationships part from `(id, type, target)` entries.
+fn relationships(entries: &[(String, String, String)]) -> String {
+    let mut xml = format!(
+        "{HEADER}<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">"
+    );
+    for (id, kind, target) in entries {
+        xml.push_str(&format!(
+            "<Relationship Id=\"{id}\" Type=\"{kind}\" Target=\"{target}\"/>"
+        ));
+    }
+    xml.push_str("</Relationships>");
+    xml
+}
+
+fn content_types(slides: usize, extensions: &[&str]) -> String {
+    let mut xml = format!(
+        "{HEADER}<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
+         <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
+         <Default Extension=\"xml\" ContentType=\"application/xml\"/>"
+    );
+    for extension in extensions {
+        let mime = match *extension {
+            "jpeg" => "image/jpeg",
+            "gif" => "image/gif",
+            _ => "image/png",
+        };
+        xml.push_str(&format!(
+            "<Default Extension=\"{extension}\" ContentType=\"{mime}\"/>"
+        ));
+    }
+    let pml = "application/vnd.openxmlformats-officedocument.presentationml";
+    xml.push_str(&format!(
+        "<Override PartName=\"/ppt/presentation.xml\" ContentType=\"{pml}.presentation.main+xml\"/>\
+         <Override PartName=\"/ppt/slideMasters/slideMaster1.xml\" ContentType=\"{pml}.slideMaster+xml\"/>\
+         <Override PartName=\"/ppt/slideLayouts/slideLayout1.xml\" ContentType=\"{pml}.slideLayout+xml\"/>\
+         <Override PartName=\"/ppt/theme/theme1.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.theme+xml\"/>\
+         <Override PartName=\"/docProps/core.xml\" ContentType=\"application/vnd.openxmlformats-package.core-properties+xml\"/>\
+         <Override PartName=\"/docProps/app.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.extended-properties+xml\"/>"
+    ));
+    for n in 1..=slides {
+        xml.push_str(&format!(
+            "<Override PartName=\"/ppt/slides/slide{n}.xml\" ContentType=\"{pml}.slide+xml\"/>"
+        ));
+    }
+    xml.push_str("</Types>");
+    xml
+}
+
+fn presentation(slides: usize) -> String {
+    let ids: String = (1..=slides)
+        .map(|n| format!("<p:sldId id=\"{}\" r:id=\"rId{}\"/>", 255 + n, n + 2))
+        .collect();
+    format!(
+        "{HEADER}<p:presentation {NS} saveSubsetFonts=\"1\">\
+         <p:sldMasterIdLst><p:sldMasterId id=\"2147483648\" r:id=\"rId1\"/></p:sldMasterIdLst>\
+         <p:sldIdLst>{ids}</p:sldIdLst>\
+         <p:sldSz cx=\"{SLIDE_W}\" cy=\"{SLIDE_H}\"/><p:notesSz cx=\"6858000\" cy=\"9144000\"/>\
+         </p:presentation>"
+    )
+}
+
+fn master() -> String {
+    format!(
+        "{HEADER}<p:sldMaster {NS}><p:cSld><p:bg><p:bgRef idx=\"1001\"><a:schemeClr val=\"bg1\"/></p:bgRef></p:bg>\
+         <p:spTree>{EMPTY_TREE}</p:spTree></p:cSld>\
+         <p:clrMap bg1=\"lt1\" tx1=\"dk1\" bg2=\"lt2\" tx2=\"dk2\" accent1=\"accent1\" accent2=\"accent2\" accent3=\"accent3\" \
+         accent4=\"accent4\" accent5=\"accent5\" accent6=\"accent6\" hlink=\"hlink\" folHlink=\"folHlink\"/>\
+         <p:sldLayoutIdLst><p:sldLayoutId id=\"2147483649\" r:id=\"rId1\"/></p:sldLayoutIdLst></p:sldMaster>"
+    )
+}
+
+fn layout() -> String {
+    format!(
+        "{HEADER}<p:sldLayout {NS} type=\"blank\" preserve=\"1\"><p:cSld name=\"Blank\">\
+         <p:spTree>{EMPTY_TREE}</p:spTree></p:cSld><p:clrMapOvr><a:masterClrMapping/></p:clrMapOvr></p:sldLayout>"
+    )
+}
+
+fn theme() -> String {
+    let solid = |c: &str| format!("<a:solidFill><a:schemeClr val=\"{c}\"/></a:solidFill>");
+    let line = |w: u32| {
+        format!("<a:ln w=\"{w}\"><a:solidFill><a:schemeClr val=\"phClr\"/></a:solidFill></a:ln>")
+    };
+    let fonts = |face: &str| {
+        format!("<a:latin typeface=\"{face}\"/><a:ea typeface=\"\"/><a:cs typeface=\"\"/>")
+    };
+    format!(
+        "{HEADER}<a:theme xmlns:a=\"http://schemas.openxmlformats.org/drawingml/2006/main\" name=\"OKCVM\"><a:themeElements>\
+         <a:clrScheme name=\"OKCVM\"><a:dk1><a:srgbClr val=\"1F2937\"/></a:dk1><a:lt1><a:srgbClr val=\"FFFFFF\"/></a:lt1>\
+         <a:dk2><a:srgbClr val=\"1E3A5F\"/></a:dk2><a:lt2><a:srgbClr val=\"F3F4F6\"/></a:lt2>\
+         <a:accent1><a:srgbClr val=\"2563EB\"/></a:accent1><a:accent2><a:srgbClr val=\"16A34A\"/></a:accent2>\
+         <a:accent3><a:srgbClr val=\"F59E0B\"/></a:accent3><a:accent4><a:srgbClr val=\"DC2626\"/></a:accent4>\
+         <a:accent5><a:srgbClr val=\"7C3AED\"/></a:accent5><a:accent6><a:srgbClr val=\"0891B2\"/></a:accent6>\
+         <a:hlink><a:srgbClr val=\"2563EB\"/></a:hlink><a:folHlink><a:srgbClr val=\"7C3AED\"/></a:folHlink></a:clrScheme>\
+         <a:fontScheme name=\"OKCVM\"><a:majorFont>{major}</a:majorFont><a:minorFont>{minor}</a:minorFont></a:fontScheme>\
+         <a:fmtScheme name=\"OKCVM\"><a:fillStyleLst>{f}{f}{f}</a:fillStyleLst>\
+         <a:lnStyleLst>{l1}{l2}{l3}</a:lnStyleLst>\
+         <a:effectStyleLst><a:effectStyle><a:effectLst/></a:effectStyle><a:effectStyle><a:effectLst/></a:effectStyle><a:effectStyle><a:effectLst/></a:effectStyle></a:effectStyleLst>\
+         <a:bgFillStyleLst>{f}{f}{f}</a:bgFillStyleLst></a:fmtScheme></a:themeElements></a:theme>",
+        major = fonts("Calibri Light"),
+        minor = fonts("Calibri"),
+        f = solid("phClr"),
+        l1 = line(6350),
+        l2 = line(12700),
+        l3 = line(19050),
+    )
+}
+
+fn text_box(id: u32, name: &str, (x, y, w, h): (i64, i64, i64, i64), paragraphs: &str) -> String {
+    format!(
+        "<p:sp><p:nvSpPr><p:cNvPr id=\"{id}\" name=\"{name}\"/><p:cNvSpPr txBox=\"1\"/><p:nvPr/></p:nvSpPr>\
+         <p:spPr><a:xfrm><a:off x=\"{x}\" y=\"{y}\"/><a:ext cx=\"{w}\" cy=\"{h}\"/></a:xfrm><a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom><a:noFill/></p:spPr>\
+         <p:txBody><a:bodyPr wrap=\"square\" lIns=\"91440\" tIns=\"45720\" rIns=\"91440\" bIns=\"45720\" anchor=\"t\"><a:normAutofit/></a:bodyPr><a:lstStyle/>{paragraphs}</p:txBody></p:sp>"
+    )
+}
+
+fn slide_xml(spec: &SlideSpec, pictures: &[(String, &Picture)]) -> String {
+    let with_pictures = !pictures.is_empty();
+    let width = SLIDE_W - 2 * MARGIN;
+    let text_width = if with_pictures {
+        width / 2 - MARGIN / 2
+    } else {
+        width
+    };
+    let title_size = if spec.title.chars().count() > 60 {
+        2800
+    } else {
+        3600
+    };
+    let title = format!(
+        "<a:p><a:r><a:rPr lang=\"en-US\" sz=\"{title_size}\" b=\"1\"><a:solidFill><a:schemeClr val=\"tx2\"/></a:solidFill></a:rPr><a:t>{}</a:t></a:r></a:p>",
+        escape(&spec.title)
+    );
+    let mut shapes = text_box(2, "Title", (MARGIN, 342_900, width, 1_028_700), &title);
+    if !spec.bullets.is_empty() {
+        let size = match spec.bullets.len() {
+            0..=5 => 2200,
+            6..=8 => 1800,
+            _ => 1500,
+        };
+        let paragraphs: String = spec
+            .bullets
+            .iter()
+            .map(|b| {
+                format!(
+                    "<a:p><a:pPr marL=\"342900\" indent=\"-342900\"><a:spcBef><a:spcPts val=\"600\"/></a:spcBef><a:buFont typeface=\"Arial\"/><a:buChar char=\"&#8226;\"/></a:pPr>\
+                     <a:r><a:rPr lang=\"en-US\" sz=\"{size}\"><a:solidFill><a:schemeClr val=\"tx1\"/></a:solidFill></a:rPr><a:t>{}</a:t></a:r></a:p>",
+                    escape(b)
+                )
+            })
+            .collect();
+        shapes.push_str(&text_box(
+            3,
+            "Body",
+            (MARGIN, 1_485_900, text_width, 4_914_900),
+            &paragraphs,
+        ));
+    }
+    if with_pictures {
+        let area_x = MARGIN + text_width + MARGIN;
+        let area_w = SLIDE_W - MARGIN - area_x;
+        let area_top = 1_485_900;
+        let slot_h = 4_914_900 / pictures.len() as i64;
+        for (i, (rel, picture)) in pictures.iter().enumerate() {
+            let scale = f64::min(
+                area_w as f64 / picture.width.max(1) as f64,
+                (slot_h - 91_440) as f64 / picture.height.max(1) as f64,
+            );
+            let (w, h) = (
+                (picture.width as f64 * scale) as i64,
+                (picture.height as f64 * scale) as i64,
+            );
+            let x = area_x + (area_w - w) / 2;
+            let y = area_top + slot_h * i as i64 + (slot_h - h) / 2;
+            let id = 10 + i;
+            shapes.push_str(&format!(
+                "<p:pic><p:nvPicPr><p:cNvPr id=\"{id}\" name=\"Picture {id}\"/><p:cNvPicPr><a:picLocks noChangeAspect=\"1\"/></p:cNvPicPr><p:nvPr/></p:nvPicPr>\
+                 <p:blipFill><a:blip r:embed=\"{rel}\"/><a:stretch><a:fillRect/></a:stretch></p:blipFill>\
+                 <p:spPr><a:xfrm><a:off x=\"{x}\" y=\"{y}\"/><a:ext cx=\"{w}\" cy=\"{h}\"/></a:xfrm><a:prstGeom prst=\"rect\"><a:avLst/></a:prstGeom></p:spPr></p:pic>"
+            ));
+        }
+    }
+    format!(
+        "{HEADER}<p:sld {NS}><p:cSld><p:spTree>{EMPTY_TREE}{shapes}</p:spTree></p:cSld>\
+         <p:clrMapOvr><a:masterClrMapping/></p:clrMapOvr></p:sld>"
+    )
+}
+
+/// The whole .pptx file.
+fn build_pptx(
+    slides: &[SlideSpec],
+    pictures: &[Vec<Picture>],
+    title: &str,
+) -> zip::result::ZipResult<Vec<u8>> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let mut put = |name: &str, data: &[u8]| -> zip::result::ZipResult<()> {
+        zip.start_file(name, options)?;
+        zip.write_all(data)?;
+        Ok(())
+    };
+    let mut extensions: Vec<&str> = pictures.iter().flatten().map(|p| p.extension).collect();
+    extensions.sort_unstable();
+    extensions.dedup();
+    put(
+        "[Content_Types].xml",
+        content_types(slides.len(), &extensions).as_bytes(),
+    )?;
+    put(
+        "_rels/.rels",
+        relationships(&[
+            ("rId1".into(), format!("{REL}/officeDocument"), "ppt/presentation.xml".into()),
+            (
+                "rId2".into(),
+                "http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties".into(),
+                "docProps/core.xml".into(),
+            ),
+            ("rId3".into(), format!("{REL}/extended-properties"), "docProps/app.xml".into()),
+        ])
+        .as_bytes(),
+    )?;
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+    put(
+        "docProps/core.xml",
+        format!(
+            "{HEADER}<cp:coreProperties xmlns:cp=\"http://schemas.openxmlformats.org/package/2006/metadata/core-properties\" \
+             xmlns:dc=\"http://purl.org/dc/elements/1.1/\" xmlns:dcterms=\"http://purl.org/dc/terms/\" \
+             xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><dc:title>{}</dc:title><dc:creator>OKCVM</dc:creator>\
+             <dcterms:created xsi:type=\"dcterms:W3CDTF\">{now}</dcterms:created><dcterms:modified xsi:type=\"dcterms:W3CDTF\">{now}</dcterms:modified></cp:coreProperties>",
+            escape(title)
+        )
+        .as_bytes(),
+    )?;
+    put(
+        "docProps/app.xml",
+        format!(
+            "{HEADER}<Properties xmlns=\"http://schemas.openxmlformats.org/officeDocument/2006/extended-properties\">\
+             <Application>OKCVM</Application><Slides>{}</Slides></Properties>",
+            slides.len()
+        )
+        .as_bytes(),
+    )?;
+    put(
+        "ppt/presentation.xml",
+        presentation(slides.len()).as_bytes(),
+    )?;
+    let mut presentation_rels = vec![
+        (
+            "rId1".to_string(),
+            format!("{REL}/slideMaster"),
+            "slideMasters/slideMaster1.xml".to_string(),
+        ),
+        (
+            "rId2".to_string(),
+            format!("{REL}/theme"),
+            "theme/theme1.xml".to_string(),
+        ),
+    ];
+    for n in 1..=slides.len() {
+        presentation_rels.push((
+            format!("rId{}", n + 2),
+            format!("{REL}/slide"),
+            format!("slides/slide{n}.xml"),
+        ));
+    }
+    put(
+        "ppt/_rels/presentation.xml.rels",
+        relationships(&presentation_rels).as_bytes(),
+    )?;
+    put("ppt/slideMasters/slideMaster1.xml", master().as_bytes())?;
+    put(
+        "ppt/slideMasters/_rels/slideMaster1.xml.rels",
+        relationships(&[
+            (
+                "rId1".into(),
+                format!("{REL}/slideLayout"),
+                "../slideLayouts/slideLayout1.xml".into(),
+            ),
+            (
+                "rId2".into(),
+                format!("{REL}/theme"),
+                "../theme/theme1.xml".into(),
+            ),
+        ])
+        .as_bytes(),
+    )?;
+    put("ppt/slideLayouts/slideLayout1.xml", layout().as_bytes())?;
+    put(
+        "ppt/slideLayouts/_rels/slideLayout1.xml.rels",
+        relationships(&[(
+            "rId1".into(),
+            format!("{REL}/slideMaster"),
+            "../slideMasters/slideMaster1.xml".into(),
+        )])
+        .as_bytes(),
+    )?;
+    put("ppt/theme/theme1.xml", theme().as_bytes())?;
+    let mut media_number = 0;
+    for (n, (spec, slide_pictures)) in slides.iter().zip(pictures).enumerate() {
+        let n = n + 1;
+        let mut rels = vec![(
+            "rId1".to_string(),
+            format!("{REL}/slideLayout"),
+            "../slideLayouts/slideLayout1.xml".to_string(),
+        )];
+        let mut placed = Vec::new();
+        for picture in slide_pictures {
+            media_number += 1;
+            let name = format!("image{media_number}.{}", picture.extension);
+            put(&format!("ppt/media/{name}"), &picture.data)?;
+            let rel = format!("rId{}", rels.len() + 1);
+            rels.push((
+                rel.clone(),
+                format!("{REL}/image"),
+                format!("../media/{name}"),
+            ));
+            placed.push((rel, picture));
+        }
+        put(
+            &format!("ppt/slides/slide{n}.xml"),
+            slide_xml(spec, &placed).as_bytes(),
+        )?;
+        put(
+            &format!("ppt/slides/_rels/slide{n}.xml.rels"),
+            relationships(&rels).as_bytes(),
+        )?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+// ---- the tool ----
+
+/// Loads the pictures a slide names, from the workspace; what cannot be used is reported.
+fn load_pictures(
+    ctx: &ToolContext,
+    deck_dir: &str,
+    sources: &[String],
+    notes: &mut Vec<String>,
+) -> Vec<Picture> {
+    let mut pictures = Vec::new();
+    for src in sources.iter().take(3) {
+        let src = src.trim();
+        if src.starts_with("http://") || src.starts_with("https://") || src.starts_with("data:") {
+            notes.push(format!(
+                "{src}: only images saved in the workspace are embedded; download it first"
+            ));
+            continue;
+        }
+        let model_path = if src.starts_with('/') {
+            src.to_string()
+        } else {
+            format!(
+                "{}/{}",
+                deck_dir.trim_end_matches('/'),
+                src.trim_start_matches("./")
+            )
+        };
+        let loaded = ctx
+            .workspace
+            .resolve(&model_path)
+            .map_err(|e| e.to_string())
+            .and_then(|path: PathBuf| {
+                let size = std::fs::metadata(&path)
+                    .map_err(|_| "not found".to_string())?
+                    .len();
+                if size > MAX_IMAGE_BYTES {
+                    return Err(format!("larger than {}", size_display(MAX_IMAGE_BYTES)));
+                }
+                std::fs::read(&path).map_err(|e| e.to_string())
+            })
+            .and_then(|data| {
+                let extension = match imagesize::image_type(&data) {
+                    Ok(imagesize::ImageType::Png) => "png",
+                    Ok(imagesize::ImageType::Jpeg) => "jpeg",
+                    Ok(imagesize::ImageType::Gif) => "gif",
+                    _ => return Err("not a png, jpeg or gif image".to_string()),
+                };
+                let size =
+                    imagesize::blob_size(&data).map_err(|_| "unreadable image".to_string())?;
+                Ok(Picture {
+                    data,
+                    extension,
+                    width: size.width as i64,
+                    height: size.height as i64,
+                })
+            });
+        match loaded {
+            Ok(picture) => pictures.push(picture),
+            Err(why) => notes.push(format!("{src}: {why}")),
+        }
+    }
+    pictures
+}
+
+pub struct SlidesGenerator;
+
+#[derive(Deserialize)]
+struct Args {
+    file_path: String,
+    content: String,
+}
+
+impl Tool for SlidesGenerator {
+    fn name(&self) -> &'static str {
+        "mshtools-slides_generator"
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        async move {
+            let args: Args = parse_args(self.name(), args)?;
+            if !args.file_path.to_ascii_lowercase().ends_with(".pptx") {
+                return Err(ToolError::RespondToModel(
+                    "file_path must end in .pptx".into(),
+                ));
+            }
+            let target = ctx.workspace.resolve(&args.file_path)?;
+            let specs = parse_deck(&args.content);
+            if specs.is_empty() {
+                return Err(ToolError::RespondToModel(
+                    "no <section> found: write one <section> element per slide".into(),
+                ));
+            }
+            if specs.len() > MAX_SLIDES {
+                return Err(ToolError::RespondToModel(format!(
+                    "at most {MAX_SLIDES} slides per deck"
+                )));
+            }
+            let shown = ctx
+                .workspace
+                .model_path(&target)
+                .unwrap_or_else(|| args.file_path.clone());
+            let deck_dir = Path::new(&shown)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|| MOUNT.to_string());
+            let mut notes = Vec::new();
+            let pictures: Vec<Vec<Picture>> = specs
+                .iter()
+                .map(|spec| load_pictures(ctx, &deck_dir, &spec.images, &mut notes))
+                .collect();
+            let deck_title = specs[0].title.clone();
+            let bytes = build_pptx(&specs, &pictures, &deck_title)
+                .map_err(|e| ToolError::Fatal(format!("cannot build the deck: {e}")))?;
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    ToolError::RespondToModel(format!("cannot create the folder of {shown}: {e}"))
+                })?;
+            }
+            std::fs::write(&target, &bytes)
+                .map_err(|e| ToolError::RespondToModel(format!("cannot write {shown}: {e}")))?;
+            let outline: Vec<Slide> = specs
+                .iter()
+                .map(|s| Slide {
+                    title: s.title.clone(),
+                    bullets: s.bullets.clone(),
+                })
+                .collect();
+            let name = Path::new(&shown)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "slides.pptx".into());
+            let query = serde_urlencoded::to_string([("path", shown.as_str())]).unwrap_or_default();
+            ctx.state.artifacts.push(Artifact {
+                kind: "presentation".into(),
+                name,
+                url: format!("/api/session/workspace/file?{query}"),
+            });
+            ctx.state.slides = outline;
+            let mut out = format!(
+                "Created {shown} ({}, {} slides):\n",
+                size_display(bytes.len() as u64),
+                specs.len()
+            );
+            for (i, spec) in specs.iter().enumerate() {
+                let title = if spec.title.is_empty() {
+                    "(no title)"
+                } else {
+                    &spec.title
+                };
+                out.push_str(&format!(
+                    "{}. {title} — {} bullets, {} pictures\n",
+                    i + 1,
+                    spec.bullets.len(),
+                    pictures[i].len()
+                ));
+            }
+            if !notes.is_empty() {
+                out.push_str("Pictures left out:\n");
+                for note in notes {
+                    out.push_str(&format!("- {note}\n"));
+                }
+            }
+            Ok(ToolOutput::text(out.trim_end().to_string()))
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_become_titled_slides_with_bullets_and_pictures() {
+        let html = r#"<style>section{}</style>
+            <SECTION class="cover"><h1>Fruit &amp; Co</h1><p>Quarterly <b>report</b></p></SECTION>
+            <section><h2>Numbers</h2><ul><li>Apples up 10%</li><li>Pears <em>flat</em></li></ul>
+              <p>ignored when a list exists</p><img src='chart.png' alt="c"><img alt=x src="/mnt/okcomputer/b.gif"></section>
+            <sectionx>not a slide</sectionx>"#;
+        let deck = parse_deck(html);
+        assert_eq!(deck.len(), 2);
+        assert_eq!(deck[0].title, "Fruit & Co");
+        assert_eq!(deck[0].bullets, ["Quarterly report"]);
+        assert_eq!(deck[1].bullets, ["Apples up 10%", "Pears flat"]);
+        assert_eq!(deck[1].images, ["chart.png", "/mnt/okcomputer/b.gif"]);
+    }
+
+    #[test]
+    fn the_package_holds_every_part_it_names() {
+        let specs = vec![
+            SlideSpec {
+                title: "A <b>".into(),
+                bullets: vec!["x & y".into()],
+                images: vec![],
+            },
+            SlideSpec {
+                title: "B".into(),
+                bullets: vec![],
+                images: vec![],
+            },
+        ];
+        let picture = Picture {
+            data: vec![0x89, b'P', b'N', b'G'],
+            extension: "png",
+            width: 10,
+            height: 5,
+        };
+        let bytes = build_pptx(&specs, &[vec![], vec![picture]], "Deck").unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let names: Vec<String> = archive
+            .file_names()
+            .map(|name| name.unwrap().into_owned())
+            .collect();
+        for part in [
+            "[Content_Types].xml",
+            "ppt/presentation.xml",
+            "ppt/slides/slide2.xml",
+            "ppt/slides/_rels/slide2.xml.rels",
+            "ppt/media/image1.png",
+            "ppt/theme/theme1.xml",
+        ] {
+            assert!(
+                names.iter().any(|n| n == part),
+                "{part} missing from {names:?}"
+            );
+        }
+        let mut slide = String::new();
+        std::io::Read::read_to_string(
+            &mut archive.by_name("ppt/slides/slide1.xml").unwrap(),
+            &mut slide,
+        )
+        .unwrap();
+        assert!(
+            slide.contains("<a:t>A &lt;b&gt;</a:t>") && slide.contains("<a:t>x &amp; y</a:t>"),
+            "{slide}"
+        );
+    }
+}
