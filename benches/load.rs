@@ -207,6 +207,7 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
     let settings = okcvm::settings::Settings::load(&store, &config.llm, &llm).unwrap();
     let services = okcvm::tools::ToolServices {
         browser: okcvm::tools::browser::BrowserPool::new(&config.browser),
+        data: okcvm::tools::data::DataClient::new(&config.data).unwrap(),
         deployer: okcvm::tools::deploy::Deployer::new(&config.deploy, "http://127.0.0.1", store),
         media: okcvm::tools::media::MediaClient::new(std::sync::Arc::new(settings)).unwrap(),
         search: okcvm::tools::search::SearchClient::new(&config.search).unwrap(),

@@ -26,6 +26,7 @@ pub struct Config {
     pub deploy: DeployConfig,
     pub search: SearchConfig,
     pub browser: BrowserConfig,
+    pub data: DataConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -271,6 +272,26 @@ impl Default for BrowserConfig {
     }
 }
 
+/// `[data]`: the structured data sources of `get_data_source(_desc)`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    pub enabled: bool,
+    /// A JSON file of sources replacing the built-in `spec/data_sources.json`.
+    pub sources_file: Option<PathBuf>,
+    pub timeout_secs: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            sources_file: None,
+            timeout_secs: 30,
+        }
+    }
+}
+
 /// `[search]`: the provider behind `web_search` and `image_search`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -484,6 +505,9 @@ impl Config {
         if self.search.timeout_secs == 0 {
             return Err(invalid("search.timeout_secs", "must be at least 1"));
         }
+        if self.data.timeout_secs == 0 {
+            return Err(invalid("data.timeout_secs", "must be at least 1"));
+        }
         if self.browser.page_timeout_secs == 0 {
             return Err(invalid("browser.page_timeout_secs", "must be at least 1"));
         }
@@ -520,6 +544,7 @@ impl Config {
         self.workspace.root = resolve(&self.workspace.root);
         self.store.path = resolve(&self.store.path);
         self.deploy.root = resolve(&self.deploy.root);
+        self.data.sources_file = self.data.sources_file.as_deref().map(resolve);
         self.spec.system_prompt = self.spec.system_prompt.as_deref().map(resolve);
         self.spec.tools = self.spec.tools.as_deref().map(resolve);
     }

@@ -48,6 +48,7 @@ use crate::runtime::{Registry, Services};
 use crate::spec::Spec;
 use crate::store::{Flusher, Store};
 use crate::tools::browser::BrowserPool;
+use crate::tools::data::DataClient;
 use crate::tools::deploy::Deployer;
 use crate::tools::media::MediaClient;
 use crate::tools::sandbox::Sandbox;
@@ -72,6 +73,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Data(#[from] tools::data::DataError),
     #[error("cannot start an HTTP client: {0}")]
     Client(reqwest::Error),
     #[error("cannot start a thread: {0}")]
@@ -98,6 +101,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
     let settings = Arc::new(settings::Settings::load(&store, &config.llm, &llm)?);
     let tool_services = ToolServices {
         browser: BrowserPool::new(&config.browser),
+        data: DataClient::new(&config.data)?,
         deployer: Deployer::new(
             &config.deploy,
             &config.public_base(config.server.port),

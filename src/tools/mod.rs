@@ -7,6 +7,7 @@
 //! invariant of the server.
 
 pub mod browser;
+pub mod data;
 pub mod deploy;
 pub mod exec;
 pub mod files;
@@ -19,7 +20,6 @@ pub mod search;
 pub mod shell;
 pub mod slides;
 pub mod todo;
-pub mod unavailable;
 
 use std::sync::Arc;
 
@@ -101,6 +101,7 @@ pub struct ToolContext {
 /// What tools reach beyond the session: one of each for the whole server.
 pub struct ToolServices {
     pub browser: browser::BrowserPool,
+    pub data: data::DataClient,
     pub deployer: deploy::Deployer,
     pub media: media::MediaClient,
     pub search: search::SearchClient,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    browser, deploy, files, media, python, search, shell, slides, todo, unavailable, Tool,
-    ToolContext, ToolError, ToolOutput,
+    browser, data, deploy, files, media, python, search, shell, slides, todo, Tool, ToolContext,
+    ToolError, ToolOutput,
 };
 use crate::spec::Spec;
 
@@ -31,7 +31,7 @@ pub enum RegistryError {
 impl ToolRegistry {
     /// The registry with every built-in tool.
     pub fn new(spec: Arc<Spec>) -> Result<Self, RegistryError> {
-        let mut tools: Vec<Box<dyn Tool>> = vec![
+        let tools: Vec<Box<dyn Tool>> = vec![
             Box::new(todo::TodoRead),
             Box::new(todo::TodoWrite),
             Box::new(files::ReadFile),
@@ -54,12 +54,9 @@ impl ToolRegistry {
             Box::new(browser::BrowserScrollUp),
             Box::new(browser::BrowserFind),
             Box::new(slides::SlidesGenerator),
+            Box::new(data::GetDataSourceDesc),
+            Box::new(data::GetDataSource),
         ];
-        tools.extend(
-            unavailable::all()
-                .into_iter()
-                .map(|tool| Box::new(tool) as Box<dyn Tool>),
-        );
         Self::with_tools(spec, tools)
     }
 

@@ -63,6 +63,10 @@ impl MockApis {
                         .route("/v1/sound-generation", web::post().to(audio))
                         .route("/search", web::get().to(searxng))
                         .route("/pages/{name}", web::get().to(page))
+                        .route(
+                            "/data/v2/country/{country}/indicator/{indicator}",
+                            web::get().to(indicator),
+                        )
                         .route("/brave/web/search", web::get().to(brave_web))
                         .route("/brave/images/search", web::get().to(brave_images))
                 })
@@ -238,4 +242,22 @@ async fn page(path: web::Path<String>, req: HttpRequest) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html)
+}
+
+/// World Bank-shaped indicator values.
+async fn indicator(
+    shared: web::Data<Shared>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    record(&shared, &req, &query_of(&req));
+    let (country, indicator) = path.into_inner();
+    if indicator == "FAIL" {
+        return HttpResponse::BadRequest()
+            .json(json!([{"message": [{"value": "Invalid indicator"}]}]));
+    }
+    HttpResponse::Ok().json(json!([
+        {"page": 1, "total": 1},
+        [{"country": {"value": country}, "indicator": {"id": indicator}, "date": "2023", "value": 27_360_935_000_000u64}]
+    ]))
 }
