@@ -31,7 +31,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn record_turn(&self, outcome: &TurnOutcome, took: Duration) {
+    /// Records a finished turn. Tool names the model made up (`known` says no) are counted as
+    /// `unknown`, so a model cannot grow the label set without bound.
+    pub fn record_turn(&self, outcome: &TurnOutcome, took: Duration, known: impl Fn(&str) -> bool) {
         let ending = match outcome.end {
             TurnEnd::Answered => 0,
             TurnEnd::MaxSteps => 1,
@@ -58,7 +60,12 @@ impl Metrics {
             return;
         };
         for call in &outcome.tool_calls {
-            let counts = tools.entry(call.tool_name.clone()).or_default();
+            let name = if known(&call.tool_name) {
+                call.tool_name.as_str()
+            } else {
+                "unknown"
+            };
+            let counts = tools.entry(name.to_string()).or_default();
             counts[usize::from(call.status != ToolStatus::Success)] += 1;
         }
     }
@@ -209,10 +216,12 @@ mod tests {
                 call("mshtools-shell", ToolStatus::Success),
                 call("mshtools-shell", ToolStatus::Error),
                 call("odd\"name", ToolStatus::Success),
+                call("made-up", ToolStatus::Error),
             ],
             end: TurnEnd::Answered,
         };
-        metrics.record_turn(&outcome, Duration::from_millis(30));
+        let known = |name: &str| name.starts_with("mshtools-") || name.contains('"');
+        metrics.record_turn(&outcome, Duration::from_millis(30), known);
         metrics.record_turn(
             &TurnOutcome {
                 end: TurnEnd::Cancelled,
@@ -220,6 +229,7 @@ mod tests {
                 ..outcome
             },
             Duration::from_secs(2),
+            known,
         );
         let registry = RegistryStats {
             sessions: vec![SessionSummary {
@@ -246,6 +256,7 @@ mod tests {
             "okcvm_model_tokens_total{direction=\"in\"} 240",
             "okcvm_tool_calls_total{tool=\"mshtools-shell\",status=\"error\"} 1",
             "okcvm_tool_calls_total{tool=\"odd\\\"name\",status=\"success\"} 1",
+            "okcvm_tool_calls_total{tool=\"unknown\",status=\"error\"} 1",
         ] {
             assert!(
                 page.lines().any(|l| l == line),

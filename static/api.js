@@ -83,7 +83,7 @@ export async function request(path, { method = 'GET', json, body, headers = {}, 
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(json);
     // A keepalive request outlives a reload of the page, but browsers cap its body at 64 KiB.
-    if (keepalive && init.body.length < KEEPALIVE_MAX_BODY) init.keepalive = true;
+    if (keepalive && new Blob([init.body]).size < KEEPALIVE_MAX_BODY) init.keepalive = true;
   } else if (body !== undefined) {
     init.body = body;
   }

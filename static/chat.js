@@ -432,10 +432,15 @@ function startEdit(turnEl, index) {
 /** Makes the server's history (what the model sees next) the one of `version`. */
 async function followInHistory(version) {
   if (!version.entry_id) return;
+  state.switching = true; // nothing is sent until the server's history has followed
+  updateControls();
   try {
     await api('/api/session/history/switch', { method: 'POST', json: { entry_id: version.entry_id } });
   } catch (error) {
     toast(`The agent still remembers the version it last worked on: ${error.message}`, 'error');
+  } finally {
+    state.switching = false;
+    updateControls();
   }
 }
 

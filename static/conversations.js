@@ -182,6 +182,7 @@ function setSwitching(on) {
 
 /** The body of `openConversation`: fetches the record and the session, then shows them. */
 async function loadConversation(id) {
+  const previous = state.conv?.id ?? null;
   setConversation(id);
   let conv = null;
   try {
@@ -189,8 +190,9 @@ async function loadConversation(id) {
     conv = body.conversation;
   } catch (error) {
     if (error.status !== 404) {
-      // Opening it without its record would save an empty one over it.
+      // Opening it without its record would save an empty one over it; stay where we were.
       toast(`Cannot open the conversation: ${error.message}`, 'error');
+      if (currentConversation() === id && previous) setConversation(previous);
       return;
     }
   }

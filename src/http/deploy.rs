@@ -10,12 +10,19 @@ use actix_web::{http::header, web, HttpResponse};
 use super::error::ApiError;
 use super::workspace::send_file;
 use super::AppState;
+use crate::tools::deploy::is_deployment_id;
 
 /// `GET /deploy/{id}`: the site lives at `/deploy/{id}/`, so relative links resolve there.
-pub async fn site_root(id: web::Path<String>) -> HttpResponse {
-    HttpResponse::PermanentRedirect()
+pub async fn site_root(id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    if !is_deployment_id(&id) {
+        return Err(ApiError::NotFound(format!(
+            "no deployed site {}",
+            id.as_str()
+        )));
+    }
+    Ok(HttpResponse::PermanentRedirect()
         .insert_header((header::LOCATION, format!("/deploy/{}/", id.as_str())))
-        .finish()
+        .finish())
 }
 
 /// `GET /deploy/{id}/{path}` (the index page for an empty path or a folder).

@@ -101,9 +101,8 @@ impl Registry {
             return; // replaced meanwhile (the session had stopped on its own)
         }
         if answer.is_err() {
-            // A turn started first: the session stays.
+            // A turn started first: the session stays (its own activity reports say busy).
             entry.evicting = false;
-            entry.busy = true;
             entry.last_used = Instant::now();
             return;
         }

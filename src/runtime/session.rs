@@ -184,7 +184,10 @@ impl SessionActor {
             })
         }));
         let latency = running.started.elapsed();
-        self.services.metrics.record_turn(&outcome, latency);
+        let tools = &self.services.tools;
+        self.services
+            .metrics
+            .record_turn(&outcome, latency, |name| tools.spec().tool(name).is_some());
         let model = services.llm.model_name();
         // Only tools change the workspace; a turn without them keeps the last known state.
         let known_state = if outcome.tool_calls.is_empty() {

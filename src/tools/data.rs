@@ -19,7 +19,7 @@ use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
 use crate::config::DataConfig;
 
 const BUILTIN: &str = include_str!("../../spec/data_sources.json");
-/// Largest answer kept (bytes); the tool output cap applies after this.
+/// Largest answer read (bytes); the tool output cap applies after this.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,13 +321,12 @@ impl Tool for GetDataSource {
             }
             .map_err(|e| ToolError::RespondToModel(format!("{} cannot be reached: {e}", source.name)))?;
             let status = response.status();
-            let body = response.bytes().await.map_err(|e| {
-                ToolError::RespondToModel(format!("{}'s answer broke off: {e}", source.name))
-            })?;
-            let body = &body[..body.len().min(MAX_ANSWER)];
-            let text = match serde_json::from_slice::<Value>(body) {
+            let body = super::read_capped(response, MAX_ANSWER)
+                .await
+                .map_err(|e| ToolError::RespondToModel(format!("{}: {e}", source.name)))?;
+            let text = match serde_json::from_slice::<Value>(&body) {
                 Ok(json) => serde_json::to_string_pretty(&json).unwrap_or_default(),
-                Err(_) => String::from_utf8_lossy(body).into_owned(),
+                Err(_) => String::from_utf8_lossy(&body).into_owned(),
             };
             if !status.is_success() {
                 let detail: String = text.chars().take(500).collect();

@@ -29,7 +29,11 @@ const STANDARD_VOICES: [&str; 11] = [
 
 /// The HTTP side of the media tools, shared by every session.
 pub struct MediaClient {
+    /// For the configured endpoints: carries the key, follows no redirect (a redirect would
+    /// hand the key to another host).
     http: reqwest::Client,
+    /// For image addresses an endpoint answers with: no key, redirects followed.
+    download: reqwest::Client,
     settings: Arc<Settings>,
 }
 
@@ -60,11 +64,18 @@ impl Section {
 
 impl MediaClient {
     pub fn new(settings: Arc<Settings>) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
-            .build()?;
-        Ok(Self { http, settings })
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(300))
+        };
+        Ok(Self {
+            http: builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            download: builder().build()?,
+            settings,
+        })
     }
 
     fn endpoint(&self, section: Section) -> Result<EndpointSettings, ToolError> {
@@ -89,7 +100,7 @@ impl MediaClient {
         let url = format!("{}/{path}", endpoint.base_url.trim_end_matches('/'));
         let request = self.http.post(url);
         match &endpoint.api_key {
-            Some(key) => request.bearer_auth(key).header("xi-api-key", key),
+            Some(key) => request.bearer_auth(key),
             None => request,
         }
     }
@@ -99,7 +110,7 @@ impl MediaClient {
         &self,
         section: Section,
         request: reqwest::RequestBuilder,
-    ) -> Result<(bytes::Bytes, String), ToolError> {
+    ) -> Result<(Vec<u8>, String), ToolError> {
         let what = section.what();
         let response = request.send().await.map_err(|e| {
             ToolError::RespondToModel(format!("the {what} endpoint cannot be reached: {e}"))
@@ -111,25 +122,13 @@ impl MediaClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        if response.content_length().unwrap_or(0) > MAX_MEDIA_BYTES as u64 {
-            return Err(ToolError::RespondToModel(format!(
-                "the {what} endpoint answered with more than {}",
-                size_display(MAX_MEDIA_BYTES as u64)
-            )));
-        }
-        let body = response.bytes().await.map_err(|e| {
-            ToolError::RespondToModel(format!("the {what} endpoint's answer broke off: {e}"))
-        })?;
+        let body = super::read_capped(response, MAX_MEDIA_BYTES)
+            .await
+            .map_err(|e| ToolError::RespondToModel(format!("the {what} endpoint: {e}")))?;
         if !status.is_success() {
             let detail: String = String::from_utf8_lossy(&body).chars().take(300).collect();
             return Err(ToolError::RespondToModel(format!(
                 "the {what} endpoint answered {status}: {detail}"
-            )));
-        }
-        if body.len() > MAX_MEDIA_BYTES {
-            return Err(ToolError::RespondToModel(format!(
-                "the {what} endpoint answered with more than {}",
-                size_display(MAX_MEDIA_BYTES as u64)
             )));
         }
         Ok((body, content_type))
@@ -158,8 +157,9 @@ impl MediaClient {
                 "the image endpoint's answer holds neither b64_json nor url".into(),
             ));
         };
-        let (image, _) = self.fetch(Section::Image, self.http.get(url)).await?;
-        Ok(image.to_vec())
+        // A third-party address (often a CDN that redirects): no key goes there.
+        let (image, _) = self.fetch(Section::Image, self.download.get(url)).await?;
+        Ok(image)
     }
 
     async fn speech(&self, text: &str, voice: &str, format: &str) -> Result<Vec<u8>, ToolError> {
@@ -172,7 +172,7 @@ impl MediaClient {
         }));
         let (body, content_type) = self.fetch(Section::Speech, request).await?;
         refuse_json(&body, &content_type, Section::Speech)?;
-        Ok(body.to_vec())
+        Ok(body)
     }
 
     async fn voices(&self) -> Result<Vec<String>, ToolError> {
@@ -197,14 +197,18 @@ impl MediaClient {
 
     async fn sound_effect(&self, description: &str, duration: f64) -> Result<Vec<u8>, ToolError> {
         let endpoint = self.endpoint(Section::SoundEffects)?;
-        let request = self.post(&endpoint, "sound-generation").json(&json!({
+        let mut request = self.post(&endpoint, "sound-generation");
+        if let Some(key) = &endpoint.api_key {
+            request = request.header("xi-api-key", key); // ElevenLabs' own header
+        }
+        let request = request.json(&json!({
             "text": description,
             "duration_seconds": duration,
             "model_id": endpoint.model,
         }));
         let (body, content_type) = self.fetch(Section::SoundEffects, request).await?;
         refuse_json(&body, &content_type, Section::SoundEffects)?;
-        Ok(body.to_vec())
+        Ok(body)
     }
 }
 

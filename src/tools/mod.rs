@@ -119,6 +119,32 @@ pub trait Tool: Send + Sync {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 }
 
+/// Reads an HTTP answer of at most `max` bytes, stopping as soon as it is larger (a missing or
+/// false `Content-Length` cannot make the server buffer more).
+pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let too_big = || {
+        format!(
+            "the answer is larger than {}",
+            crate::protocol::size_display(max as u64)
+        )
+    };
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("the answer broke off: {e}"))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Deserialises a tool's private `Args` struct, turning serde's complaint into a message the
 /// model can act on.
 pub fn parse_args<T: DeserializeOwned>(tool: &str, args: Value) -> Result<T, ToolError> {

@@ -26,6 +26,7 @@ Standard library only; IPython and matplotlib are optional.
 import ast
 import builtins
 import codecs
+import fcntl
 import io
 import json
 import linecache
@@ -88,6 +89,10 @@ class FdCapture:
 
     def __init__(self, fd):
         read_end, write_end = os.pipe()
+        try:  # room for C code that prints a lot while holding the GIL
+            fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        except OSError:
+            pass
         os.dup2(write_end, fd)
         os.close(write_end)
         self.fd, self.read_end = fd, read_end

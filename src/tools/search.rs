@@ -18,6 +18,8 @@ use crate::config::SearchConfig;
 
 /// Queries one call may run.
 const MAX_QUERIES: usize = 5;
+/// Largest answer read from the provider (bytes).
+const MAX_ANSWER: usize = 8 * 1024 * 1024;
 /// Images one `image_search` call may return.
 const MAX_IMAGES: usize = 50;
 
@@ -44,6 +46,8 @@ struct ImageResult {
 impl SearchClient {
     pub fn new(config: &SearchConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            // The key travels in a header a redirect would hand to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(config.timeout_secs))
             .build()?;
@@ -79,9 +83,10 @@ impl SearchClient {
             ToolError::RespondToModel(format!("the search provider cannot be reached: {e}"))
         })?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| {
-            ToolError::RespondToModel(format!("the search provider's answer broke off: {e}"))
-        })?;
+        let body = super::read_capped(response, MAX_ANSWER)
+            .await
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map_err(|e| ToolError::RespondToModel(format!("the search provider: {e}")))?;
         if !status.is_success() {
             let detail: String = body.chars().take(200).collect();
             return Err(ToolError::RespondToModel(format!(
@@ -101,7 +106,8 @@ impl SearchClient {
             let answer = self
                 .get(
                     "web/search",
-                    &[("q", query.into()), ("count", count.to_string())],
+                    // Brave returns at most 20 web results per request.
+                    &[("q", query.into()), ("count", count.min(20).to_string())],
                 )
                 .await?;
             web_results(&answer["web"]["results"], "description")
