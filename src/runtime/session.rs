@@ -320,13 +320,19 @@ impl SessionActor {
                 }
             }
             actor.parts = Some(parts);
-            if !actor.stop_waiters.is_empty() {
-                for waiter in actor.stop_waiters.drain(..) {
-                    let _ = waiter.send(());
-                }
-                ctx.stop();
-            }
+            actor.stop_if_asked(ctx);
         }));
+    }
+
+    /// Once the parts are back: stops the session if a forced eviction waits for it.
+    fn stop_if_asked(&mut self, ctx: &mut Context<Self>) {
+        if self.stop_waiters.is_empty() {
+            return;
+        }
+        for waiter in self.stop_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        ctx.stop();
     }
 }
 
@@ -479,9 +485,10 @@ impl Handler<ChangeWorkspace> for SessionActor {
         };
         self.workspace_state = None;
         let work = tokio::task::spawn_blocking(move || (msg.work)());
-        Box::pin(work.into_actor(self).map(move |result, actor, _ctx| {
+        Box::pin(work.into_actor(self).map(move |result, actor, ctx| {
             actor.parts = Some(parts);
             actor.workspace_state = None;
+            actor.stop_if_asked(ctx);
             result.map_err(|e| SessionError::Internal(format!("workspace operation failed: {e}")))
         }))
     }
@@ -507,15 +514,18 @@ impl Handler<Evict> for SessionActor {
     /// An idle session stops at once. A forced eviction of a busy one cancels the turn and
     /// stops once the turn has been persisted, so nothing is written after the reply.
     fn handle(&mut self, msg: Evict, ctx: &mut Self::Context) -> Self::Result {
-        let Some(running) = &self.running else {
+        // The parts are lent while a turn, a workspace operation or a history wipe runs.
+        if self.parts.is_some() {
             ctx.stop();
             return Box::pin(actix::fut::ready(Ok(())));
-        };
+        }
         if !msg.force {
-            // A turn started after the registry chose this session: it stays.
+            // Work started after the registry chose this session: it stays.
             return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         }
-        running.cancel.cancel();
+        if let Some(running) = &self.running {
+            running.cancel.cancel();
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.stop_waiters.push(tx);
         Box::pin(async move { rx.await.map_err(|_| SessionError::Gone) }.into_actor(self))
@@ -674,8 +684,9 @@ impl Handler<ClearHistory> for SessionActor {
                 .map_err(|e| e.to_string())?;
             remove_workspace(&root).map_err(|e| format!("cannot empty the workspace: {e}"))
         });
-        Box::pin(wipe.into_actor(self).map(move |result, actor, _ctx| {
+        Box::pin(wipe.into_actor(self).map(move |result, actor, ctx| {
             actor.parts = Some(parts);
+            actor.stop_if_asked(ctx);
             match result {
                 Ok(Ok(workspace_removed)) => Ok(ClearedHistory {
                     cleared_messages,
