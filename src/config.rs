@@ -257,6 +257,9 @@ pub struct BrowserConfig {
     /// Whether pages on loopback, private and link-local addresses may be opened (they are
     /// this server's neighbours: off unless the operator wants it).
     pub allow_private_networks: bool,
+    /// Hosts (`host` or `host:port`) the browser may open even on a private address, e.g. an
+    /// intranet wiki.
+    pub allowed_hosts: Vec<String>,
     /// Time one page load may take.
     pub page_timeout_secs: u64,
 }
@@ -267,6 +270,7 @@ impl Default for BrowserConfig {
             enabled: true,
             executable: "chromium".into(),
             allow_private_networks: false,
+            allowed_hosts: Vec::new(),
             page_timeout_secs: 30,
         }
     }

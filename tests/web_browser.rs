@@ -162,4 +162,34 @@ async fn each_session_browses_in_its_own_context_and_private_addresses_are_refus
     );
     assert!(refused[2].contains("only http and https"), "{}", refused[2]);
     assert!(refused[3].contains("not a valid address"), "{}", refused[3]);
+
+    // An allowed host cannot redirect, link or script the browser to a private address.
+    let other = MockApis::start();
+    let allowed = origin.trim_start_matches("http://").to_string();
+    let guarded = TestApp::spawn_with(|c| c.browser.allowed_hosts = vec![allowed.clone()]);
+    let secret = format!("{}/pages/about", other.origin);
+    guarded.model.script(
+        "HOP",
+        vec![
+            step("visit", json!({"url": format!("{origin}/pages/home")})),
+            step(
+                "visit",
+                json!({"url": format!("{origin}/pages/redirect?to={secret}")}),
+            ),
+            Reply::text("hopped"),
+        ],
+    );
+    guarded.chat_json("hopper", "HOP around").await;
+    let hops = tool_messages(guarded.model.requests_for("HOP").last().unwrap());
+    assert!(
+        hops[0].contains("Title: Fruit market"),
+        "the allowed host opens: {}",
+        hops[0]
+    );
+    assert!(
+        !hops[1].contains("We sell fruit"),
+        "the redirect to a private address is blocked: {}",
+        hops[1]
+    );
+    assert!(!hops[1].contains("Title: About"), "{}", hops[1]);
 }

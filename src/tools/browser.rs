@@ -5,17 +5,25 @@
 //! DevTools connection, so no session's thread can stall it. The model sees the page as text:
 //! the address, title, scroll position, the interactive elements in view numbered `[n]`
 //! (marked in the page with `data-okc-index`, which `browser_click`/`browser_input` use) and
-//! the visible text. Only http(s) pages are opened, and not on loopback, private or
-//! link-local addresses unless `[browser] allow_private_networks` says so. The session's tab
-//! and context close when the session's tool state is dropped (eviction, cleared history).
+//! the visible text. Only http(s) pages are opened, and no request of a tab (the page, its
+//! redirects, links, scripts and forms: all pass through DevTools request interception)
+//! reaches a loopback, private or link-local address unless `[browser]
+//! allow_private_networks` or `allowed_hosts` say so. A Chromium that died is started again.
+//! The session's tab and context close when the session's tool state is dropped.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chromiumoxide::browser::{Browser, BrowserConfig as LaunchConfig};
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused, FailRequestParams,
+};
+use chromiumoxide::cdp::browser_protocol::network::ErrorReason;
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
@@ -35,10 +43,10 @@ const PAGE_SCRIPT: &str = include_str!("browser_page.js");
 /// How long a click or submit may keep the page loading before its state is read.
 const SETTLE: Duration = Duration::from_secs(5);
 
-/// The server's Chromium, started on first use.
+/// The server's Chromium, started on first use (and again if it died).
 pub struct BrowserPool {
     config: BrowserConfig,
-    browser: Mutex<Option<Arc<Browser>>>,
+    browser: Mutex<Option<Running>>,
     /// Chromium's profile folder, removed with the pool.
     profile: Mutex<Option<PathBuf>>,
 }
@@ -51,11 +59,20 @@ impl Drop for BrowserPool {
     }
 }
 
+/// A started Chromium: the browser, the runtime of its thread, and whether it still runs.
+#[derive(Clone)]
+struct Running {
+    browser: Arc<Browser>,
+    runtime: tokio::runtime::Handle,
+    alive: Arc<AtomicBool>,
+}
+
 /// A session's private browsing context and its tab.
 pub struct Tab {
     page: Page,
     context: BrowserContextId,
     browser: Arc<Browser>,
+    alive: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Tab {
@@ -96,21 +113,24 @@ impl BrowserPool {
         }
     }
 
-    async fn browser(&self) -> Result<Arc<Browser>, ToolError> {
+    async fn browser(&self) -> Result<Running, ToolError> {
         if !self.config.enabled {
             return Err(unavailable("[browser] enabled = false in okcvm.toml"));
         }
         let mut slot = self.browser.lock().await;
-        if let Some(browser) = slot.as_ref() {
-            return Ok(browser.clone());
+        if let Some(running) = slot.as_ref() {
+            if running.alive.load(Ordering::Acquire) {
+                return Ok(running.clone());
+            }
+            tracing::warn!("Chromium stopped; starting it again");
         }
-        let browser = Arc::new(self.launch().await?);
-        *slot = Some(browser.clone());
-        Ok(browser)
+        let running = self.launch().await?;
+        *slot = Some(running.clone());
+        Ok(running)
     }
 
     /// Starts Chromium on a thread that keeps driving its DevTools connection.
-    async fn launch(&self) -> Result<Browser, ToolError> {
+    async fn launch(&self) -> Result<Running, ToolError> {
         let executable = find_executable(&self.config.executable)
             .ok_or_else(|| unavailable(format!("{} was not found", self.config.executable)))?;
         let profile = std::env::temp_dir().join(format!(
@@ -135,6 +155,8 @@ impl BrowserPool {
         }
         let config = builder.build().map_err(unavailable)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        let running_flag = alive.clone();
         std::thread::Builder::new()
             .name("chromium".into())
             .spawn(move || {
@@ -147,25 +169,35 @@ impl BrowserPool {
                 runtime.block_on(async move {
                     match Browser::launch(config).await {
                         Ok((browser, mut handler)) => {
-                            let _ = tx.send(Ok(browser));
+                            let handle = tokio::runtime::Handle::current();
+                            let _ = tx.send(Ok((browser, handle)));
                             while handler.next().await.is_some() {}
                         }
                         Err(error) => {
                             let _ = tx.send(Err(error.to_string()));
                         }
                     }
+                    running_flag.store(false, Ordering::Release);
                 });
             })
             .map_err(unavailable)?;
         match rx.await {
-            Ok(Ok(browser)) => Ok(browser),
+            Ok(Ok((browser, runtime))) => Ok(Running {
+                browser: Arc::new(browser),
+                runtime,
+                alive,
+            }),
             Ok(Err(error)) => Err(unavailable(format!("Chromium did not start: {error}"))),
             Err(_) => Err(unavailable("Chromium did not start")),
         }
     }
 
     async fn open_tab(&self) -> Result<Tab, ToolError> {
-        let browser = self.browser().await?;
+        let Running {
+            browser,
+            runtime,
+            alive,
+        } = self.browser().await?;
         let failed =
             |e: chromiumoxide::error::CdpError| unavailable(format!("cannot open a tab: {e}"));
         let context = browser
@@ -178,10 +210,36 @@ impl BrowserPool {
             .build()
             .map_err(unavailable)?;
         let page = browser.new_page(target).await.map_err(failed)?;
+        if !self.config.allow_private_networks {
+            // Every request of the tab (redirects, links, scripts, forms) waits for a verdict.
+            let mut paused = page
+                .event_listener::<EventRequestPaused>()
+                .await
+                .map_err(failed)?;
+            page.execute(FetchEnableParams::default())
+                .await
+                .map_err(failed)?;
+            let guarded = page.clone();
+            let allowed_hosts = self.config.allowed_hosts.clone();
+            runtime.spawn(async move {
+                let mut verdicts: HashMap<String, bool> = HashMap::new();
+                while let Some(event) = paused.next().await {
+                    let id = event.request_id.clone();
+                    let url = &event.request.url;
+                    if allowed_request(url, &allowed_hosts, &mut verdicts).await {
+                        let _ = guarded.execute(ContinueRequestParams::new(id)).await;
+                    } else {
+                        let blocked = FailRequestParams::new(id, ErrorReason::BlockedByClient);
+                        let _ = guarded.execute(blocked).await;
+                    }
+                }
+            });
+        }
         Ok(Tab {
             page,
             context,
             browser,
+            alive,
         })
     }
 
@@ -196,11 +254,13 @@ impl BrowserPool {
                 url.scheme()
             )));
         }
-        if self.config.allow_private_networks {
-            return Ok(url.to_string());
-        }
         let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
         let port = url.port_or_known_default().unwrap_or(80);
+        if self.config.allow_private_networks
+            || is_allowed_host(&self.config.allowed_hosts, host, port)
+        {
+            return Ok(url.to_string());
+        }
         let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
             Err(_) => tokio::net::lookup_host((host, port))
@@ -216,6 +276,49 @@ impl BrowserPool {
         }
         Ok(url.to_string())
     }
+}
+
+/// Whether a request of a tab may go out: not to a private address (each host resolved once
+/// per tab). Addresses without a host (data:, blob:, about:) stay inside the browser.
+async fn allowed_request(
+    url: &str,
+    allowed_hosts: &[String],
+    verdicts: &mut HashMap<String, bool>,
+) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = url
+        .host_str()
+        .map(|h| h.trim_matches(['[', ']']).to_string())
+    else {
+        return !matches!(
+            url.scheme(),
+            "http" | "https" | "ws" | "wss" | "file" | "ftp"
+        );
+    };
+    let port = url.port_or_known_default().unwrap_or(80);
+    if is_allowed_host(allowed_hosts, &host, port) {
+        return true;
+    }
+    if let Some(verdict) = verdicts.get(&host) {
+        return *verdict;
+    }
+    let verdict = match host.parse::<IpAddr>() {
+        Ok(ip) => !is_private(ip),
+        Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(found) => found.map(|a| a.ip()).all(|ip| !is_private(ip)),
+            Err(_) => true, // the browser's own lookup will fail the same way
+        },
+    };
+    verdicts.insert(host, verdict);
+    verdict
+}
+
+fn is_allowed_host(allowed_hosts: &[String], host: &str, port: u16) -> bool {
+    allowed_hosts
+        .iter()
+        .any(|allowed| allowed.eq_ignore_ascii_case(host) || *allowed == format!("{host}:{port}"))
 }
 
 fn find_executable(name: &str) -> Option<PathBuf> {
@@ -249,8 +352,16 @@ fn is_private(ip: IpAddr) -> bool {
     }
 }
 
-/// The session's tab, opened on first use.
+/// The session's tab, opened on first use (again if its browser died).
 async fn tab(ctx: &mut ToolContext) -> Result<&Tab, ToolError> {
+    if ctx
+        .state
+        .browser
+        .as_ref()
+        .is_some_and(|tab| !tab.alive.load(Ordering::Acquire))
+    {
+        ctx.state.browser = None;
+    }
     if ctx.state.browser.is_none() {
         ctx.state.browser = Some(ctx.services.browser.open_tab().await?);
     }

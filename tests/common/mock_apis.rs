@@ -236,6 +236,11 @@ async fn page(path: web::Path<String>, req: HttpRequest) -> HttpResponse {
             "<html><head><title>Set</title><script>document.cookie = 'who={}; path=/';</script></head><body>set</body></html>",
             param("v").replace(['\'', '<'], "")
         ),
+        "redirect" => {
+            return HttpResponse::Found()
+                .insert_header(("location", param("to")))
+                .finish()
+        }
         "showcookie" => "<html><head><title>Show</title></head><body><p id=c></p><script>document.getElementById('c').textContent = 'cookie=[' + document.cookie + ']';</script></body></html>".into(),
         _ => return HttpResponse::NotFound().finish(),
     };
