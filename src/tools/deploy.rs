@@ -8,6 +8,7 @@
 //! skipped); the size and file-count limits come from okcvm.toml. The store keeps one record
 //! per deployment under its owner, so deleting a conversation finds and removes its sites.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use futures_util::future::{BoxFuture, FutureExt};
@@ -64,14 +65,21 @@ impl Deployer {
 
     /// Copies `source` (a folder of the workspace, shown to the model as `model_dir`) to the
     /// conversation's deployment of that folder, creating it on first use. Blocking.
+    ///
+    /// Every file is opened through `open_beneath` from the workspace root, so a symlink
+    /// swapped in while the copy runs cannot make it read anything outside the site.
     pub fn publish(
         &self,
         owner: &str,
         conversation: &str,
-        source: &Path,
+        source: &SiteSource,
         model_dir: &str,
     ) -> Result<(DeploymentRecord, Option<String>), DeployError> {
-        if !source.join("index.html").is_file() {
+        let index_is_file = source
+            .open(Path::new("index.html"), false)
+            .and_then(|f| f.metadata())
+            .is_ok_and(|m| m.is_file());
+        if !index_is_file {
             return Err(DeployError::Site(format!(
                 "{model_dir} has no index.html at its top level; write the site's entry page there and deploy again"
             )));
@@ -102,17 +110,25 @@ impl Deployer {
         };
         self.copy_site(source, &files, &record.id)?;
         self.store.put_deployment(owner, conversation, &record)?;
-        let title = page_title(&source.join("index.html"));
+        let title = source
+            .open(Path::new("index.html"), false)
+            .ok()
+            .and_then(page_title);
         Ok((record, title))
     }
 
     /// The site's regular files (relative paths) with their sizes, within the limits.
-    fn collect(&self, source: &Path, model_dir: &str) -> Result<Vec<(PathBuf, u64)>, DeployError> {
+    fn collect(
+        &self,
+        source: &SiteSource,
+        model_dir: &str,
+    ) -> Result<Vec<(PathBuf, u64)>, DeployError> {
         let mut files = Vec::new();
         let mut total = 0u64;
         let mut stack = vec![PathBuf::new()];
         while let Some(relative) = stack.pop() {
-            for entry in std::fs::read_dir(source.join(&relative))? {
+            let dir = source.open(&relative, true)?;
+            for entry in std::fs::read_dir(fd_path(&dir))? {
                 let entry = entry?;
                 let path = relative.join(entry.file_name());
                 let kind = entry.file_type()?;
@@ -147,18 +163,37 @@ impl Deployer {
 
     /// Writes the files into a fresh folder and swaps it in, so a visitor never sees a
     /// half-copied site.
-    fn copy_site(&self, source: &Path, files: &[(PathBuf, u64)], id: &str) -> std::io::Result<()> {
+    fn copy_site(
+        &self,
+        source: &SiteSource,
+        files: &[(PathBuf, u64)],
+        id: &str,
+    ) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.root)?;
         let staging = self
             .root
             .join(format!(".{id}.{}", uuid::Uuid::new_v4().simple()));
         let copied = (|| {
-            for (relative, _) in files {
+            for (relative, size) in files {
                 let target = staging.join(relative);
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                std::fs::copy(source.join(relative), &target)?;
+                let file = source.open(relative, false)?;
+                if !file.metadata()?.is_file() {
+                    return Err(std::io::Error::other(format!(
+                        "{} changed while it was being published",
+                        relative.display()
+                    )));
+                }
+                let mut out = std::fs::File::create(&target)?;
+                let copied = std::io::copy(&mut file.take(size + 1), &mut out)?;
+                if copied > *size {
+                    return Err(std::io::Error::other(format!(
+                        "{} grew while it was being published",
+                        relative.display()
+                    )));
+                }
             }
             std::fs::create_dir_all(&staging)
         })();
@@ -194,6 +229,53 @@ impl Deployer {
     }
 }
 
+/// The folder a site is published from: `site` inside the workspace `root`.
+pub struct SiteSource {
+    pub root: PathBuf,
+    pub site: PathBuf,
+}
+
+impl SiteSource {
+    /// Opens `relative` inside the site without following a symlink anywhere below the
+    /// workspace root: each step opens one name relative to the folder opened before it
+    /// (through `/proc/self/fd`), with `O_NOFOLLOW`.
+    fn open(&self, relative: &Path, directory: bool) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let names: Vec<&std::ffi::OsStr> = self
+            .site
+            .components()
+            .chain(relative.components())
+            .filter_map(|c| match c {
+                std::path::Component::Normal(name) => Some(Ok(name)),
+                std::path::Component::CurDir => None,
+                _ => Some(Err(std::io::Error::other("the path leaves the workspace"))),
+            })
+            .collect::<std::io::Result<_>>()?;
+        let open = |path: &Path, as_dir: bool| {
+            let mut flags = nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
+            if as_dir {
+                flags |= nix::libc::O_DIRECTORY;
+            }
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(path)
+        };
+        let mut current = open(&self.root, true)?;
+        for (i, name) in names.iter().enumerate() {
+            let last = i + 1 == names.len();
+            current = open(&fd_path(&current).join(name), !last || directory)?;
+        }
+        Ok(current)
+    }
+}
+
+/// The `/proc/self/fd` path of an open file: names joined to it resolve inside that folder.
+fn fd_path(file: &std::fs::File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
 /// Ids are 24 lowercase hex digits: unguessable, and safe as a folder name.
 fn new_deployment_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..24].to_string()
@@ -204,14 +286,9 @@ pub fn is_deployment_id(id: &str) -> bool {
 }
 
 /// The text of the page's `<title>`, if it has a short one.
-fn page_title(index: &Path) -> Option<String> {
+fn page_title(index: std::fs::File) -> Option<String> {
     let mut head = String::new();
-    use std::io::Read;
-    std::fs::File::open(index)
-        .ok()?
-        .take(64 * 1024)
-        .read_to_string(&mut head)
-        .ok()?;
+    index.take(64 * 1024).read_to_string(&mut head).ok()?;
     let lower = head.to_ascii_lowercase();
     let start = lower.find("<title")?;
     let open_end = start + lower[start..].find('>')? + 1;
@@ -261,6 +338,12 @@ impl Tool for DeployWebsite {
                 .model_path(&source)
                 .map(|p| p.trim_end_matches('/').to_string())
                 .unwrap_or_else(|| args.local_dir.clone());
+            let root = ctx.workspace.root().to_path_buf();
+            let site = source
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .map_err(|_| ToolError::RespondToModel(format!("{} is outside the workspace", args.local_dir)))?;
+            let source = SiteSource { root, site };
             let services = ctx.services.clone();
             let (owner, conversation) = (ctx.owner.clone(), ctx.conversation.clone());
             let shown = model_dir.clone();
@@ -315,12 +398,56 @@ mod tests {
     }
 
     #[test]
+    fn site_files_are_opened_without_following_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(root.join("site/css")).unwrap();
+        std::fs::write(root.join("site/css/a.css"), "a").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "secret").unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("site/out")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("site/index.html"))
+            .unwrap();
+        let source = SiteSource {
+            root: root.clone(),
+            site: PathBuf::from("site"),
+        };
+        let mut text = String::new();
+        source
+            .open(Path::new("css/a.css"), false)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "a");
+        assert!(
+            source.open(Path::new("out/secret.txt"), false).is_err(),
+            "a symlinked folder"
+        );
+        assert!(
+            source.open(Path::new("index.html"), false).is_err(),
+            "a symlinked file"
+        );
+        assert!(
+            source.open(Path::new("../site/css/a.css"), false).is_err(),
+            "a way up"
+        );
+        let linked = SiteSource {
+            root,
+            site: PathBuf::from("site/out"),
+        };
+        assert!(
+            linked.open(Path::new("secret.txt"), false).is_err(),
+            "a symlinked site folder"
+        );
+    }
+
+    #[test]
     fn titles_are_read_from_the_page_head() {
         let dir = tempfile::tempdir().unwrap();
         let page = dir.path().join("index.html");
         std::fs::write(&page, "<html><HEAD><Title lang=en>\n  My   site </title>").unwrap();
-        assert_eq!(page_title(&page).as_deref(), Some("My site"));
+        let open = || std::fs::File::open(&page).unwrap();
+        assert_eq!(page_title(open()).as_deref(), Some("My site"));
         std::fs::write(&page, "<html><body>no title</body>").unwrap();
-        assert_eq!(page_title(&page), None);
+        assert_eq!(page_title(open()), None);
     }
 }
