@@ -617,25 +617,22 @@ impl Handler<SwitchVersion> for SessionActor {
                 msg.entry_id
             )));
         };
-        let after = branch.after.clone();
-        let current = parts.history.splice_from(at, branch.entries);
+        let current = HistoryBranch {
+            after: branch.after.clone(),
+            entries: parts.history.splice_from(at, branch.entries.clone()),
+        };
         let from = at.min(parts.persisted);
         let saved = store
-            .save_branch(
-                owner,
-                conversation,
-                &HistoryBranch {
-                    after,
-                    entries: current,
-                },
-            )
+            .save_branch(owner, conversation, &current)
             .and_then(|()| {
                 store.save_history(owner, conversation, from, &parts.history.entries()[from..])
             });
         if let Err(error) = saved {
             tracing::error!(%error, "cannot persist a version switch");
-            // The store still holds the history before the switch: follow it.
-            parts.persisted = from;
+            // Nothing is lost: the history goes back to the version it had, and the taken
+            // version is kept again (best effort: the store is failing).
+            parts.history.splice_from(at, current.entries);
+            let _ = store.save_branch(owner, conversation, &branch);
             return Err(internal(error));
         }
         parts.persisted = parts.history.len();
