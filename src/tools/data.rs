@@ -15,7 +15,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use super::{parse_args, unless_cancelled, Tool, ToolContext, ToolError, ToolOutput};
 use crate::config::DataConfig;
 
 const BUILTIN: &str = include_str!("../../spec/data_sources.json");
@@ -315,11 +315,9 @@ impl Tool for GetDataSource {
                 })?;
             let url = request_url(source, api, &args.params.unwrap_or_default())?;
             let request = data.http.get(url.clone()).send();
-            let response = tokio::select! {
-                response = request => response,
-                () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
-            }
-            .map_err(|e| ToolError::RespondToModel(format!("{} cannot be reached: {e}", source.name)))?;
+            let response = unless_cancelled(&ctx.cancel, request).await?.map_err(|e| {
+                ToolError::RespondToModel(format!("{} cannot be reached: {e}", source.name))
+            })?;
             let status = response.status();
             let body = super::read_capped(response, MAX_ANSWER)
                 .await
@@ -335,7 +333,10 @@ impl Tool for GetDataSource {
                     source.name, api.name
                 )));
             }
-            Ok(ToolOutput::text(format!("{}.{} ({url}):\n{text}", source.name, api.name)))
+            Ok(ToolOutput::text(format!(
+                "{}.{} ({url}):\n{text}",
+                source.name, api.name
+            )))
         }
         .boxed()
     }

@@ -16,8 +16,8 @@ use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
-use crate::protocol::{size_display, Artifact};
+use super::{parse_args, unless_cancelled, Tool, ToolContext, ToolError, ToolOutput};
+use crate::protocol::size_display;
 use crate::settings::{EndpointSettings, Settings};
 
 /// Largest media answer accepted (bytes).
@@ -270,16 +270,9 @@ fn save(
         .workspace
         .model_path(&path)
         .unwrap_or_else(|| target.to_string());
-    let name = Path::new(&shown)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| shown.clone());
-    let query = serde_urlencoded::to_string([("path", shown.as_str())]).unwrap_or_default();
-    ctx.state.artifacts.push(Artifact {
-        kind: kind.into(),
-        name,
-        url: format!("/api/session/workspace/file?{query}"),
-    });
+    ctx.state
+        .artifacts
+        .push(super::workspace_artifact(kind, &shown));
     Ok((shown, size_display(data.len() as u64)))
 }
 
@@ -331,10 +324,8 @@ impl Tool for GenerateImage {
             require_text(self.name(), "description", &args.description)?;
             ctx.workspace.resolve(&args.output_file)?;
             let services = ctx.services.clone();
-            let image = tokio::select! {
-                image = services.media.image(&args.description) => image?,
-                () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
-            };
+            let image =
+                unless_cancelled(&ctx.cancel, services.media.image(&args.description)).await??;
             let Ok(size) = imagesize::blob_size(&image) else {
                 return Err(ToolError::RespondToModel(
                     "the image endpoint sent something that is not an image".into(),
@@ -375,10 +366,13 @@ impl Tool for GenerateSpeech {
             ctx.workspace.resolve(&args.output_path)?;
             let format = audio_format(&args.output_path);
             let services = ctx.services.clone();
-            let audio = tokio::select! {
-                audio = services.media.speech(&args.text, args.voice_id.trim(), format) => audio?,
-                () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
-            };
+            let audio = unless_cancelled(
+                &ctx.cancel,
+                services
+                    .media
+                    .speech(&args.text, args.voice_id.trim(), format),
+            )
+            .await??;
             let (path, bytes) = save(ctx, &args.output_path, &audio, "audio")?;
             Ok(ToolOutput::text(format!(
                 "Generated speech ({format}, {bytes}) with voice {} at {path}",
@@ -443,10 +437,11 @@ impl Tool for GenerateSoundEffects {
             }
             ctx.workspace.resolve(&args.output_path)?;
             let services = ctx.services.clone();
-            let audio = tokio::select! {
-                audio = services.media.sound_effect(&args.description, duration) => audio?,
-                () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
-            };
+            let audio = unless_cancelled(
+                &ctx.cancel,
+                services.media.sound_effect(&args.description, duration),
+            )
+            .await??;
             let (path, bytes) = save(ctx, &args.output_path, &audio, "audio")?;
             Ok(ToolOutput::text(format!(
                 "Generated a {duration} s sound effect ({bytes}) at {path}"

@@ -119,6 +119,32 @@ pub trait Tool: Send + Sync {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 }
 
+/// Runs `work` unless the turn is cancelled first (then the model reads "cancelled").
+pub async fn unless_cancelled<T>(
+    cancel: &CancellationToken,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, ToolError> {
+    tokio::select! {
+        value = work => Ok(value),
+        () = cancel.cancelled() => Err(ToolError::RespondToModel("cancelled".into())),
+    }
+}
+
+/// A file of the workspace (`model_path`, as the model names it) as a reply artifact, with
+/// the download address the console resolves for the session.
+pub fn workspace_artifact(kind: &str, model_path: &str) -> crate::protocol::Artifact {
+    let name = std::path::Path::new(model_path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| model_path.to_string());
+    let query = serde_urlencoded::to_string([("path", model_path)]).unwrap_or_default();
+    crate::protocol::Artifact {
+        kind: kind.into(),
+        name,
+        url: format!("/api/session/workspace/file?{query}"),
+    }
+}
+
 /// Reads an HTTP answer of at most `max` bytes, stopping as soon as it is larger (a missing or
 /// false `Content-Length` cannot make the server buffer more).
 pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {

@@ -13,7 +13,7 @@ use futures_util::future::{join_all, BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use super::{parse_args, unless_cancelled, Tool, ToolContext, ToolError, ToolOutput};
 use crate::config::SearchConfig;
 
 /// Queries one call may run.
@@ -318,10 +318,9 @@ impl Tool for WebSearch {
             let search = &ctx.services.search;
             search.check_configured("web search")?;
             let queries = clean_queries(self.name(), args.queries)?;
-            let answers = tokio::select! {
-                answers = join_all(queries.iter().map(|q| search.web(q))) => answers,
-                () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
-            };
+            let answers =
+                unless_cancelled(&ctx.cancel, join_all(queries.iter().map(|q| search.web(q))))
+                    .await?;
             let text = render_web(queries.into_iter().zip(answers).collect())?;
             Ok(ToolOutput::text(text))
         }
@@ -355,10 +354,7 @@ impl Tool for ImageSearch {
             let queries = clean_queries(self.name(), args.queries)?;
             let total = args.total_count.unwrap_or(10).clamp(1, MAX_IMAGES);
             let per_query = total.div_ceil(queries.len());
-            let answers = tokio::select! {
-                answers = join_all(queries.iter().map(|q| search.images(q, per_query))) => answers,
-                () = ctx.cancel.cancelled() => return Err(ToolError::RespondToModel("cancelled".into())),
-            };
+            let answers = unless_cancelled(&ctx.cancel, join_all(queries.iter().map(|q| search.images(q, per_query)))).await?;
             let mut seen = HashSet::new();
             let mut lines = Vec::new();
             let mut first_error = None;

@@ -15,7 +15,7 @@ use serde_json::Value;
 use zip::write::SimpleFileOptions;
 
 use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
-use crate::protocol::{size_display, Artifact, Slide};
+use crate::protocol::{size_display, Slide};
 use crate::workspace::MOUNT;
 
 /// Slide size in EMU (13.333 x 7.5 in, 16:9).
@@ -640,16 +640,9 @@ impl Tool for SlidesGenerator {
                     bullets: s.bullets.clone(),
                 })
                 .collect();
-            let name = Path::new(&shown)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "slides.pptx".into());
-            let query = serde_urlencoded::to_string([("path", shown.as_str())]).unwrap_or_default();
-            ctx.state.artifacts.push(Artifact {
-                kind: "presentation".into(),
-                name,
-                url: format!("/api/session/workspace/file?{query}"),
-            });
+            ctx.state
+                .artifacts
+                .push(super::workspace_artifact("presentation", &shown));
             ctx.state.slides = outline;
             let mut out = format!(
                 "Created {shown} ({}, {} slides):\n",
