@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +54,7 @@ pub struct BrowserPool {
 impl Drop for BrowserPool {
     fn drop(&mut self) {
         if let Some(profile) = self.profile.get_mut().take() {
+            let _ = std::fs::remove_file(profile.with_extension("sh"));
             let _ = std::fs::remove_dir_all(profile);
         }
     }
@@ -139,8 +140,9 @@ impl BrowserPool {
             uuid::Uuid::new_v4().simple()
         ));
         *self.profile.lock().await = Some(profile.clone());
+        let launcher = die_with_server(&profile, &executable);
         let mut builder = LaunchConfig::builder()
-            .chrome_executable(executable)
+            .chrome_executable(launcher)
             .user_data_dir(&profile)
             .window_size(1280, 900)
             .viewport(Viewport {
@@ -148,8 +150,7 @@ impl BrowserPool {
                 height: 900,
                 ..Viewport::default()
             })
-            .request_timeout(Duration::from_secs(self.config.page_timeout_secs))
-            .args(["--disable-dev-shm-usage", "--mute-audio", "--no-first-run"]);
+            .request_timeout(Duration::from_secs(self.config.page_timeout_secs));
         if nix::unistd::geteuid().is_root() {
             builder = builder.no_sandbox(); // Chromium refuses its sandbox as root
         }
@@ -319,6 +320,30 @@ fn is_allowed_host(allowed_hosts: &[String], host: &str, port: u16) -> bool {
     allowed_hosts
         .iter()
         .any(|allowed| allowed.eq_ignore_ascii_case(host) || *allowed == format!("{host}:{port}"))
+}
+
+/// A launcher that ties Chromium's life to the server's: `setpriv --pdeathsig KILL` (util-linux)
+/// kills it when the thread that started it ends, which includes the server dying, even from
+/// `kill -9`. Without setpriv, Chromium itself (it is then closed on drop only).
+fn die_with_server(profile: &Path, executable: &Path) -> PathBuf {
+    let Some(setpriv) = find_executable("setpriv") else {
+        return executable.to_path_buf();
+    };
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let script = format!(
+        "#!/bin/sh\nexec {} --pdeathsig KILL -- {} \"$@\"\n",
+        quote(&setpriv),
+        quote(executable)
+    );
+    let launcher = profile.with_extension("sh");
+    let written = std::fs::write(&launcher, script).and_then(|()| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o700))
+    });
+    match written {
+        Ok(()) => launcher,
+        Err(_) => executable.to_path_buf(),
+    }
 }
 
 fn find_executable(name: &str) -> Option<PathBuf> {
