@@ -145,6 +145,9 @@ pub async fn run(
         }
     }
     let services = Arc::new(build_services(config)?);
+    for (family, state) in services.readiness() {
+        tracing::info!("{family}: {state}");
+    }
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
     let registry = Registry::new(
         services.clone(),

@@ -60,8 +60,12 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Check { config } => {
             let config = Config::load(&config)?;
-            okcvm::build_services(config)?;
-            write_stdout("configuration OK\n")
+            let services = okcvm::build_services(config)?;
+            let mut out = String::from("configuration OK\n");
+            for (family, state) in services.readiness() {
+                out.push_str(&format!("{family}: {state}\n"));
+            }
+            write_stdout(&out)
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `/api/config`: endpoints change at runtime, keys never come back, a restart keeps them.
+//! `/api/config`: endpoints change at runtime, keys never come back, a restart keeps them;
+//! `okcvm check` reports what each tool family can do.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -75,4 +76,50 @@ async fn endpoints_update_at_runtime_without_ever_returning_keys() {
     let (_, view) = post(&app, json!({"image": null, "chat": null})).await;
     assert_eq!(view["image"], Value::Null);
     assert_eq!(view["chat"]["model"], "mock-model");
+}
+
+#[test]
+fn check_reports_what_each_tool_family_can_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("okcvm.toml");
+    std::fs::write(
+        &config,
+        "[browser]\nexecutable = \"/nonexistent/chromium\"\n\n[search]\nprovider = \"searxng\"\nbase_url = \"http://127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("configuration OK\n"), "{stdout}");
+    assert!(
+        stdout.contains("browser: unavailable: /nonexistent/chromium not found"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("search: searxng at http://127.0.0.1:9"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("media: image not set"), "{stdout}");
+    assert!(
+        stdout.contains("data sources: 5 sources: world_bank"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("shell and python: "), "{stdout}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[search]\nprovider = \"altavista\"\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("search.provider"));
 }

@@ -29,6 +29,32 @@ pub struct Services {
 }
 
 impl Services {
+    /// What each tool family can do on this host, one `(family, state)` per line: printed by
+    /// `okcvm check` and logged at start, so an operator sees what the agent lacks.
+    pub fn readiness(&self) -> Vec<(&'static str, String)> {
+        let sandbox = match &self.sandbox.mode {
+            crate::tools::sandbox::Mode::Bubblewrap(path) => {
+                format!("bubblewrap ({})", path.display())
+            }
+            crate::tools::sandbox::Mode::Unsandboxed => {
+                "UNSANDBOXED: shell and Python run without isolation".into()
+            }
+            crate::tools::sandbox::Mode::Unavailable(reason) => format!("unavailable: {reason}"),
+        };
+        let tools = &self.tool_services;
+        vec![
+            ("shell and python", sandbox),
+            ("browser", tools.browser.readiness()),
+            ("search", tools.search.readiness()),
+            ("media", tools.media.readiness()),
+            ("data sources", tools.data.readiness()),
+            (
+                "deploy",
+                format!("sites in {}", self.config.deploy.root.display()),
+            ),
+        ]
+    }
+
     /// The one place that maps a session to its workspace directory. Ids are validated to
     /// `[A-Za-z0-9._-]` and prefixed, so `.` and `..` can never be a directory name here.
     pub fn workspace_for(&self, key: &SessionKey) -> Workspace {

@@ -114,6 +114,20 @@ impl BrowserPool {
         }
     }
 
+    /// One line for `okcvm check` and the start-up log.
+    pub fn readiness(&self) -> String {
+        if !self.config.enabled {
+            return "off ([browser] enabled = false)".into();
+        }
+        match find_executable(&self.config.executable) {
+            Some(path) => format!("ready ({}, started on first use)", path.display()),
+            None => format!(
+                "unavailable: {} not found (install chromium)",
+                self.config.executable
+            ),
+        }
+    }
+
     async fn browser(&self) -> Result<Running, ToolError> {
         if !self.config.enabled {
             return Err(unavailable("[browser] enabled = false in okcvm.toml"));
@@ -347,14 +361,7 @@ fn die_with_server(profile: &Path, executable: &Path) -> PathBuf {
 }
 
 fn find_executable(name: &str) -> Option<PathBuf> {
-    let path = std::path::Path::new(name);
-    if path.components().count() > 1 {
-        return path.is_file().then(|| path.to_path_buf());
-    }
-    let search = std::env::var_os("PATH")?;
-    std::env::split_paths(&search)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    super::exec::find_program(Path::new(name))
 }
 
 fn is_private(ip: IpAddr) -> bool {

@@ -92,6 +92,15 @@ impl DataClient {
         })
     }
 
+    /// One line for `okcvm check` and the start-up log.
+    pub fn readiness(&self) -> String {
+        if !self.enabled {
+            return "off ([data] enabled = false)".into();
+        }
+        let names: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+        format!("{} sources: {}", names.len(), names.join(", "))
+    }
+
     fn source(&self, name: &str) -> Result<&DataSource, ToolError> {
         if !self.enabled {
             return Err(ToolError::RespondToModel(

@@ -124,6 +124,17 @@ pub fn kill_group(pgid: Option<Pid>) {
     }
 }
 
+/// A program by name (looked up in `PATH`) or by path.
+pub fn find_program(name: &std::path::Path) -> Option<std::path::PathBuf> {
+    if name.components().count() > 1 {
+        return name.is_file().then(|| name.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
 /// Resident memory in KiB of every process group on the machine, from one pass over /proc
 /// (a sandboxed tool's processes all share the group of the process it started).
 pub fn rss_by_process_group() -> HashMap<i32, u64> {

@@ -78,6 +78,21 @@ impl MediaClient {
         })
     }
 
+    /// One line for `okcvm check` and the start-up log.
+    pub fn readiness(&self) -> String {
+        let set = self.settings.snapshot();
+        let state = |endpoint: &Option<EndpointSettings>| match endpoint {
+            Some(e) => e.model.clone(),
+            None => "not set".into(),
+        };
+        format!(
+            "image {}, speech {}, sound effects {} (set in Settings or /api/config)",
+            state(&set.image),
+            state(&set.speech),
+            state(&set.sound_effects)
+        )
+    }
+
     fn endpoint(&self, section: Section) -> Result<EndpointSettings, ToolError> {
         let set = self.settings.snapshot();
         let endpoint = match section {

@@ -71,7 +71,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// Finds bwrap and checks that it can start a namespace here.
     pub fn detect(config: &SandboxConfig) -> Self {
-        let mode = match find_program(&config.bwrap_path) {
+        let mode = match super::exec::find_program(&config.bwrap_path) {
             Some(path) if bwrap_works(&path) => Mode::Bubblewrap(path),
             found => {
                 let reason = match found {
@@ -228,16 +228,6 @@ impl Sandbox {
         args.extend(["--chdir".into(), MOUNT.into()]);
         args
     }
-}
-
-fn find_program(name: &Path) -> Option<PathBuf> {
-    if name.components().count() > 1 {
-        return name.is_file().then(|| name.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }
 
 /// bwrap may be installed yet unable to create namespaces (e.g. in some containers).

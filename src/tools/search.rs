@@ -57,6 +57,14 @@ impl SearchClient {
         })
     }
 
+    /// One line for `okcvm check` and the start-up log.
+    pub fn readiness(&self) -> String {
+        match self.config.provider.as_str() {
+            "" => "off (set [search] provider)".into(),
+            provider => format!("{provider} at {}", self.config.base_url),
+        }
+    }
+
     fn check_configured(&self, what: &str) -> Result<(), ToolError> {
         if self.config.provider.is_empty() {
             return Err(ToolError::RespondToModel(format!(
