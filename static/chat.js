@@ -429,19 +429,30 @@ function startEdit(turnEl, index) {
   box.setSelectionRange(box.value.length, box.value.length);
 }
 
+/** Switches sent to the server, in the order they were made (quick clicks must not cross). */
+let historySync = Promise.resolve();
+let pendingSwitches = 0;
+
 /** Makes the server's history (what the model sees next) the one of `version`. */
-async function followInHistory(version) {
-  if (!version.entry_id) return;
+function followInHistory(version) {
+  if (!version.entry_id) return historySync;
+  pendingSwitches += 1;
   state.switching = true; // nothing is sent until the server's history has followed
   updateControls();
-  try {
-    await api('/api/session/history/switch', { method: 'POST', json: { entry_id: version.entry_id } });
-  } catch (error) {
-    toast(`The agent still remembers the version it last worked on: ${error.message}`, 'error');
-  } finally {
-    state.switching = false;
-    updateControls();
-  }
+  historySync = historySync.then(async () => {
+    try {
+      await api('/api/session/history/switch', { method: 'POST', json: { entry_id: version.entry_id } });
+    } catch (error) {
+      toast(`The agent still remembers the version it last worked on: ${error.message}`, 'error');
+    } finally {
+      pendingSwitches -= 1;
+      if (!pendingSwitches) {
+        state.switching = false;
+        updateControls();
+      }
+    }
+  });
+  return historySync;
 }
 
 /**
