@@ -86,14 +86,50 @@ fn text_of(html: &str) -> String {
             _ => {}
         }
     }
-    let decoded = out
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
+    let decoded = decode_entities(&out);
     decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Named entities of everyday text and numeric ones (`&#8217;`, `&#x2014;`).
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest[..rest.len().min(12)].find(';') else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "nbsp" => Some(' '),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|n| n.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn attribute(attributes: &str, name: &str) -> Option<String> {
@@ -166,7 +202,7 @@ fn img_sources(html: &str) -> Vec<String> {
 
 fn escape(text: &str) -> String {
     text.chars()
-        .filter(|c| !c.is_control() || *c == '\t')
+        .filter(|c| (!c.is_control() || *c == '\t') && !matches!(*c, '\u{FFFE}' | '\u{FFFF}'))
         .collect::<String>()
         .replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -236,7 +272,9 @@ fn presentation(slides: usize) -> String {
          <p:sldMasterIdLst><p:sldMasterId id=\"2147483648\" r:id=\"rId1\"/></p:sldMasterIdLst>\
          <p:sldIdLst>{ids}</p:sldIdLst>\
          <p:sldSz cx=\"{SLIDE_W}\" cy=\"{SLIDE_H}\"/><p:notesSz cx=\"6858000\" cy=\"9144000\"/>\
-         </p:presentation>"
+         <p:defaultTextStyle><a:defPPr><a:defRPr lang=\"en-US\"/></a:defPPr>{}</p:defaultTextStyle>\
+         </p:presentation>",
+        level_one(1800, "mn")
     )
 }
 
@@ -246,7 +284,19 @@ fn master() -> String {
          <p:spTree>{EMPTY_TREE}</p:spTree></p:cSld>\
          <p:clrMap bg1=\"lt1\" tx1=\"dk1\" bg2=\"lt2\" tx2=\"dk2\" accent1=\"accent1\" accent2=\"accent2\" accent3=\"accent3\" \
          accent4=\"accent4\" accent5=\"accent5\" accent6=\"accent6\" hlink=\"hlink\" folHlink=\"folHlink\"/>\
-         <p:sldLayoutIdLst><p:sldLayoutId id=\"2147483649\" r:id=\"rId1\"/></p:sldLayoutIdLst></p:sldMaster>"
+         <p:sldLayoutIdLst><p:sldLayoutId id=\"2147483649\" r:id=\"rId1\"/></p:sldLayoutIdLst>\
+         <p:txStyles><p:titleStyle>{}</p:titleStyle><p:bodyStyle>{}</p:bodyStyle><p:otherStyle>{}</p:otherStyle></p:txStyles></p:sldMaster>",
+        level_one(3600, "mj"),
+        level_one(2000, "mn"),
+        level_one(1800, "mn"),
+    )
+}
+
+/// First-level text defaults of a master text style (`font`: `mj` headings, `mn` body).
+fn level_one(size: u32, font: &str) -> String {
+    format!(
+        "<a:lvl1pPr><a:defRPr sz=\"{size}\"><a:solidFill><a:schemeClr val=\"tx1\"/></a:solidFill>\
+         <a:latin typeface=\"+{font}-lt\"/><a:ea typeface=\"+{font}-ea\"/><a:cs typeface=\"+{font}-cs\"/></a:defRPr></a:lvl1pPr>"
     )
 }
 
@@ -277,7 +327,8 @@ fn theme() -> String {
          <a:fmtScheme name=\"OKCVM\"><a:fillStyleLst>{f}{f}{f}</a:fillStyleLst>\
          <a:lnStyleLst>{l1}{l2}{l3}</a:lnStyleLst>\
          <a:effectStyleLst><a:effectStyle><a:effectLst/></a:effectStyle><a:effectStyle><a:effectLst/></a:effectStyle><a:effectStyle><a:effectLst/></a:effectStyle></a:effectStyleLst>\
-         <a:bgFillStyleLst>{f}{f}{f}</a:bgFillStyleLst></a:fmtScheme></a:themeElements></a:theme>",
+         <a:bgFillStyleLst>{f}{f}{f}</a:bgFillStyleLst></a:fmtScheme></a:themeElements>\
+         <a:objectDefaults/><a:extraClrSchemeLst/></a:theme>",
         major = fonts("Calibri Light"),
         minor = fonts("Calibri"),
         f = solid("phClr"),
@@ -688,6 +739,10 @@ mod tests {
         let deck = parse_deck(html);
         assert_eq!(deck.len(), 2);
         assert_eq!(deck[0].title, "Fruit & Co");
+        assert_eq!(
+            text_of("It&#8217;s &#x2014; &amp;amp; &bogus; &"),
+            "It\u{2019}s \u{2014} &amp; &bogus; &"
+        );
         assert_eq!(deck[0].bullets, ["Quarterly report"]);
         assert_eq!(deck[1].bullets, ["Apples up 10%", "Pears flat"]);
         assert_eq!(deck[1].images, ["chart.png", "/mnt/okcomputer/b.gif"]);
