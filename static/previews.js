@@ -10,7 +10,15 @@ import { idUrl, currentConversation } from './api.js';
 /** A URL the console may load: same-origin paths (with the ids added for /api/) or http(s). */
 export function resolveUrl(raw, { forFrame = false } = {}) {
   if (typeof raw !== 'string' || !raw.trim()) return null;
-  const url = raw.trim();
+  let url = raw.trim();
+  if (/^https?:\/\//i.test(url)) {
+    // This server's own absolute addresses (deployed sites) are used as paths, so they can be
+    // framed and downloaded like the rest.
+    try {
+      const parsed = new URL(url);
+      if (parsed.origin === location.origin) url = parsed.pathname + parsed.search + parsed.hash;
+    } catch { return null; }
+  }
   if (url.startsWith('/') && !url.startsWith('//')) {
     if (url.startsWith('/api/')) {
       const parsed = new URL(url, location.origin);

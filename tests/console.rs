@@ -68,6 +68,20 @@ fn script_model(app: &TestApp) {
         ],
     );
     app.model.script(
+        "DEPLOYSITE",
+        vec![
+            write(
+                "/mnt/okcomputer/site/index.html",
+                "<html><head><title>Stand site</title></head><body><h1 id=\"headline\">Deployed OK</h1></body></html>",
+            ),
+            Reply::tool(
+                "mshtools-deploy_website",
+                json!({"type": "static", "local_dir": "/mnt/okcomputer/site"}),
+            ),
+            Reply::text("Your site is live."),
+        ],
+    );
+    app.model.script(
         "HTMLPAGE",
         vec![
             write("/mnt/okcomputer/output/page.html", PAGE),

@@ -237,6 +237,7 @@ async function run() {
   check(!boot.includes('PWNED'), 'the sandboxed page started a turn in the console\'s session');
   log(`HTML preview sandboxed (page reported: ${JSON.stringify(frameReport)}, ${messages.length} messages)`);
 
+
   await page.waitForTimeout(300);
   previewOpen = false;
   step = 'settings save without echoing the key';
@@ -322,6 +323,18 @@ async function run() {
   await page.waitForFunction(() => document.querySelectorAll('.turn').length === 1 &&
     document.querySelector('.turn .version-label')?.textContent === '2/2');
   log('earlier message edited; later turns kept with the old version');
+
+  step = 'a deployed site shows in the reply as a sandboxed preview';
+  await newConversation();
+  await send('DEPLOYSITE publish it');
+  await lastTurn().locator('.web-preview iframe').waitFor();
+  const site = lastTurn().locator('.web-preview iframe');
+  check((await site.getAttribute('sandbox')) === 'allow-scripts', 'the deployed site must be framed without allow-same-origin');
+  check(/^\/deploy\/[0-9a-f]{24}\/$/.test(await site.getAttribute('src')), `the frame should load the site's own address, got ${await site.getAttribute('src')}`);
+  check((await lastTurn().locator('.web-preview .card-head').textContent()).includes('Stand site'), 'the card should carry the page title');
+  await lastTurn().frameLocator('.web-preview iframe').locator('#headline', { hasText: 'Deployed OK' }).waitFor();
+  await idle();
+  log('deployed site previewed');
 
   step = 'phone-sized screen';
   await page.setViewportSize({ width: 390, height: 844 });
