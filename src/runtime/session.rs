@@ -586,59 +586,104 @@ impl Handler<GetHistoryEntry> for SessionActor {
 }
 
 impl Handler<SwitchVersion> for SessionActor {
-    type Result = Result<(), SessionError>;
+    type Result = ResponseActFuture<Self, Result<(), SessionError>>;
 
+    /// The store work runs off the actor's thread with the parts lent, like a turn.
     fn handle(&mut self, msg: SwitchVersion, _ctx: &mut Self::Context) -> Self::Result {
-        let Some(parts) = self.parts.as_mut() else {
-            return Err(SessionError::Busy);
+        let Some(mut parts) = self.parts.take() else {
+            return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         };
         if parts.history.has_user_entry(&msg.entry_id) {
-            return Ok(()); // already the current version
+            self.parts = Some(parts);
+            return Box::pin(actix::fut::ready(Ok(()))); // already the current version
         }
-        let (owner, conversation) = (&self.key.client_id, &self.key.conversation_id);
-        let store = &self.services.store;
-        let internal = |e: crate::store::StoreError| SessionError::Internal(e.to_string());
-        let branch = store
-            .take_branch(owner, conversation, &msg.entry_id)
-            .map_err(internal)?
-            .ok_or_else(|| {
-                SessionError::Invalid(format!(
-                    "no earlier version of the history starts with entry {}",
-                    msg.entry_id
-                ))
-            })?;
-        let Some(at) = parts.history.branch_point(branch.after.as_deref()) else {
-            store
-                .save_branch(owner, conversation, &branch)
-                .map_err(internal)?;
-            return Err(SessionError::Invalid(format!(
-                "the version starting with entry {} continues another version of an earlier \
-                 message; switch that message first",
-                msg.entry_id
-            )));
-        };
-        let current = HistoryBranch {
-            after: branch.after.clone(),
-            entries: parts.history.splice_from(at, branch.entries.clone()),
-        };
-        let from = at.min(parts.persisted);
-        let saved = store
-            .save_branch(owner, conversation, &current)
-            .and_then(|()| {
-                store.save_history(owner, conversation, from, &parts.history.entries()[from..])
-            });
-        if let Err(error) = saved {
-            tracing::error!(%error, "cannot persist a version switch");
-            // Nothing is lost: the history goes back to the version it had, and the taken
-            // version is kept again (best effort: the store is failing).
-            parts.history.splice_from(at, current.entries);
-            let _ = store.save_branch(owner, conversation, &branch);
-            return Err(internal(error));
-        }
-        parts.persisted = parts.history.len();
-        self.services.flusher.flush_soon();
-        Ok(())
+        let mut history = std::mem::take(&mut parts.history);
+        let persisted = parts.persisted;
+        let store = self.services.store.clone();
+        let key = self.key.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let (owner, conversation) = (&key.client_id, &key.conversation_id);
+            let switched = switch_version(
+                &store,
+                owner,
+                conversation,
+                &mut history,
+                persisted,
+                &msg.entry_id,
+            );
+            (history, switched)
+        });
+        Box::pin(work.into_actor(self).map(move |joined, actor, ctx| {
+            let result = match joined {
+                Ok((history, switched)) => {
+                    parts.history = history;
+                    switched.map(|persisted| parts.persisted = persisted)
+                }
+                Err(error) => {
+                    // The history went down with the task: the store has every finished turn.
+                    parts.history = actor.stored_history();
+                    parts.persisted = parts.history.len();
+                    Err(SessionError::Internal(format!(
+                        "version switch failed: {error}"
+                    )))
+                }
+            };
+            actor.parts = Some(parts);
+            if result.is_ok() {
+                actor.services.flusher.flush_soon();
+            }
+            actor.stop_if_asked(ctx);
+            result
+        }))
     }
+}
+
+/// Makes the stored version whose first user message is `entry_id` the history, keeping the
+/// one it replaces as a version. Blocking. Returns how many entries are now stored; on failure
+/// `history` is as it was.
+fn switch_version(
+    store: &crate::store::Store,
+    owner: &str,
+    conversation: &str,
+    history: &mut Conversation,
+    persisted: usize,
+    entry_id: &str,
+) -> Result<usize, SessionError> {
+    let internal = |e: crate::store::StoreError| SessionError::Internal(e.to_string());
+    let branch = store
+        .take_branch(owner, conversation, entry_id)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            SessionError::Invalid(format!(
+                "no earlier version of the history starts with entry {entry_id}"
+            ))
+        })?;
+    let Some(at) = history.branch_point(branch.after.as_deref()) else {
+        store
+            .save_branch(owner, conversation, &branch)
+            .map_err(internal)?;
+        return Err(SessionError::Invalid(format!(
+            "the version starting with entry {entry_id} continues another version of an \
+             earlier message; switch that message first"
+        )));
+    };
+    let current = HistoryBranch {
+        after: branch.after.clone(),
+        entries: history.splice_from(at, branch.entries.clone()),
+    };
+    let from = at.min(persisted);
+    let saved = store
+        .save_branch(owner, conversation, &current)
+        .and_then(|()| store.save_history(owner, conversation, from, &history.entries()[from..]));
+    if let Err(error) = saved {
+        tracing::error!(%error, "cannot persist a version switch");
+        // Nothing is lost: the history goes back to the version it had, and the taken
+        // version is kept again (best effort: the store is failing).
+        history.splice_from(at, current.entries);
+        let _ = store.save_branch(owner, conversation, &branch);
+        return Err(internal(error));
+    }
+    Ok(history.len())
 }
 
 impl Handler<ClearHistory> for SessionActor {
