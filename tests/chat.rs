@@ -402,3 +402,73 @@ async fn the_model_history_follows_a_switch_between_versions() {
         "the edited first message and its reply"
     );
 }
+
+#[tokio::test]
+async fn the_agent_answers_as_an_openai_compatible_model() {
+    let app = TestApp::spawn();
+    let url = format!("{}/v1/chat/completions?client_id=oai", app.url);
+    let body = json!({
+        "model": "okcvm",
+        "messages": [
+            {"role": "system", "content": "ignored: the agent has its own prompt"},
+            {"role": "user", "content": [{"type": "text", "text": "hello agent"}]},
+        ],
+    });
+    let response = app.http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["object"], "chat.completion");
+    assert_eq!(answer["model"], "okcvm");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "echo: hello agent"
+    );
+    assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    streamed["messages"][1]["content"] = json!("stream please");
+    let text = app
+        .http
+        .post(&url)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
+    let content: String = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(content, "echo: stream please");
+    assert!(text.contains("\"finish_reason\":\"stop\""), "{text}");
+
+    // The server keeps the conversation: the second request's history holds the first.
+    let request = &app.model.requests_for("stream please")[0];
+    assert!(
+        serde_json::to_string(request)
+            .unwrap()
+            .contains("hello agent"),
+        "the session's history carries over"
+    );
+    for bad in [
+        json!({"messages": []}),
+        json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}),
+        json!({"messages": [{"role": "user", "content": "   "}]}),
+    ] {
+        let response = app.http.post(&url).json(&bad).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+    }
+}

@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod error;
 pub mod files;
 pub mod identity;
+pub mod openai;
 pub mod session;
 pub mod sse;
 pub mod workspace;
@@ -62,6 +63,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(session::healthz))
         .route("/metrics", web::get().to(session::metrics))
         .route("/openapi.json", web::get().to(session::openapi))
+        .route("/v1/chat/completions", web::post().to(openai::completions))
         .route("/deploy/{id}", web::get().to(deploy::site_root))
         .route("/deploy/{id}/{path:.*}", web::get().to(deploy::site_file))
         .service(

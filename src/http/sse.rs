@@ -3,6 +3,8 @@
 //! `stop`.
 
 use std::convert::Infallible;
+
+use futures_util::StreamExt;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, Responder};
@@ -16,22 +18,37 @@ use crate::protocol::{ChatEvent, SeqEvent};
 const PING_EVERY: Duration = Duration::from_secs(15);
 
 pub fn event_stream(events: UnboundedReceiver<SeqEvent>, req: &HttpRequest) -> HttpResponse {
+    rendered_stream(events, req, |event| vec![frame(event)])
+}
+
+/// The events of a turn as SSE, each rendered into zero or more frames by `render`, with the
+/// keep-alive pings; the stream ends after the frames of `stop`.
+pub fn rendered_stream(
+    events: UnboundedReceiver<SeqEvent>,
+    req: &HttpRequest,
+    render: impl Fn(&SeqEvent) -> Vec<sse::Event> + 'static,
+) -> HttpResponse {
     let ping = interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let render = std::rc::Rc::new(render);
     let frames = futures_util::stream::unfold(
         Some((events, ping)),
-        |state: Option<(UnboundedReceiver<SeqEvent>, Interval)>| async move {
-            let (mut events, mut ping) = state?;
-            tokio::select! {
-                event = events.recv() => {
-                    let event = event?;
-                    let last = matches!(event.event, ChatEvent::Stop);
-                    let frame = frame(&event);
-                    Some((Ok::<_, Infallible>(frame), (!last).then_some((events, ping))))
+        move |state: Option<(UnboundedReceiver<SeqEvent>, Interval)>| {
+            let render = render.clone();
+            async move {
+                let (mut events, mut ping) = state?;
+                tokio::select! {
+                    event = events.recv() => {
+                        let event = event?;
+                        let last = matches!(event.event, ChatEvent::Stop);
+                        let frames = render(&event);
+                        Some((frames, (!last).then_some((events, ping))))
+                    }
+                    _ = ping.tick() => Some((vec![sse::Event::Comment("ping".into())], Some((events, ping)))),
                 }
-                _ = ping.tick() => Some((Ok(sse::Event::Comment("ping".into())), Some((events, ping)))),
             }
         },
-    );
+    )
+    .flat_map(|frames| futures_util::stream::iter(frames.into_iter().map(Ok::<_, Infallible>)));
     sse::Sse::from_stream(frames)
         .respond_to(req)
         .map_into_boxed_body()

@@ -1,0 +1,145 @@
+//! `POST /v1/chat/completions`: the agent as an OpenAI-compatible model, so any chat client
+//! that speaks that API can use it.
+//!
+//! The server keeps the conversation (history, workspace, tools) as for `/api/chat`: the
+//! session is chosen by the usual client and conversation ids, and only the last message,
+//! which must be the user's, starts a turn; earlier messages in the request are the client's
+//! copy and are not replayed. Streaming (`stream: true`) sends `chat.completion.chunk`s with
+//! the reply's text as it comes and ends with `data: [DONE]`; tool activity stays inside the
+//! agent. A failed turn is a JSON error (502/504) or, once streaming, an `error` chunk.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_lab::sse;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::identity::session_key;
+use super::sse::rendered_stream;
+use super::{ask, AppState};
+use crate::protocol::{ChatEvent, SeqEvent};
+use crate::runtime::messages::StartTurn;
+
+#[derive(Deserialize)]
+pub struct CompletionRequest {
+    #[serde(default)]
+    model: Option<String>,
+    messages: Vec<Value>,
+    #[serde(default)]
+    stream: bool,
+}
+
+/// The text of a message's `content` (a string, or the text parts of a list).
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter(|p| p["type"] == "text")
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn completion_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn completions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<CompletionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&req)?;
+    let body = body.into_inner();
+    let Some(last) = body.messages.last() else {
+        return Err(ApiError::BadRequest("messages must not be empty".into()));
+    };
+    if last["role"] != "user" {
+        return Err(ApiError::BadRequest(
+            "the last message must be the user's: it is what the agent answers".into(),
+        ));
+    }
+    let message = text_of(&last["content"]);
+    if message.trim().is_empty() {
+        return Err(ApiError::BadRequest("the last message has no text".into()));
+    }
+    let model = body.model.unwrap_or_else(|| "okcvm-agent".into());
+    let turn = StartTurn {
+        message,
+        replace_last: false,
+        replace_from: None,
+    };
+    let handle = ask(&state, &key, turn).await?;
+    let id = completion_id();
+    let created = chrono::Utc::now().timestamp();
+    if body.stream {
+        return Ok(rendered_stream(handle.events, &req, move |event| {
+            chunks(event, &id, created, &model)
+        }));
+    }
+    let mut events = handle.events;
+    let mut failure = None;
+    while let Some(event) = events.recv().await {
+        match event.event {
+            ChatEvent::Final { payload } => {
+                let usage = json!({
+                    "prompt_tokens": payload.meta.tokens_in,
+                    "completion_tokens": payload.meta.tokens_out,
+                    "total_tokens": payload.meta.tokens_in + payload.meta.tokens_out,
+                });
+                return Ok(HttpResponse::Ok().json(json!({
+                    "id": id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [{
+                        "index": 0,
+                        "message": {"role": "assistant", "content": payload.reply},
+                        "finish_reason": "stop",
+                    }],
+                    "usage": usage,
+                })));
+            }
+            ChatEvent::Error { message, status } => failure = Some((status, message)),
+            ChatEvent::Stop => break,
+            _ => {}
+        }
+    }
+    match failure {
+        Some((409, message)) => Err(ApiError::Conflict(format!("the turn was {message}"))),
+        Some((status, message)) => Err(ApiError::Upstream { status, message }),
+        None => Err(ApiError::Internal("the turn ended without a result".into())),
+    }
+}
+
+/// The stream frames of one turn event.
+fn chunks(event: &SeqEvent, id: &str, created: i64, model: &str) -> Vec<sse::Event> {
+    let chunk = |delta: Value, finish: Value| {
+        let data = json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        sse::Event::Data(sse::Data::new(data.to_string()))
+    };
+    match &event.event {
+        ChatEvent::Token { delta } => {
+            vec![chunk(
+                json!({"role": "assistant", "content": delta}),
+                Value::Null,
+            )]
+        }
+        ChatEvent::Final { .. } => vec![chunk(json!({}), json!("stop"))],
+        ChatEvent::Error { message, .. } => {
+            let error = json!({"error": {"message": message, "type": "agent_error"}});
+            vec![sse::Event::Data(sse::Data::new(error.to_string()))]
+        }
+        ChatEvent::Stop => vec![sse::Event::Data(sse::Data::new("[DONE]"))],
+        ChatEvent::ToolStarted { .. } | ChatEvent::ToolCompleted { .. } => Vec::new(),
+    }
+}
