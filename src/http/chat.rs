@@ -34,11 +34,19 @@ pub async fn chat(
     if wants_stream {
         return Ok(event_stream(handle.events, &req));
     }
-    let mut events = handle.events;
+    let payload = final_payload(handle.events).await?;
+    Ok(HttpResponse::Ok().json(payload))
+}
+
+/// Waits for the end of a turn: its `final` payload, or the error it failed with (502/504
+/// for the model, 409 when it was cancelled).
+pub async fn final_payload(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::protocol::SeqEvent>,
+) -> Result<std::sync::Arc<crate::protocol::ChatResponse>, ApiError> {
     let mut failure = None;
     while let Some(event) = events.recv().await {
         match event.event {
-            ChatEvent::Final { payload } => return Ok(HttpResponse::Ok().json(payload)),
+            ChatEvent::Final { payload } => return Ok(payload),
             ChatEvent::Error { message, status } => failure = Some((status, message)),
             ChatEvent::Stop => break,
             _ => {}

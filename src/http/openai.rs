@@ -13,6 +13,7 @@ use actix_web_lab::sse;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::chat::final_payload;
 use super::error::ApiError;
 use super::identity::session_key;
 use super::sse::rendered_stream;
@@ -80,39 +81,24 @@ pub async fn completions(
             chunks(event, &id, created, &model)
         }));
     }
-    let mut events = handle.events;
-    let mut failure = None;
-    while let Some(event) = events.recv().await {
-        match event.event {
-            ChatEvent::Final { payload } => {
-                let usage = json!({
-                    "prompt_tokens": payload.meta.tokens_in,
-                    "completion_tokens": payload.meta.tokens_out,
-                    "total_tokens": payload.meta.tokens_in + payload.meta.tokens_out,
-                });
-                return Ok(HttpResponse::Ok().json(json!({
-                    "id": id,
-                    "object": "chat.completion",
-                    "created": created,
-                    "model": model,
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": payload.reply},
-                        "finish_reason": "stop",
-                    }],
-                    "usage": usage,
-                })));
-            }
-            ChatEvent::Error { message, status } => failure = Some((status, message)),
-            ChatEvent::Stop => break,
-            _ => {}
-        }
-    }
-    match failure {
-        Some((409, message)) => Err(ApiError::Conflict(format!("the turn was {message}"))),
-        Some((status, message)) => Err(ApiError::Upstream { status, message }),
-        None => Err(ApiError::Internal("the turn ended without a result".into())),
-    }
+    let payload = final_payload(handle.events).await?;
+    let usage = json!({
+        "prompt_tokens": payload.meta.tokens_in,
+        "completion_tokens": payload.meta.tokens_out,
+        "total_tokens": payload.meta.tokens_in + payload.meta.tokens_out,
+    });
+    Ok(HttpResponse::Ok().json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": payload.reply},
+            "finish_reason": "stop",
+        }],
+        "usage": usage,
+    })))
 }
 
 /// The stream frames of one turn event.
