@@ -97,7 +97,13 @@ fn decode_entities(text: &str) -> String {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        let Some(end) = rest[..rest.len().min(12)].find(';') else {
+        // An entity is short: look for its `;` among the next few characters only.
+        let Some(end) = rest
+            .char_indices()
+            .take(12)
+            .find(|(_, c)| *c == ';')
+            .map(|(i, _)| i)
+        else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -742,6 +748,10 @@ mod tests {
         assert_eq!(
             text_of("It&#8217;s &#x2014; &amp;amp; &bogus; &"),
             "It\u{2019}s \u{2014} &amp; &bogus; &"
+        );
+        assert_eq!(
+            text_of("&€€€€€€€€€€;x &#x110000; &#99999999999;"),
+            "&€€€€€€€€€€;x &#x110000; &#99999999999;"
         );
         assert_eq!(deck[0].bullets, ["Quarterly report"]);
         assert_eq!(deck[1].bullets, ["Apples up 10%", "Pears flat"]);
