@@ -433,17 +433,25 @@ function startEdit(turnEl, index) {
 let historySync = Promise.resolve();
 let pendingSwitches = 0;
 
-/** Makes the server's history (what the model sees next) the one of `version`. */
-function followInHistory(version) {
-  if (!version.entry_id) return historySync;
+/**
+ * Makes the server's history (what the model sees next) the one of `version`, then runs
+ * `afterwards` (the workspace restore) in the same queue.
+ */
+function followInHistory(version, afterwards = async () => {}) {
+  const conv = state.conv;
   pendingSwitches += 1;
   state.switching = true; // nothing is sent until the server's history has followed
   updateControls();
   historySync = historySync.then(async () => {
     try {
-      await api('/api/session/history/switch', { method: 'POST', json: { entry_id: version.entry_id } });
+      if (version.entry_id && state.conv === conv) {
+        await api('/api/session/history/switch', { method: 'POST', json: { entry_id: version.entry_id } });
+      }
     } catch (error) {
       toast(`The agent still remembers the version it last worked on: ${error.message}`, 'error');
+    }
+    try {
+      await afterwards();
     } finally {
       pendingSwitches -= 1;
       if (!pendingSwitches) {
@@ -471,13 +479,14 @@ export async function switchVersion(index, to) {
   turn.current = to;
   renderChat({ keepScroll: true });
   save();
-  await followInHistory(currentVersion(turn));
   const last = conv.turns[conv.turns.length - 1];
   const snapshot = currentVersion(last).snapshot;
-  if (snapshot) {
+  // History and workspace follow in one queue, so quick clicks never overlap on the server.
+  await followInHistory(currentVersion(turn), async () => {
+    if (!snapshot || state.conv !== conv) return;
     const ok = await restoreSnapshot(snapshot);
     if (ok) toast(`Workspace restored to version ${to + 1}`, 'ok');
-  }
+  });
 }
 
 export async function stopTurn() {

@@ -5,8 +5,10 @@
 //! session is chosen by the usual client and conversation ids, and only the last message,
 //! which must be the user's, starts a turn; earlier messages in the request are the client's
 //! copy and are not replayed. Streaming (`stream: true`) sends `chat.completion.chunk`s with
-//! the reply's text as it comes and ends with `data: [DONE]`; tool activity stays inside the
-//! agent. A failed turn is a JSON error (502/504) or, once streaming, an `error` chunk.
+//! the text of every model step as it comes (what the model says before its tool calls too)
+//! and ends with `data: [DONE]`; the JSON answer holds the final reply only. Tool activity
+//! stays inside the agent. A failed turn is a JSON error (502/504) or, once streaming, an
+//! `error` chunk.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_lab::sse;

@@ -134,9 +134,10 @@ impl BrowserPool {
         }
         let mut slot = self.browser.lock().await;
         if let Some(running) = slot.as_ref() {
-            if running.alive.load(Ordering::Acquire) {
+            if running.alive.load(Ordering::Acquire) && answers(&running.browser).await {
                 return Ok(running.clone());
             }
+            running.alive.store(false, Ordering::Release); // its tabs are dropped on next use
             tracing::warn!("Chromium stopped; starting it again");
         }
         let running = self.launch().await?;
@@ -144,7 +145,8 @@ impl BrowserPool {
         Ok(running)
     }
 
-    /// Starts Chromium on a thread that keeps driving its DevTools connection.
+    /// Starts Chromium (through the `setpriv` launcher when it works, else directly) on a
+    /// thread that keeps driving its DevTools connection. A previous profile is removed.
     async fn launch(&self) -> Result<Running, ToolError> {
         let executable = find_executable(&self.config.executable)
             .ok_or_else(|| unavailable(format!("{} was not found", self.config.executable)))?;
@@ -153,18 +155,38 @@ impl BrowserPool {
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
-        *self.profile.lock().await = Some(profile.clone());
+        if let Some(previous) = self.profile.lock().await.replace(profile.clone()) {
+            let _ = std::fs::remove_file(previous.with_extension("sh"));
+            let _ = std::fs::remove_dir_all(previous);
+        }
         let launcher = die_with_server(&profile, &executable);
+        match self.launch_with(&launcher, &profile).await {
+            Err(error) if launcher != executable => {
+                tracing::warn!(%error, "Chromium did not start through setpriv; starting it directly");
+                self.launch_with(&executable, &profile).await
+            }
+            result => result,
+        }
+    }
+
+    async fn launch_with(&self, executable: &Path, profile: &Path) -> Result<Running, ToolError> {
         let mut builder = LaunchConfig::builder()
-            .chrome_executable(launcher)
-            .user_data_dir(&profile)
+            .chrome_executable(executable)
+            .user_data_dir(profile)
             .window_size(1280, 900)
             .viewport(Viewport {
                 width: 1280,
                 height: 900,
                 ..Viewport::default()
             })
-            .request_timeout(Duration::from_secs(self.config.page_timeout_secs));
+            .request_timeout(Duration::from_secs(self.config.page_timeout_secs))
+            // Pages stay in their tab's process and cannot open new ones, so the tab's request
+            // interception sees their frames' requests too.
+            .args([
+                "block-new-web-contents",
+                "disable-site-isolation-trials",
+                "disable-features=TranslateUI,IsolateOrigins,site-per-process",
+            ]);
         if nix::unistd::geteuid().is_root() {
             builder = builder.no_sandbox(); // Chromium refuses its sandbox as root
         }
@@ -323,7 +345,7 @@ async fn allowed_request(
         Ok(ip) => !is_private(ip),
         Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
             Ok(found) => found.map(|a| a.ip()).all(|ip| !is_private(ip)),
-            Err(_) => true, // the browser's own lookup will fail the same way
+            Err(_) => false, // nothing to check: refused (Chromium would fail the same way)
         },
     };
     verdicts.insert(host, verdict);
@@ -384,15 +406,20 @@ fn is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether a browser still answers (the DevTools handler does not notice a killed one).
+async fn answers(browser: &Browser) -> bool {
+    tokio::time::timeout(Duration::from_secs(3), browser.version())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 /// The session's tab, opened on first use (again if its browser died).
 async fn tab(ctx: &mut ToolContext) -> Result<&Tab, ToolError> {
-    if ctx
-        .state
-        .browser
-        .as_ref()
-        .is_some_and(|tab| !tab.alive.load(Ordering::Acquire))
-    {
-        ctx.state.browser = None;
+    if let Some(tab) = ctx.state.browser.as_ref() {
+        if !tab.alive.load(Ordering::Acquire) || !answers(&tab.browser).await {
+            tab.alive.store(false, Ordering::Release);
+            ctx.state.browser = None;
+        }
     }
     if ctx.state.browser.is_none() {
         ctx.state.browser = Some(ctx.services.browser.open_tab().await?);

@@ -252,7 +252,9 @@ impl SiteSource {
             })
             .collect::<std::io::Result<_>>()?;
         let open = |path: &Path, as_dir: bool| {
-            let mut flags = nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
+            // O_NONBLOCK: a FIFO put in the site must not block the open (regular files and
+            // folders read the same with it).
+            let mut flags = nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK;
             if as_dir {
                 flags |= nix::libc::O_DIRECTORY;
             }
@@ -429,6 +431,12 @@ mod tests {
         assert!(
             source.open(Path::new("../site/css/a.css"), false).is_err(),
             "a way up"
+        );
+        nix::unistd::mkfifo(&root.join("site/pipe.html"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let fifo = source.open(Path::new("pipe.html"), false).unwrap();
+        assert!(
+            !fifo.metadata().unwrap().is_file(),
+            "a FIFO opens at once and shows what it is"
         );
         let linked = SiteSource {
             root,

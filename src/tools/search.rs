@@ -61,7 +61,17 @@ impl SearchClient {
     pub fn readiness(&self) -> String {
         match self.config.provider.as_str() {
             "" => "off (set [search] provider)".into(),
-            provider => format!("{provider} at {}", self.config.base_url),
+            provider => {
+                let mut shown = reqwest::Url::parse(&self.config.base_url)
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
+                if let Ok(mut url) = reqwest::Url::parse(&self.config.base_url) {
+                    let _ = url.set_username("");
+                    let _ = url.set_password(None);
+                    shown = url.to_string();
+                }
+                format!("{provider} at {shown}")
+            }
         }
     }
 
