@@ -298,14 +298,10 @@ impl BrowserPool {
         {
             return Ok(url.to_string());
         }
-        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => tokio::net::lookup_host((host, port))
-                .await
-                .map(|found| found.map(|a| a.ip()).collect())
-                .map_err(|e| ToolError::RespondToModel(format!("cannot resolve {host}: {e}")))?,
-        };
-        if addresses.iter().any(|ip| is_private(*ip)) {
+        let private = reaches_private(host, port)
+            .await
+            .map_err(|e| ToolError::RespondToModel(format!("cannot resolve {host}: {e}")))?;
+        if private {
             return Err(ToolError::RespondToModel(format!(
                 "{host} is a local or private network address, which this server does not let \
                  the browser open"
@@ -341,15 +337,20 @@ async fn allowed_request(
     if let Some(verdict) = verdicts.get(&host) {
         return *verdict;
     }
-    let verdict = match host.parse::<IpAddr>() {
-        Ok(ip) => !is_private(ip),
-        Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(found) => found.map(|a| a.ip()).all(|ip| !is_private(ip)),
-            Err(_) => false, // nothing to check: refused (Chromium would fail the same way)
-        },
-    };
+    // A host that does not resolve has nothing to check: refused (Chromium would fail too).
+    let verdict = matches!(reaches_private(&host, port).await, Ok(false));
     verdicts.insert(host, verdict);
     verdict
+}
+
+/// Whether `host` is, or resolves to, a loopback, private or link-local address.
+async fn reaches_private(host: &str, port: u16) -> std::io::Result<bool> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(is_private(ip));
+    }
+    Ok(tokio::net::lookup_host((host, port))
+        .await?
+        .any(|address| is_private(address.ip())))
 }
 
 fn is_allowed_host(allowed_hosts: &[String], host: &str, port: u16) -> bool {

@@ -16,8 +16,9 @@ use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{parse_args, unless_cancelled, Tool, ToolContext, ToolError, ToolOutput};
-use crate::protocol::size_display;
+use super::{
+    parse_args, save_artifact, unless_cancelled, Tool, ToolContext, ToolError, ToolOutput,
+};
 use crate::settings::{EndpointSettings, Settings};
 
 /// Largest media answer accepted (bytes).
@@ -261,36 +262,6 @@ fn voice_names(listing: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Writes `data` at the model path `target` in the workspace and records it as an artifact.
-fn save(
-    ctx: &mut ToolContext,
-    target: &str,
-    data: &[u8],
-    kind: &str,
-) -> Result<(String, String), ToolError> {
-    let path = ctx.workspace.resolve(target)?;
-    if path.is_dir() {
-        return Err(ToolError::RespondToModel(format!(
-            "{target} is a folder; give a file name"
-        )));
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            ToolError::RespondToModel(format!("cannot create the folder of {target}: {e}"))
-        })?;
-    }
-    std::fs::write(&path, data)
-        .map_err(|e| ToolError::RespondToModel(format!("cannot write {target}: {e}")))?;
-    let shown = ctx
-        .workspace
-        .model_path(&path)
-        .unwrap_or_else(|| target.to_string());
-    ctx.state
-        .artifacts
-        .push(super::workspace_artifact(kind, &shown));
-    Ok((shown, size_display(data.len() as u64)))
-}
-
 /// The audio format named by a file's extension (mp3 when it names none we know).
 fn audio_format(path: &str) -> &'static str {
     let extension = Path::new(path)
@@ -346,7 +317,7 @@ impl Tool for GenerateImage {
                     "the image endpoint sent something that is not an image".into(),
                 ));
             };
-            let (path, bytes) = save(ctx, &args.output_file, &image, "image")?;
+            let (path, bytes) = save_artifact(ctx, &args.output_file, &image, "image")?;
             Ok(ToolOutput::text(format!(
                 "Generated a {}x{} image ({bytes}) at {path}",
                 size.width, size.height
@@ -388,7 +359,7 @@ impl Tool for GenerateSpeech {
                     .speech(&args.text, args.voice_id.trim(), format),
             )
             .await??;
-            let (path, bytes) = save(ctx, &args.output_path, &audio, "audio")?;
+            let (path, bytes) = save_artifact(ctx, &args.output_path, &audio, "audio")?;
             Ok(ToolOutput::text(format!(
                 "Generated speech ({format}, {bytes}) with voice {} at {path}",
                 args.voice_id.trim()
@@ -457,7 +428,7 @@ impl Tool for GenerateSoundEffects {
                 services.media.sound_effect(&args.description, duration),
             )
             .await??;
-            let (path, bytes) = save(ctx, &args.output_path, &audio, "audio")?;
+            let (path, bytes) = save_artifact(ctx, &args.output_path, &audio, "audio")?;
             Ok(ToolOutput::text(format!(
                 "Generated a {duration} s sound effect ({bytes}) at {path}"
             )))

@@ -145,6 +145,36 @@ pub fn workspace_artifact(kind: &str, model_path: &str) -> crate::protocol::Arti
     }
 }
 
+/// Writes `data` at the model path `target` in the workspace (creating its folder) and lists it
+/// as an artifact of the reply; returns the path as the model names it and the size shown.
+pub fn save_artifact(
+    ctx: &mut ToolContext,
+    target: &str,
+    data: &[u8],
+    kind: &str,
+) -> Result<(String, String), ToolError> {
+    let path = ctx.workspace.resolve(target)?;
+    if path.is_dir() {
+        return Err(ToolError::RespondToModel(format!(
+            "{target} is a folder; give a file name"
+        )));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            ToolError::RespondToModel(format!("cannot create the folder of {target}: {e}"))
+        })?;
+    }
+    std::fs::write(&path, data)
+        .map_err(|e| ToolError::RespondToModel(format!("cannot write {target}: {e}")))?;
+    let shown = ctx
+        .workspace
+        .model_path(&path)
+        .unwrap_or_else(|| target.to_string());
+    ctx.state.artifacts.push(workspace_artifact(kind, &shown));
+    let size = crate::protocol::size_display(data.len() as u64);
+    Ok((shown, size))
+}
+
 /// Reads an HTTP answer of at most `max` bytes, stopping as soon as it is larger (a missing or
 /// false `Content-Length` cannot make the server buffer more).
 pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {

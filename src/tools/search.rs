@@ -62,14 +62,14 @@ impl SearchClient {
         match self.config.provider.as_str() {
             "" => "off (set [search] provider)".into(),
             provider => {
-                let mut shown = reqwest::Url::parse(&self.config.base_url)
-                    .map(|u| u.to_string())
+                // The address without any user:password in it.
+                let shown = reqwest::Url::parse(&self.config.base_url)
+                    .map(|mut url| {
+                        let _ = url.set_username("");
+                        let _ = url.set_password(None);
+                        url.to_string()
+                    })
                     .unwrap_or_default();
-                if let Ok(mut url) = reqwest::Url::parse(&self.config.base_url) {
-                    let _ = url.set_username("");
-                    let _ = url.set_password(None);
-                    shown = url.to_string();
-                }
                 format!("{provider} at {shown}")
             }
         }

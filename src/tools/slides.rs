@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use zip::write::SimpleFileOptions;
 
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use super::{parse_args, save_artifact, Tool, ToolContext, ToolError, ToolOutput};
 use crate::protocol::{size_display, Slide};
 use crate::workspace::MOUNT;
 
@@ -683,13 +683,7 @@ impl Tool for SlidesGenerator {
             let deck_title = specs[0].title.clone();
             let bytes = build_pptx(&specs, &pictures, &deck_title)
                 .map_err(|e| ToolError::Fatal(format!("cannot build the deck: {e}")))?;
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    ToolError::RespondToModel(format!("cannot create the folder of {shown}: {e}"))
-                })?;
-            }
-            std::fs::write(&target, &bytes)
-                .map_err(|e| ToolError::RespondToModel(format!("cannot write {shown}: {e}")))?;
+            let (shown, size) = save_artifact(ctx, &shown, &bytes, "presentation")?;
             let outline: Vec<Slide> = specs
                 .iter()
                 .map(|s| Slide {
@@ -697,15 +691,8 @@ impl Tool for SlidesGenerator {
                     bullets: s.bullets.clone(),
                 })
                 .collect();
-            ctx.state
-                .artifacts
-                .push(super::workspace_artifact("presentation", &shown));
             ctx.state.slides = outline;
-            let mut out = format!(
-                "Created {shown} ({}, {} slides):\n",
-                size_display(bytes.len() as u64),
-                specs.len()
-            );
+            let mut out = format!("Created {shown} ({size}, {} slides):\n", specs.len());
             for (i, spec) in specs.iter().enumerate() {
                 let title = if spec.title.is_empty() {
                     "(no title)"
