@@ -138,6 +138,15 @@ impl Secret {
         Self(value.into())
     }
 
+    /// The trimmed value of environment variable `name`, if it is set and not blank.
+    pub fn from_env(name: &str) -> Option<Self> {
+        std::env::var(name)
+            .ok()
+            .map(|key| key.trim().to_string())
+            .filter(|key| !key.is_empty())
+            .map(Self)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -384,16 +393,8 @@ impl Config {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         config.resolve_paths(&base);
-        config.llm.api_key = std::env::var(&config.llm.api_key_env)
-            .ok()
-            .map(|key| key.trim().to_string())
-            .filter(|key| !key.is_empty())
-            .map(Secret::new);
-        config.search.api_key = std::env::var(&config.search.api_key_env)
-            .ok()
-            .map(|key| key.trim().to_string())
-            .filter(|key| !key.is_empty())
-            .map(Secret::new);
+        config.llm.api_key = Secret::from_env(&config.llm.api_key_env);
+        config.search.api_key = Secret::from_env(&config.search.api_key_env);
         config.validate()?;
         Ok(config)
     }
