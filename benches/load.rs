@@ -191,8 +191,17 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut echo = Vec::new();
     for _ in 0..30 {
+        let jail = okcvm::tools::sandbox::Jail {
+            workspace: workspace.root(),
+            cgroup: None,
+        };
         let command = sandbox
-            .command(workspace.root(), "bash", &["-c", "echo hi"])
+            .command(
+                jail,
+                "bash",
+                &["-c", "echo hi"],
+                okcvm::tools::sandbox::Lifetime::Command,
+            )
             .unwrap();
         let started = Instant::now();
         let result = exec::run(command, Duration::from_secs(10), 4096, &cancel)
@@ -212,7 +221,7 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
         media: okcvm::tools::media::MediaClient::new(std::sync::Arc::new(settings)).unwrap(),
         search: okcvm::tools::search::SearchClient::new(&config.search).unwrap(),
     };
-    let ctx = ToolContext {
+    let mut ctx = ToolContext {
         workspace,
         state: ToolState::default(),
         cancel,
@@ -223,7 +232,7 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
         owner: "bench".into(),
         conversation: "default".into(),
     };
-    let mut kernel = Kernel::start(&ctx).await.unwrap();
+    let mut kernel = Kernel::start(&mut ctx).await.unwrap();
     kernel.run("x = 1", Duration::from_secs(10)).await.unwrap();
     let mut cells = Vec::new();
     for _ in 0..100 {

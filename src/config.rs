@@ -123,10 +123,17 @@ pub struct SandboxConfig {
     /// Run shell and Python without bubblewrap when it is missing (no isolation at all).
     pub allow_unsandboxed: bool,
     pub bwrap_path: PathBuf,
-    /// Address-space limit of each sandboxed process tree, in MiB.
+    /// Memory of a session's sandboxed processes together (and of each one), in MiB.
     pub memory_mb: u64,
     /// CPU seconds one command may use.
     pub cpu_secs: u64,
+    /// Processes a session may have at once (its shell commands, Python and their children).
+    pub max_processes: u64,
+    /// CPU share of a session's sandboxed processes together, in percent of one core.
+    pub cpu_percent: u64,
+    /// The host user and group sandboxed code runs as when the server runs as root.
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// A string that never shows up in `Debug` output or logs.
@@ -252,6 +259,10 @@ impl Default for SandboxConfig {
             bwrap_path: PathBuf::from("bwrap"),
             memory_mb: 4096,
             cpu_secs: 600,
+            max_processes: 512,
+            cpu_percent: 100,
+            uid: 65534,
+            gid: 65534,
         }
     }
 }
@@ -483,6 +494,18 @@ impl Config {
         }
         if self.sandbox.cpu_secs == 0 {
             return Err(invalid("sandbox.cpu_secs", "must be at least 1"));
+        }
+        if self.sandbox.max_processes < 16 {
+            return Err(invalid("sandbox.max_processes", "must be at least 16"));
+        }
+        if self.sandbox.cpu_percent == 0 {
+            return Err(invalid("sandbox.cpu_percent", "must be at least 1"));
+        }
+        if self.sandbox.uid == 0 || self.sandbox.gid == 0 {
+            return Err(invalid(
+                "sandbox.uid",
+                "sandboxed code must not run as root; give an unprivileged uid and gid",
+            ));
         }
         match self.search.provider.as_str() {
             "" => {}

@@ -23,6 +23,7 @@
 //! streams the events as SSE or collects them into JSON.
 
 pub mod agent;
+pub mod blocking;
 pub mod config;
 pub mod http;
 pub mod llm;

@@ -8,9 +8,10 @@
 use actix_web::{http::header, web, HttpResponse};
 
 use super::error::ApiError;
-use super::workspace::send_file;
+use super::workspace::{file_name, send_file};
 use super::AppState;
 use crate::tools::deploy::is_deployment_id;
+use crate::workspace::{Dir, Kind, OpenError};
 
 /// `GET /deploy/{id}`: the site lives at `/deploy/{id}/`, so relative links resolve there.
 pub async fn site_root(id: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -38,15 +39,25 @@ pub async fn site_file(
         .deployer
         .site_dir(&id)
         .ok_or_else(missing)?;
-    let relative = site_path(&path)?;
-    let mut file = site.join(relative);
-    if path.is_empty() || path.ends_with('/') || file.is_dir() {
-        file = file.join("index.html");
+    let mut relative = site_path(&path)?;
+    let shown = path.clone();
+    let opened = crate::blocking::run(crate::blocking::FILE_WORK, move || {
+        let dir = Dir::open_root(&site, None).map_err(|_| OpenError::NotFound(String::new()))?;
+        if path.is_empty() || path.ends_with('/') || dir.kind(&relative, &path)? == Some(Kind::Dir)
+        {
+            relative.push("index.html");
+        }
+        let name = file_name(&relative);
+        dir.open_file(&relative, &path).map(|file| (file, name))
+    })
+    .await?;
+    match opened {
+        Ok((file, name)) => Ok(send_file(file, &name, "")),
+        Err(OpenError::NotFound(_) | OpenError::IsDir(_) | OpenError::NotDir(_)) => {
+            Err(ApiError::NotFound(format!("no file {shown} in site {id}")))
+        }
+        Err(error) => Err(error.into()),
     }
-    if !site.is_dir() {
-        return Err(missing());
-    }
-    send_file(&file, "", &format!("no file {path} in site {id}")).await
 }
 
 /// The path inside a site, refused if it could leave the site's folder.

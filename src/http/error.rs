@@ -57,6 +57,29 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::blocking::BlockingError> for ApiError {
+    fn from(error: crate::blocking::BlockingError) -> Self {
+        match error {
+            crate::blocking::BlockingError::TimedOut(_) => ApiError::Unavailable(error.to_string()),
+            crate::blocking::BlockingError::Panicked(_) => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+/// A workspace path a client gave: a missing file is 404, a path that is not allowed (outside,
+/// through a symlink, not a regular file) 400, anything else the server's fault.
+impl From<crate::workspace::OpenError> for ApiError {
+    fn from(error: crate::workspace::OpenError) -> Self {
+        use crate::workspace::OpenError;
+        match error {
+            OpenError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            OpenError::Io { .. } => ApiError::Internal(error.to_string()),
+            OpenError::Exists(_) => ApiError::Conflict(error.to_string()),
+            _ => ApiError::BadRequest(error.to_string()),
+        }
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {
         match error {

@@ -1,11 +1,13 @@
 //! `GET/POST /api/session/files`: uploads into `/mnt/okcomputer/upload/<name>`.
 //!
-//! Multipart parts are streamed to a temporary file in the upload folder and renamed into
-//! place only when the whole batch is accepted: a bad name, a duplicate, too many files (400)
+//! The upload folder is opened once through the confined opener; multipart parts are streamed
+//! to a temporary file in it and renamed into place (relative to that descriptor) only when
+//! the whole batch is accepted: a bad name, a duplicate, too many files (400)
 //! or a file over the size limit (413) leaves nothing of the batch on disk. Names are reduced
 //! to a safe last component.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -19,7 +21,7 @@ use super::{ask, blocking, AppState};
 use crate::runtime::messages::GetInfo;
 use crate::runtime::session::upload_entries;
 use crate::store::UploadRecord;
-use crate::workspace::UPLOAD_DIR;
+use crate::workspace::{Kind, Write, UPLOAD_DIR};
 
 const MAX_NAME_BYTES: usize = 200;
 
@@ -53,12 +55,18 @@ pub async fn upload(
     let workspace = state.services.workspace_for(&key);
     let limits = &state.services.config.uploads;
     let max_bytes = limits.max_file_size_mb * 1024 * 1024;
-    let upload_dir = workspace
-        .resolve(UPLOAD_DIR)
-        .map_err(|e| ApiError::Internal(format!("upload folder: {e}")))?;
-    tokio::fs::create_dir_all(&upload_dir)
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot create the upload folder: {e}")))?;
+    let upload_dir = blocking(move || {
+        workspace.ensure()?;
+        workspace.open()?.create_dir_all(Path::new(UPLOAD_DIR), UPLOAD_DIR)
+    })
+    .await
+    .map_err(|error| match error {
+        ApiError::BadRequest(why) => ApiError::Conflict(format!(
+            "the workspace's {UPLOAD_DIR}/ folder cannot take uploads ({why}); it was replaced by something that is not a folder of the workspace"
+        )),
+        other => other,
+    })?;
+    let upload_dir = Arc::new(upload_dir);
     let store = state.services.store.clone();
     let (owner, conversation) = (key.client_id.clone(), key.conversation_id.clone());
     let existing = blocking(move || store.list_uploads(&owner, &conversation)).await?;
@@ -105,10 +113,11 @@ pub async fn upload(
                     limits.max_files
                 )));
             }
-            let temp = upload_dir.join(format!(".incoming-{}", uuid::Uuid::new_v4().simple()));
-            let mut file = tokio::fs::File::create(&temp)
-                .await
-                .map_err(|e| ApiError::Internal(format!("cannot store the upload: {e}")))?;
+            let temp = PathBuf::from(format!(".incoming-{}", uuid::Uuid::new_v4().simple()));
+            let (dir, temp_name) = (upload_dir.clone(), temp.clone());
+            let file =
+                blocking(move || dir.create_file(&temp_name, UPLOAD_DIR, Write::New)).await?;
+            let mut file = tokio::fs::File::from_std(file);
             staged.push(Staged {
                 name: name.clone(),
                 temp,
@@ -147,9 +156,17 @@ pub async fn upload(
     }
     .await;
     if let Err(error) = result {
-        for part in &staged {
-            let _ = tokio::fs::remove_file(&part.temp).await;
-        }
+        let (dir, temps) = (
+            upload_dir.clone(),
+            staged.iter().map(|s| s.temp.clone()).collect::<Vec<_>>(),
+        );
+        let _ = blocking(move || {
+            for temp in temps {
+                dir.remove_file(&temp, UPLOAD_DIR)?;
+            }
+            Ok::<_, ApiError>(())
+        })
+        .await;
         return Err(error);
     }
 
@@ -157,22 +174,17 @@ pub async fn upload(
     let uploaded_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut records = Vec::new();
     for part in &staged {
-        let target = workspace
-            .resolve(&format!("{UPLOAD_DIR}/{}", part.name))
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        if target.is_dir()
-            || target
-                .symlink_metadata()
-                .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            return Err(ApiError::BadRequest(format!(
-                "{} cannot be replaced",
-                part.name
-            )));
-        }
-        tokio::fs::rename(&part.temp, &target)
-            .await
-            .map_err(|e| ApiError::Internal(format!("cannot store the upload: {e}")))?;
+        let (dir, temp, name) = (upload_dir.clone(), part.temp.clone(), part.name.clone());
+        blocking(move || {
+            let target = Path::new(&name);
+            if matches!(dir.kind(target, &name)?, Some(Kind::Dir | Kind::Symlink)) {
+                return Err(ApiError::BadRequest(format!("{name} cannot be replaced")));
+            }
+            // renameat replaces the name itself: a symlink swapped in meanwhile is replaced,
+            // never followed.
+            dir.rename(&temp, target, &name).map_err(ApiError::from)
+        })
+        .await?;
         summaries.push(format!(
             "Uploaded {} ({}) to /mnt/okcomputer/{UPLOAD_DIR}/{}",
             part.name,

@@ -145,7 +145,7 @@ where
     }
 }
 
-/// Runs blocking work (sled, git2, directory walks) off the HTTP thread.
+/// Runs blocking work (sled, git2, file access) off the HTTP thread, within a time limit.
 pub async fn blocking<T, E>(
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, error::ApiError>
@@ -153,12 +153,10 @@ where
     T: Send + 'static,
     E: Into<error::ApiError> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(e) => Err(error::ApiError::Internal(format!(
-            "background task failed: {e}"
-        ))),
-    }
+    crate::blocking::run(crate::blocking::STORE_WORK, work)
+        .await
+        .map_err(error::ApiError::from)?
+        .map_err(Into::into)
 }
 
 async fn not_found(

@@ -1,10 +1,11 @@
 //! Workspace routes: snapshots, restore, branches, the file tree and file downloads.
 //!
 //! Git work and directory walks run on the blocking pool. Changing the workspace while the
-//! session's turn runs is refused (409). Downloads resolve the requested path through the
-//! workspace's confinement rules, so nothing outside `/mnt/okcomputer/` can be read.
+//! session's turn runs is refused (409). Downloads and the tree go through the confined
+//! opener (`workspace::open`), so nothing outside `/mnt/okcomputer/` can be read, and only
+//! regular files are sent.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
@@ -18,7 +19,7 @@ use crate::protocol::{size_display, WorkspaceState};
 use crate::runtime::messages::ChangeWorkspace;
 use crate::runtime::SessionKey;
 use crate::workspace::git::GitError;
-use crate::workspace::{git, model_path_of};
+use crate::workspace::{git, model_path_of, Kind, ModelPath, OpenError, Workspace};
 
 const DEFAULT_SNAPSHOT_LIMIT: usize = 20;
 const MAX_SNAPSHOT_LIMIT: usize = 500;
@@ -125,16 +126,17 @@ pub async fn restore(
             "give a snapshot_id or a branch".into(),
         ));
     }
-    let root = state.services.workspace_for(&key).root().to_path_buf();
+    let workspace = state.services.workspace_for(&key);
     let policy = state.services.snapshot_policy.clone();
     change_workspace(&state, &key, move || {
+        let root = workspace.root();
         match (&body.snapshot_id, &body.branch) {
-            (Some(id), _) => git::restore_snapshot(&root, id.trim(), body.checkout, &policy),
-            (None, Some(branch)) => {
-                git::switch_branch(&root, branch.trim(), body.checkout, &policy)
-            }
+            (Some(id), _) => git::restore_snapshot(root, id.trim(), body.checkout, &policy),
+            (None, Some(branch)) => git::switch_branch(root, branch.trim(), body.checkout, &policy),
             (None, None) => Ok(()),
-        }
+        }?;
+        give_checkout_to_sandbox(&workspace);
+        Ok(())
     })
     .await?;
     let workspace_state = workspace_state(&state, &key, DEFAULT_SNAPSHOT_LIMIT).await?;
@@ -149,16 +151,18 @@ pub async fn branch(
     let key = session_key(&req)?;
     let body = body.into_inner();
     git::check_branch_name(body.branch.trim())?;
-    let root = state.services.workspace_for(&key).root().to_path_buf();
+    let workspace = state.services.workspace_for(&key);
     let policy = state.services.snapshot_policy.clone();
     change_workspace(&state, &key, move || {
         git::create_branch(
-            &root,
+            workspace.root(),
             body.branch.trim(),
             body.snapshot_id.as_deref().map(str::trim),
             body.checkout,
             &policy,
-        )
+        )?;
+        give_checkout_to_sandbox(&workspace);
+        Ok(())
     })
     .await?;
     let workspace_state = workspace_state(&state, &key, DEFAULT_SNAPSHOT_LIMIT).await?;
@@ -168,8 +172,8 @@ pub async fn branch(
 /// The workspace's files (without `.git`), with sizes.
 pub async fn files(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    let root = state.services.workspace_for(&key).root().to_path_buf();
-    let (entries, truncated) = blocking(move || Ok::<_, ApiError>(walk(&root))).await?;
+    let workspace = state.services.workspace_for(&key);
+    let (entries, truncated) = blocking(move || walk(&workspace)).await?;
     Ok(HttpResponse::Ok().json(json!({
         "root": crate::workspace::MOUNT,
         "files": entries,
@@ -186,38 +190,33 @@ pub async fn file(
     let key = session_key(&req)?;
     let workspace = state.services.workspace_for(&key);
     let requested = query.into_inner().path;
-    let path = workspace
-        .resolve(&requested)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    send_file(
-        &path,
-        "inline",
-        &format!("no file {requested} in the workspace"),
-    )
-    .await
+    let path = ModelPath::parse(&requested).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let name = file_name(&path.relative);
+    let opened = crate::blocking::run(crate::blocking::FILE_WORK, move || {
+        workspace.open_file(&path)
+    })
+    .await?;
+    match opened {
+        Ok(file) => Ok(send_file(file, &name, "inline")),
+        Err(OpenError::NotFound(_) | OpenError::IsDir(_) | OpenError::NotDir(_)) => Err(
+            ApiError::NotFound(format!("no file {requested} in the workspace")),
+        ),
+        Err(error) => Err(error.into()),
+    }
 }
 
-/// Streams the file at `path` with its content type, as an opaque origin: a page may run its
-/// scripts but never acts as the console (no cookies, no same-origin access). `disposition`
-/// is `inline` or empty (no header); a missing file or a folder answers 404 with `missing`.
-pub async fn send_file(
-    path: &Path,
-    disposition: &str,
-    missing: &str,
-) -> Result<HttpResponse, ApiError> {
-    let file = match tokio::fs::File::open(path).await {
-        Ok(file) => file,
-        Err(_) => return Err(ApiError::NotFound(missing.to_string())),
-    };
-    let is_file = file.metadata().await.map(|m| m.is_file()).unwrap_or(false);
-    if !is_file {
-        return Err(ApiError::NotFound(missing.to_string()));
-    }
-    let name = path
-        .file_name()
+/// The last name of a path, for the content type and the download name.
+pub fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let content_type = mime_guess::from_path(&name).first_or_octet_stream();
+        .unwrap_or_default()
+}
+
+/// Streams an opened regular file with the content type of `name`, as an opaque origin: a
+/// page may run its scripts but never acts as the console (no cookies, no same-origin
+/// access). `disposition` is `inline` or empty (no header).
+pub fn send_file(file: std::fs::File, name: &str, disposition: &str) -> HttpResponse {
+    let content_type = mime_guess::from_path(name).first_or_octet_stream();
     let mut response = HttpResponse::Ok();
     response
         .insert_header((header::CONTENT_TYPE, content_type.essence_str().to_string()))
@@ -237,7 +236,16 @@ pub async fn send_file(
             format!("{disposition}; filename=\"{safe_name}\""),
         ));
     }
-    Ok(response.streaming(tokio_util::io::ReaderStream::new(file)))
+    let file = tokio::fs::File::from_std(file);
+    response.streaming(tokio_util::io::ReaderStream::new(file))
+}
+
+/// Files git wrote belong to the server: hand them to the sandbox's user so agent code can
+/// change them again.
+fn give_checkout_to_sandbox(workspace: &Workspace) {
+    if let Ok(dir) = workspace.open() {
+        dir.give_tree_to_owner();
+    }
 }
 
 /// Runs a git operation on the workspace through its session, so that no turn runs meanwhile.
@@ -259,42 +267,51 @@ async fn change_workspace(
     }
 }
 
-fn walk(root: &Path) -> (Vec<serde_json::Value>, bool) {
+/// Every entry below the workspace root through the confined opener (symlinks are listed,
+/// never followed), at most `MAX_TREE_ENTRIES`.
+fn walk(workspace: &Workspace) -> Result<(Vec<serde_json::Value>, bool), ApiError> {
     let mut entries = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(read) = std::fs::read_dir(&dir) else {
+    let root = match workspace.open() {
+        Ok(root) => root,
+        Err(_) => return Ok((entries, false)), // no workspace yet
+    };
+    let mut stack = vec![(PathBuf::new(), root)];
+    while let Some((relative, dir)) = stack.pop() {
+        let Ok(children) = dir.entries() else {
             continue;
         };
-        let mut children: Vec<_> = read.flatten().collect();
-        children.sort_by_key(|e| e.file_name());
         for child in children.into_iter().rev() {
-            let path = child.path();
-            let Ok(rel) = path.strip_prefix(root) else {
-                continue;
-            };
+            let rel = relative.join(&child.name);
             if rel.as_os_str() == ".git" {
                 continue;
             }
-            let Ok(meta) = child.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(path.clone());
+            let is_dir = child.kind == Kind::Dir;
+            if is_dir {
+                if let Ok(sub) = dir.open_dir(Path::new(&child.name), "") {
+                    stack.push((rel.clone(), sub));
+                }
             }
             if entries.len() >= MAX_TREE_ENTRIES {
-                return (entries, true);
+                return Ok((entries, true));
             }
-            let size = if meta.is_file() { meta.len() } else { 0 };
+            let size = if child.kind == Kind::File {
+                child.size
+            } else {
+                0
+            };
+            let modified = chrono::DateTime::<chrono::Utc>::from_timestamp(child.modified, 0)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             entries.push(json!({
-                "path": model_path_of(rel),
+                "path": model_path_of(&rel),
                 "relative_path": rel.to_string_lossy(),
-                "name": child.file_name().to_string_lossy(),
-                "is_dir": meta.is_dir(),
+                "name": child.name.to_string_lossy(),
+                "is_dir": is_dir,
                 "size_bytes": size,
                 "size_display": size_display(size),
-                "modified": meta.modified().ok().map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "modified": modified,
             }));
         }
     }
     entries.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-    (entries, false)
+    Ok((entries, false))
 }

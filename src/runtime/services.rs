@@ -34,7 +34,11 @@ impl Services {
     pub fn readiness(&self) -> Vec<(&'static str, String)> {
         let sandbox = match &self.sandbox.mode {
             crate::tools::sandbox::Mode::Bubblewrap(path) => {
-                format!("bubblewrap ({})", path.display())
+                format!(
+                    "bubblewrap ({}); {}",
+                    path.display(),
+                    self.sandbox.cgroups.describe()
+                )
             }
             crate::tools::sandbox::Mode::Unsandboxed => {
                 "UNSANDBOXED: shell and Python run without isolation".into()
@@ -65,5 +69,6 @@ impl Services {
                 .join(format!("c-{}", key.client_id))
                 .join(format!("s-{}", key.conversation_id)),
         )
+        .with_owner(self.sandbox.file_owner())
     }
 }

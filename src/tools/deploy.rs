@@ -15,10 +15,11 @@ use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use super::{files, parse_args, Tool, ToolContext, ToolError, ToolOutput};
 use crate::config::DeployConfig;
 use crate::protocol::{size_display, WebPreview};
 use crate::store::{DeploymentRecord, Store, StoreError};
+use crate::workspace::{Dir, Kind, ModelPath, OpenError};
 
 pub const TOOL: &str = "mshtools-deploy_website";
 
@@ -66,19 +67,18 @@ impl Deployer {
     /// Copies `source` (a folder of the workspace, shown to the model as `model_dir`) to the
     /// conversation's deployment of that folder, creating it on first use. Blocking.
     ///
-    /// Every file is opened through `open_beneath` from the workspace root, so a symlink
-    /// swapped in while the copy runs cannot make it read anything outside the site.
+    /// Every file is opened through the confined opener beneath the site's folder, so a
+    /// symlink swapped in while the copy runs cannot make it read anything outside the site.
     pub fn publish(
         &self,
         owner: &str,
         conversation: &str,
-        source: &SiteSource,
+        source: &Dir,
         model_dir: &str,
     ) -> Result<(DeploymentRecord, Option<String>), DeployError> {
         let index_is_file = source
-            .open(Path::new("index.html"), false)
-            .and_then(|f| f.metadata())
-            .is_ok_and(|m| m.is_file());
+            .open_file(Path::new("index.html"), "index.html")
+            .is_ok();
         if !index_is_file {
             return Err(DeployError::Site(format!(
                 "{model_dir} has no index.html at its top level; write the site's entry page there and deploy again"
@@ -111,37 +111,30 @@ impl Deployer {
         self.copy_site(source, &files, &record.id)?;
         self.store.put_deployment(owner, conversation, &record)?;
         let title = source
-            .open(Path::new("index.html"), false)
+            .open_file(Path::new("index.html"), "index.html")
             .ok()
             .and_then(page_title);
         Ok((record, title))
     }
 
     /// The site's regular files (relative paths) with their sizes, within the limits.
-    fn collect(
-        &self,
-        source: &SiteSource,
-        model_dir: &str,
-    ) -> Result<Vec<(PathBuf, u64)>, DeployError> {
+    fn collect(&self, source: &Dir, model_dir: &str) -> Result<Vec<(PathBuf, u64)>, DeployError> {
         let mut files = Vec::new();
         let mut total = 0u64;
         let mut stack = vec![PathBuf::new()];
         while let Some(relative) = stack.pop() {
-            let dir = source.open(&relative, true)?;
-            for entry in std::fs::read_dir(fd_path(&dir))? {
-                let entry = entry?;
-                let path = relative.join(entry.file_name());
-                let kind = entry.file_type()?;
-                if kind.is_dir() {
-                    if entry.file_name() != ".git" {
+            let dir = source.open_dir(&relative, model_dir).map_err(site_error)?;
+            for entry in dir.entries()? {
+                let path = relative.join(&entry.name);
+                match entry.kind {
+                    Kind::Dir if entry.name != ".git" => {
                         stack.push(path);
+                        continue;
                     }
-                    continue;
+                    Kind::File => {}
+                    _ => continue, // symlinks and special files are not published
                 }
-                if !kind.is_file() {
-                    continue; // symlinks and special files are not published
-                }
-                let size = entry.metadata()?.len();
+                let size = entry.size;
                 total += size;
                 if files.len() >= self.max_files {
                     return Err(DeployError::Site(format!(
@@ -163,12 +156,7 @@ impl Deployer {
 
     /// Writes the files into a fresh folder and swaps it in, so a visitor never sees a
     /// half-copied site.
-    fn copy_site(
-        &self,
-        source: &SiteSource,
-        files: &[(PathBuf, u64)],
-        id: &str,
-    ) -> std::io::Result<()> {
+    fn copy_site(&self, source: &Dir, files: &[(PathBuf, u64)], id: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.root)?;
         let staging = self
             .root
@@ -179,13 +167,13 @@ impl Deployer {
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                let file = source.open(relative, false)?;
-                if !file.metadata()?.is_file() {
-                    return Err(std::io::Error::other(format!(
-                        "{} changed while it was being published",
-                        relative.display()
-                    )));
-                }
+                let file = source
+                    .open_file(relative, &relative.to_string_lossy())
+                    .map_err(|e| {
+                        std::io::Error::other(format!(
+                            "{e} (it changed while it was being published)"
+                        ))
+                    })?;
                 let mut out = std::fs::File::create(&target)?;
                 let copied = std::io::copy(&mut file.take(size + 1), &mut out)?;
                 if copied > *size {
@@ -229,53 +217,8 @@ impl Deployer {
     }
 }
 
-/// The folder a site is published from: `site` inside the workspace `root`.
-pub struct SiteSource {
-    pub root: PathBuf,
-    pub site: PathBuf,
-}
-
-impl SiteSource {
-    /// Opens `relative` inside the site without following a symlink anywhere below the
-    /// workspace root: each step opens one name relative to the folder opened before it
-    /// (through `/proc/self/fd`), with `O_NOFOLLOW`.
-    fn open(&self, relative: &Path, directory: bool) -> std::io::Result<std::fs::File> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let names: Vec<&std::ffi::OsStr> = self
-            .site
-            .components()
-            .chain(relative.components())
-            .filter_map(|c| match c {
-                std::path::Component::Normal(name) => Some(Ok(name)),
-                std::path::Component::CurDir => None,
-                _ => Some(Err(std::io::Error::other("the path leaves the workspace"))),
-            })
-            .collect::<std::io::Result<_>>()?;
-        let open = |path: &Path, as_dir: bool| {
-            // O_NONBLOCK: a FIFO put in the site must not block the open (regular files and
-            // folders read the same with it).
-            let mut flags = nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK;
-            if as_dir {
-                flags |= nix::libc::O_DIRECTORY;
-            }
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(flags)
-                .open(path)
-        };
-        let mut current = open(&self.root, true)?;
-        for (i, name) in names.iter().enumerate() {
-            let last = i + 1 == names.len();
-            current = open(&fd_path(&current).join(name), !last || directory)?;
-        }
-        Ok(current)
-    }
-}
-
-/// The `/proc/self/fd` path of an open file: names joined to it resolve inside that folder.
-fn fd_path(file: &std::fs::File) -> PathBuf {
-    use std::os::fd::AsRawFd;
-    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+fn site_error(error: OpenError) -> DeployError {
+    DeployError::Site(error.to_string())
 }
 
 /// Ids are 24 lowercase hex digits: unguessable, and safe as a folder name.
@@ -328,34 +271,25 @@ impl Tool for DeployWebsite {
                     args.r#type
                 )));
             }
-            let source = ctx.workspace.resolve(&args.local_dir)?;
-            if !source.is_dir() {
-                return Err(ToolError::RespondToModel(format!(
-                    "{} is not a folder; give the folder that holds index.html",
-                    args.local_dir
-                )));
-            }
-            let model_dir = ctx
-                .workspace
-                .model_path(&source)
-                .map(|p| p.trim_end_matches('/').to_string())
-                .unwrap_or_else(|| args.local_dir.clone());
-            let root = ctx.workspace.root().to_path_buf();
-            let site = source
-                .strip_prefix(&root)
-                .map(Path::to_path_buf)
-                .map_err(|_| ToolError::RespondToModel(format!("{} is outside the workspace", args.local_dir)))?;
-            let source = SiteSource { root, site };
+            let path = ModelPath::parse(&args.local_dir)?;
+            let model_dir = path.canonical().trim_end_matches('/').to_string();
+            let workspace = ctx.workspace.clone();
             let services = ctx.services.clone();
             let (owner, conversation) = (ctx.owner.clone(), ctx.conversation.clone());
             let shown = model_dir.clone();
-            let published = tokio::task::spawn_blocking(move || {
-                services
+            let published = files::blocking(move || {
+                let source = workspace.open_dir(&path).map_err(|error| match error {
+                    OpenError::NotDir(_) | OpenError::NotFound(_) => ToolError::RespondToModel(format!(
+                        "{} is not a folder; give the folder that holds index.html",
+                        path.shown
+                    )),
+                    other => other.into(),
+                })?;
+                Ok(services
                     .deployer
-                    .publish(&owner, &conversation, &source, &shown)
+                    .publish(&owner, &conversation, &source, &shown))
             })
-            .await
-            .map_err(|e| ToolError::Fatal(format!("deployment task failed: {e}")))?;
+            .await?;
             let (record, title) = published.map_err(|error| match error {
                 DeployError::Site(message) => ToolError::RespondToModel(message),
                 other => ToolError::Fatal(other.to_string()),
@@ -409,41 +343,29 @@ mod tests {
         std::os::unix::fs::symlink(dir.path(), root.join("site/out")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("site/index.html"))
             .unwrap();
-        let source = SiteSource {
-            root: root.clone(),
-            site: PathBuf::from("site"),
-        };
+        let workspace = Dir::open_root(&root, None).unwrap();
+        let source = workspace.open_dir(Path::new("site"), "site").unwrap();
         let mut text = String::new();
         source
-            .open(Path::new("css/a.css"), false)
+            .open_file(Path::new("css/a.css"), "a.css")
             .unwrap()
             .read_to_string(&mut text)
             .unwrap();
         assert_eq!(text, "a");
-        assert!(
-            source.open(Path::new("out/secret.txt"), false).is_err(),
-            "a symlinked folder"
-        );
-        assert!(
-            source.open(Path::new("index.html"), false).is_err(),
-            "a symlinked file"
-        );
-        assert!(
-            source.open(Path::new("../site/css/a.css"), false).is_err(),
-            "a way up"
-        );
+        for (path, what) in [
+            ("out/secret.txt", "a symlinked folder"),
+            ("index.html", "a symlinked file"),
+            ("../site/css/a.css", "a way up"),
+        ] {
+            assert!(source.open_file(Path::new(path), path).is_err(), "{what}");
+        }
         nix::unistd::mkfifo(&root.join("site/pipe.html"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let fifo = source.open(Path::new("pipe.html"), false).unwrap();
         assert!(
-            !fifo.metadata().unwrap().is_file(),
-            "a FIFO opens at once and shows what it is"
+            source.open_file(Path::new("pipe.html"), "pipe").is_err(),
+            "a FIFO is refused at once"
         );
-        let linked = SiteSource {
-            root,
-            site: PathBuf::from("site/out"),
-        };
         assert!(
-            linked.open(Path::new("secret.txt"), false).is_err(),
+            workspace.open_dir(Path::new("site/out"), "out").is_err(),
             "a symlinked site folder"
         );
     }

@@ -1,10 +1,11 @@
 //! `mshtools-read_file`, `mshtools-write_file`, `mshtools-edit_file`: text files in the workspace.
 //!
-//! Every path goes through [`Workspace::resolve`], so nothing outside `/mnt/okcomputer/` (after
-//! symlinks) is read or written. File I/O runs on the blocking pool. Results name files by
-//! their model path, never by host path.
+//! Every file is opened through the workspace's confined opener, so nothing outside
+//! `/mnt/okcomputer/` (after symlinks, even ones swapped in meanwhile) is read or written, and
+//! only regular files are. File I/O runs on the blocking pool. Results name files by their
+//! model path, never by host path.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Seek, Write as _};
 use std::path::Path;
 
 use futures_util::future::{BoxFuture, FutureExt};
@@ -13,7 +14,7 @@ use serde_json::Value;
 
 use super::output::cap_line;
 use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
-use crate::workspace::Workspace;
+use crate::workspace::{ModelPath, Workspace, Write};
 
 /// Lines returned when the model gives no `limit`.
 const DEFAULT_LINE_LIMIT: usize = 1000;
@@ -118,9 +119,9 @@ impl Tool for EditFile {
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ToolError> + Send + 'static,
 ) -> Result<T, ToolError> {
-    tokio::task::spawn_blocking(work)
+    crate::blocking::run(crate::blocking::FILE_WORK, work)
         .await
-        .map_err(|e| ToolError::Fatal(format!("file task failed: {e}")))?
+        .map_err(|e| ToolError::RespondToModel(format!("the file operation failed: {e}")))?
 }
 
 fn read_file(
@@ -128,10 +129,10 @@ fn read_file(
     args: &ReadArgs,
     vision: bool,
 ) -> Result<ToolOutput, ToolError> {
-    let path = workspace.resolve(&args.file_path)?;
-    let shown = args.file_path.trim();
-    if let Some(kind) = image_kind(&path) {
-        return read_image(&path, shown, kind, vision);
+    let path = ModelPath::parse(&args.file_path)?;
+    let shown = path.shown.as_str();
+    if let Some(kind) = image_kind(&path.relative) {
+        return read_image(workspace.open_file(&path)?, shown, kind, vision);
     }
     let offset = match args.offset {
         None => 1,
@@ -151,7 +152,7 @@ fn read_file(
             )))
         }
     };
-    let file = open_existing_file(&path, shown)?;
+    let file = workspace.open_file(&path)?;
     let mut reader = BufReader::new(file);
     let sniff = reader.fill_buf().map_err(|e| io_error("read", shown, &e))?;
     if sniff[..sniff.len().min(SNIFF_BYTES)].contains(&0) {
@@ -212,12 +213,15 @@ fn image_kind(path: &Path) -> Option<(&'static str, &'static str)> {
 
 /// An image: attached for a vision model, described otherwise.
 fn read_image(
-    path: &Path,
+    file: std::fs::File,
     shown: &str,
     (mime, label): (&str, &str),
     vision: bool,
 ) -> Result<ToolOutput, ToolError> {
-    let bytes = std::fs::read(path).map_err(|e| io_error("open", shown, &e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_IMAGE_BYTES as u64 * 4)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error("read", shown, &e))?;
     let Ok(size) = imagesize::blob_size(&bytes) else {
         return Err(ToolError::RespondToModel(format!(
             "{shown} has an image extension but is not a readable {label} image"
@@ -249,36 +253,26 @@ fn read_image(
 }
 
 fn write_file(workspace: &Workspace, args: &WriteArgs) -> Result<ToolOutput, ToolError> {
-    let path = workspace.resolve(&args.file_path)?;
-    let shown = args.file_path.trim();
-    if path.is_dir() {
-        return Err(ToolError::RespondToModel(format!(
-            "{shown} is a directory; give a file path"
-        )));
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| io_error("create the folder for", shown, &e))?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .append(args.append)
-        .truncate(!args.append)
-        .open(&path)
-        .map_err(|e| io_error("open", shown, &e))?;
+    let path = ModelPath::parse(&args.file_path)?;
+    let how = if args.append {
+        Write::Append
+    } else {
+        Write::Truncate
+    };
+    let mut file = workspace.create_file(&path, how)?;
     file.write_all(args.content.as_bytes())
-        .map_err(|e| io_error("write", shown, &e))?;
+        .map_err(|e| io_error("write", &path.shown, &e))?;
     let verb = if args.append { "appended" } else { "wrote" };
     Ok(ToolOutput::text(format!(
-        "{verb} {} bytes to {shown}",
-        args.content.len()
+        "{verb} {} bytes to {}",
+        args.content.len(),
+        path.shown
     )))
 }
 
 fn edit_file(workspace: &Workspace, args: &EditArgs) -> Result<ToolOutput, ToolError> {
-    let path = workspace.resolve(&args.file_path)?;
-    let shown = args.file_path.trim();
+    let path = ModelPath::parse(&args.file_path)?;
+    let shown = path.shown.as_str();
     if args.old_string.is_empty() {
         return Err(ToolError::RespondToModel(
             "old_string must not be empty; use mshtools-write_file to create a file".into(),
@@ -289,7 +283,9 @@ fn edit_file(workspace: &Workspace, args: &EditArgs) -> Result<ToolOutput, ToolE
             "old_string and new_string are the same; nothing to change".into(),
         ));
     }
-    let file = open_existing_file(&path, shown)?;
+    let mut file = workspace
+        .open()?
+        .open_file_for_update(&path.relative, shown)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     if size > MAX_EDIT_BYTES {
         return Err(ToolError::RespondToModel(format!(
@@ -297,7 +293,8 @@ fn edit_file(workspace: &Workspace, args: &EditArgs) -> Result<ToolOutput, ToolE
         )));
     }
     let mut text = String::new();
-    BufReader::new(file)
+    (&mut file)
+        .take(MAX_EDIT_BYTES)
         .read_to_string(&mut text)
         .map_err(|_| {
             ToolError::RespondToModel(format!("{shown} is not UTF-8 text; it cannot be edited"))
@@ -316,7 +313,11 @@ fn edit_file(workspace: &Workspace, args: &EditArgs) -> Result<ToolOutput, ToolE
             )))
         }
     };
-    std::fs::write(&path, updated).map_err(|e| io_error("write", shown, &e))?;
+    // The same descriptor is rewritten: the name cannot be swapped between read and write.
+    file.set_len(0)
+        .and_then(|()| file.seek(std::io::SeekFrom::Start(0)).map(drop))
+        .and_then(|()| file.write_all(updated.as_bytes()))
+        .map_err(|e| io_error("write", shown, &e))?;
     let noun = if count == 1 {
         "occurrence"
     } else {
@@ -325,15 +326,6 @@ fn edit_file(workspace: &Workspace, args: &EditArgs) -> Result<ToolOutput, ToolE
     Ok(ToolOutput::text(format!(
         "replaced {count} {noun} in {shown}"
     )))
-}
-
-fn open_existing_file(path: &Path, shown: &str) -> Result<std::fs::File, ToolError> {
-    if path.is_dir() {
-        return Err(ToolError::RespondToModel(format!(
-            "{shown} is a directory; list it with mshtools-shell (`ls -la {shown}`)"
-        )));
-    }
-    std::fs::File::open(path).map_err(|e| io_error("open", shown, &e))
 }
 
 fn io_error(action: &str, shown: &str, error: &std::io::Error) -> ToolError {

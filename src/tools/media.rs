@@ -308,7 +308,7 @@ impl Tool for GenerateImage {
         async move {
             let args: ImageArgs = parse_args(self.name(), args)?;
             require_text(self.name(), "description", &args.description)?;
-            ctx.workspace.resolve(&args.output_file)?;
+            crate::workspace::ModelPath::parse(&args.output_file)?;
             let services = ctx.services.clone();
             let image =
                 unless_cancelled(&ctx.cancel, services.media.image(&args.description)).await??;
@@ -317,7 +317,7 @@ impl Tool for GenerateImage {
                     "the image endpoint sent something that is not an image".into(),
                 ));
             };
-            let (path, bytes) = save_artifact(ctx, &args.output_file, &image, "image")?;
+            let (path, bytes) = save_artifact(ctx, &args.output_file, image, "image").await?;
             Ok(ToolOutput::text(format!(
                 "Generated a {}x{} image ({bytes}) at {path}",
                 size.width, size.height
@@ -349,7 +349,7 @@ impl Tool for GenerateSpeech {
         async move {
             let args: SpeechArgs = parse_args(self.name(), args)?;
             require_text(self.name(), "text", &args.text)?;
-            ctx.workspace.resolve(&args.output_path)?;
+            crate::workspace::ModelPath::parse(&args.output_path)?;
             let format = audio_format(&args.output_path);
             let services = ctx.services.clone();
             let audio = unless_cancelled(
@@ -359,7 +359,7 @@ impl Tool for GenerateSpeech {
                     .speech(&args.text, args.voice_id.trim(), format),
             )
             .await??;
-            let (path, bytes) = save_artifact(ctx, &args.output_path, &audio, "audio")?;
+            let (path, bytes) = save_artifact(ctx, &args.output_path, audio, "audio").await?;
             Ok(ToolOutput::text(format!(
                 "Generated speech ({format}, {bytes}) with voice {} at {path}",
                 args.voice_id.trim()
@@ -421,14 +421,14 @@ impl Tool for GenerateSoundEffects {
                     "duration must be between 0.5 and 30 seconds".into(),
                 ));
             }
-            ctx.workspace.resolve(&args.output_path)?;
+            crate::workspace::ModelPath::parse(&args.output_path)?;
             let services = ctx.services.clone();
             let audio = unless_cancelled(
                 &ctx.cancel,
                 services.media.sound_effect(&args.description, duration),
             )
             .await??;
-            let (path, bytes) = save_artifact(ctx, &args.output_path, &audio, "audio")?;
+            let (path, bytes) = save_artifact(ctx, &args.output_path, audio, "audio").await?;
             Ok(ToolOutput::text(format!(
                 "Generated a {duration} s sound effect ({bytes}) at {path}"
             )))

@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ToolsConfig;
-use crate::workspace::{PathError, Workspace};
+use crate::workspace::{ModelPath, OpenError, PathError, Workspace, Write};
 
 pub use registry::ToolRegistry;
 
@@ -66,6 +66,12 @@ impl From<PathError> for ToolError {
     }
 }
 
+impl From<OpenError> for ToolError {
+    fn from(error: OpenError) -> Self {
+        ToolError::RespondToModel(error.to_string())
+    }
+}
+
 /// Per-session state that tools keep between calls; lent to each turn with the session.
 #[derive(Debug, Default)]
 pub struct ToolState {
@@ -80,6 +86,9 @@ pub struct ToolState {
     pub slides: Vec<crate::protocol::Slide>,
     /// The session's browser tab, opened on first use; dropping it closes it.
     pub browser: Option<browser::Tab>,
+    /// The control group of the session's sandboxed processes, made on first use; dropping
+    /// it kills what is left in it. Last, so the interpreter above is stopped first.
+    pub cgroup: Option<sandbox::cgroup::SessionCgroup>,
 }
 
 /// Everything one tool call may use.
@@ -96,6 +105,36 @@ pub struct ToolContext {
     /// Whose session this is (deployments are recorded under it).
     pub owner: String,
     pub conversation: String,
+}
+
+impl ToolContext {
+    /// A command running `program args…` in this session's sandbox and control group (made
+    /// on first use; without it the command is refused rather than run unlimited).
+    pub async fn sandboxed(
+        &mut self,
+        program: &str,
+        args: &[&str],
+        lifetime: sandbox::Lifetime,
+    ) -> Result<tokio::process::Command, ToolError> {
+        if self.state.cgroup.is_none() && self.sandbox.cgroups.available() {
+            let sandbox = self.sandbox.clone();
+            let group =
+                crate::blocking::run(crate::blocking::FILE_WORK, move || sandbox.cgroups.create())
+                    .await
+                    .map_err(|e| ToolError::Fatal(e.to_string()))?
+                    .map_err(|e| {
+                        ToolError::RespondToModel(format!(
+                            "cannot set up this session's resource limits, so nothing can run: {e}"
+                        ))
+                    })?;
+            self.state.cgroup = Some(group);
+        }
+        let jail = sandbox::Jail {
+            workspace: self.workspace.root(),
+            cgroup: self.state.cgroup.as_ref(),
+        };
+        self.sandbox.command(jail, program, args, lifetime)
+    }
 }
 
 /// What tools reach beyond the session: one of each for the whole server.
@@ -145,33 +184,27 @@ pub fn workspace_artifact(kind: &str, model_path: &str) -> crate::protocol::Arti
     }
 }
 
-/// Writes `data` at the model path `target` in the workspace (creating its folder) and lists it
-/// as an artifact of the reply; returns the path as the model names it and the size shown.
-pub fn save_artifact(
+/// Writes `data` at the model path `target` in the workspace (creating its folder, through
+/// the confined opener, on the blocking pool) and lists it as an artifact of the reply;
+/// returns the path as the model names it and the size shown.
+pub async fn save_artifact(
     ctx: &mut ToolContext,
     target: &str,
-    data: &[u8],
+    data: Vec<u8>,
     kind: &str,
 ) -> Result<(String, String), ToolError> {
-    let path = ctx.workspace.resolve(target)?;
-    if path.is_dir() {
-        return Err(ToolError::RespondToModel(format!(
-            "{target} is a folder; give a file name"
-        )));
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            ToolError::RespondToModel(format!("cannot create the folder of {target}: {e}"))
-        })?;
-    }
-    std::fs::write(&path, data)
-        .map_err(|e| ToolError::RespondToModel(format!("cannot write {target}: {e}")))?;
-    let shown = ctx
-        .workspace
-        .model_path(&path)
-        .unwrap_or_else(|| target.to_string());
-    ctx.state.artifacts.push(workspace_artifact(kind, &shown));
+    let path = ModelPath::parse(target)?;
+    let shown = path.canonical();
     let size = crate::protocol::size_display(data.len() as u64);
+    let workspace = ctx.workspace.clone();
+    files::blocking(move || {
+        use std::io::Write as _;
+        let mut file = workspace.create_file(&path, Write::Truncate)?;
+        file.write_all(&data)
+            .map_err(|e| ToolError::RespondToModel(format!("cannot write {}: {e}", path.shown)))
+    })
+    .await?;
+    ctx.state.artifacts.push(workspace_artifact(kind, &shown));
     Ok((shown, size))
 }
 

@@ -18,6 +18,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use super::exec::kill_group;
 use super::output::cap_middle;
+use super::sandbox::Lifetime;
 use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
 
 const DRIVER: &str = include_str!("python_driver.py");
@@ -76,12 +77,10 @@ pub enum CellError {
 
 impl Kernel {
     /// Starts the driver in the sandbox and waits for its ready line.
-    pub async fn start(ctx: &ToolContext) -> Result<Self, ToolError> {
-        let mut command = ctx.sandbox.long_lived_command(
-            ctx.workspace.root(),
-            "python3",
-            &["-u", "-c", DRIVER],
-        )?;
+    pub async fn start(ctx: &mut ToolContext) -> Result<Self, ToolError> {
+        let mut command = ctx
+            .sandboxed("python3", &["-u", "-c", DRIVER], Lifetime::Session)
+            .await?;
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::exec::{self, Ending};
+use super::sandbox::Lifetime;
 use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
 
 pub struct Shell;
@@ -46,8 +47,8 @@ impl Tool for Shell {
                 ctx.config.shell_max_timeout_ms,
             )?;
             let command = ctx
-                .sandbox
-                .command(ctx.workspace.root(), "bash", &["-c", &args.command])?;
+                .sandboxed("bash", &["-c", &args.command], Lifetime::Command)
+                .await?;
             let result = exec::run(
                 command,
                 Duration::from_millis(timeout_ms),

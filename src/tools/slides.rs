@@ -6,17 +6,17 @@
 //! (one master, one layout, one theme), so nothing outside this server is needed. The reply's
 //! `ppt_slides` carries the outline and the file is listed as an artifact.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::Path;
 
 use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::Value;
 use zip::write::SimpleFileOptions;
 
-use super::{parse_args, save_artifact, Tool, ToolContext, ToolError, ToolOutput};
+use super::{files, parse_args, save_artifact, Tool, ToolContext, ToolError, ToolOutput};
 use crate::protocol::{size_display, Slide};
-use crate::workspace::MOUNT;
+use crate::workspace::{ModelPath, Workspace, MOUNT};
 
 /// Slide size in EMU (13.333 x 7.5 in, 16:9).
 const SLIDE_W: i64 = 12_192_000;
@@ -570,7 +570,7 @@ fn build_pptx(
 
 /// Loads the pictures a slide names, from the workspace; what cannot be used is reported.
 fn load_pictures(
-    ctx: &ToolContext,
+    workspace: &Workspace,
     deck_dir: &str,
     sources: &[String],
     notes: &mut Vec<String>,
@@ -593,18 +593,18 @@ fn load_pictures(
                 src.trim_start_matches("./")
             )
         };
-        let loaded = ctx
-            .workspace
-            .resolve(&model_path)
+        let loaded = ModelPath::parse(&model_path)
             .map_err(|e| e.to_string())
-            .and_then(|path: PathBuf| {
-                let size = std::fs::metadata(&path)
-                    .map_err(|_| "not found".to_string())?
-                    .len();
-                if size > MAX_IMAGE_BYTES {
+            .and_then(|path| workspace.open_file(&path).map_err(|e| e.to_string()))
+            .and_then(|file| {
+                let mut data = Vec::new();
+                file.take(MAX_IMAGE_BYTES + 1)
+                    .read_to_end(&mut data)
+                    .map_err(|e| e.to_string())?;
+                if data.len() as u64 > MAX_IMAGE_BYTES {
                     return Err(format!("larger than {}", size_display(MAX_IMAGE_BYTES)));
                 }
-                std::fs::read(&path).map_err(|e| e.to_string())
+                Ok(data)
             })
             .and_then(|data| {
                 let extension = match imagesize::image_type(&data) {
@@ -655,7 +655,7 @@ impl Tool for SlidesGenerator {
                     "file_path must end in .pptx".into(),
                 ));
             }
-            let target = ctx.workspace.resolve(&args.file_path)?;
+            let target = ModelPath::parse(&args.file_path)?;
             let specs = parse_deck(&args.content);
             if specs.is_empty() {
                 return Err(ToolError::RespondToModel(
@@ -667,23 +667,26 @@ impl Tool for SlidesGenerator {
                     "at most {MAX_SLIDES} slides per deck"
                 )));
             }
-            let shown = ctx
-                .workspace
-                .model_path(&target)
-                .unwrap_or_else(|| args.file_path.clone());
+            let shown = target.canonical();
             let deck_dir = Path::new(&shown)
                 .parent()
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|| MOUNT.to_string());
-            let mut notes = Vec::new();
-            let pictures: Vec<Vec<Picture>> = specs
-                .iter()
-                .map(|spec| load_pictures(ctx, &deck_dir, &spec.images, &mut notes))
-                .collect();
-            let deck_title = specs[0].title.clone();
-            let bytes = build_pptx(&specs, &pictures, &deck_title)
-                .map_err(|e| ToolError::Fatal(format!("cannot build the deck: {e}")))?;
-            let (shown, size) = save_artifact(ctx, &shown, &bytes, "presentation")?;
+            // Pictures are read and the deck zipped on the blocking pool.
+            let (workspace, deck) = (ctx.workspace.clone(), specs.clone());
+            let (bytes, pictures, notes) = files::blocking(move || {
+                let mut notes = Vec::new();
+                let pictures: Vec<Vec<Picture>> = deck
+                    .iter()
+                    .map(|spec| load_pictures(&workspace, &deck_dir, &spec.images, &mut notes))
+                    .collect();
+                let bytes = build_pptx(&deck, &pictures, &deck[0].title)
+                    .map_err(|e| ToolError::Fatal(format!("cannot build the deck: {e}")))?;
+                let counts: Vec<usize> = pictures.iter().map(Vec::len).collect();
+                Ok((bytes, counts, notes))
+            })
+            .await?;
+            let (shown, size) = save_artifact(ctx, &shown, bytes, "presentation").await?;
             let outline: Vec<Slide> = specs
                 .iter()
                 .map(|s| Slide {
@@ -703,7 +706,7 @@ impl Tool for SlidesGenerator {
                     "{}. {title} — {} bullets, {} pictures\n",
                     i + 1,
                     spec.bullets.len(),
-                    pictures[i].len()
+                    pictures[i]
                 ));
             }
             if !notes.is_empty() {

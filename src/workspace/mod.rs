@@ -1,12 +1,17 @@
 //! A session's workspace: the host directory the model knows as `/mnt/okcomputer/`.
 //!
-//! Owns the mapping between model paths and host paths and guarantees that no path leaves the
-//! workspace: lexical `..` that escapes, foreign absolute paths and symlinks that resolve
-//! outside are all errors the model can read. Host paths never appear in those errors.
+//! Owns the mapping between model paths and the workspace and guarantees that no path leaves
+//! it: lexical `..` that escapes and foreign absolute paths are refused here, and every open
+//! goes through the confined opener ([`open`]), where the kernel resolves names beneath the
+//! workspace root, so symlinks that lead outside (even ones swapped in at any moment) are
+//! errors the model can read. Host paths never appear in those errors.
 
 pub mod git;
+pub mod open;
 
 use std::path::{Component, Path, PathBuf};
+
+pub use open::{Dir, FileOwner, Kind, OpenError, Write};
 
 /// Where the workspace appears to the model and inside the sandbox.
 pub const MOUNT: &str = "/mnt/okcomputer";
@@ -25,80 +30,100 @@ pub enum PathError {
     Nul(String),
 }
 
+/// A model path checked lexically: where it points below the workspace, and how to name it
+/// in messages (as the model wrote it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPath {
+    pub relative: PathBuf,
+    pub shown: String,
+}
+
+impl ModelPath {
+    pub fn parse(model_path: &str) -> Result<Self, PathError> {
+        Ok(Self {
+            relative: relative_inside_mount(model_path)?,
+            shown: model_path.trim().to_string(),
+        })
+    }
+
+    /// `/mnt/okcomputer/<relative>`, the canonical way to name it.
+    pub fn canonical(&self) -> String {
+        model_path_of(&self.relative)
+    }
+}
+
 /// The session's workspace directory on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
     root: PathBuf,
+    owner: Option<FileOwner>,
 }
 
 impl Workspace {
     /// `root` must be absolute; it is created by [`Workspace::ensure`].
     pub fn new(root: PathBuf) -> Self {
-        Self { root }
+        Self { root, owner: None }
     }
 
+    /// What the server creates in the workspace is handed to `owner` (the sandbox's user).
+    pub fn with_owner(mut self, owner: Option<FileOwner>) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// The host directory: for the sandbox's bind mount and git, never to open files by name.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Creates the workspace with its `output/` and `upload/` folders.
-    pub fn ensure(&self) -> std::io::Result<()> {
-        std::fs::create_dir_all(self.root.join(OUTPUT_DIR))?;
-        std::fs::create_dir_all(self.root.join(UPLOAD_DIR))
+    pub fn owner(&self) -> Option<FileOwner> {
+        self.owner
     }
 
-    /// Maps a model path (absolute under the mount, or relative to it) to its host path, with
-    /// symlinks resolved as far as the path exists.
-    pub fn resolve(&self, model_path: &str) -> Result<PathBuf, PathError> {
-        let relative = relative_inside_mount(model_path)?;
-        let host = self.root.join(&relative);
-        self.check_symlinks(&host, model_path)?;
-        Ok(host)
-    }
-
-    /// The model's view of a host path inside the workspace.
-    pub fn model_path(&self, host: &Path) -> Option<String> {
-        let rel = host.strip_prefix(&self.root).ok()?;
-        Some(model_path_of(rel))
-    }
-
-    /// Follows symlinks of the longest existing prefix and checks it stays inside.
-    fn check_symlinks(&self, host: &Path, shown: &str) -> Result<(), PathError> {
-        let root = self
-            .root
-            .canonicalize()
-            .unwrap_or_else(|_| self.root.clone());
-        let mut existing = host.to_path_buf();
-        let mut rest = Vec::new();
-        loop {
-            match existing.canonicalize() {
-                Ok(real) => {
-                    let mut full = real;
-                    full.extend(rest.iter().rev());
-                    if !full.starts_with(&root) {
-                        return Err(PathError::Outside(shown.to_string()));
-                    }
-                    return Ok(());
-                }
-                Err(_) => {
-                    // A dangling symlink cannot be followed safely: refuse it.
-                    if existing.symlink_metadata().is_ok() {
-                        return Err(PathError::Outside(shown.to_string()));
-                    }
-                    match (existing.file_name(), existing.parent()) {
-                        (Some(name), Some(parent)) => {
-                            rest.push(name.to_os_string());
-                            existing = parent.to_path_buf();
-                        }
-                        _ => return Err(PathError::Outside(shown.to_string())),
-                    }
-                }
-            }
+    /// Creates the workspace (writable by the sandbox's user) with its `output/` and `upload/`
+    /// folders; the folders are best effort, since agent code may have put something else at
+    /// their names.
+    pub fn ensure(&self) -> Result<(), OpenError> {
+        std::fs::create_dir_all(&self.root).map_err(|e| OpenError::Io {
+            shown: format!("{MOUNT}/"),
+            reason: e.to_string(),
+        })?;
+        let dir = self.open()?;
+        if !dir.is_shared_with_owner() {
+            dir.share_with_owner();
+            dir.give_tree_to_owner();
         }
+        for folder in [OUTPUT_DIR, UPLOAD_DIR] {
+            let _ = dir.create_dir_all(Path::new(folder), folder);
+        }
+        Ok(())
+    }
+
+    /// The workspace root, opened: every file access starts from here.
+    pub fn open(&self) -> Result<Dir, OpenError> {
+        Dir::open_root(&self.root, self.owner).map_err(|e| OpenError::Io {
+            shown: format!("{MOUNT}/"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The regular file at a model path, opened for reading.
+    pub fn open_file(&self, path: &ModelPath) -> Result<std::fs::File, OpenError> {
+        self.open()?.open_file(&path.relative, &path.shown)
+    }
+
+    /// The folder at a model path.
+    pub fn open_dir(&self, path: &ModelPath) -> Result<Dir, OpenError> {
+        self.open()?.open_dir(&path.relative, &path.shown)
+    }
+
+    /// The regular file at a model path, created with its folders, opened for writing.
+    pub fn create_file(&self, path: &ModelPath, how: Write) -> Result<std::fs::File, OpenError> {
+        self.open()?.create_file(&path.relative, &path.shown, how)
     }
 }
 
-/// Pure part of [`Workspace::resolve`]: the normalised path relative to the mount.
+/// The normalised path relative to the mount (pure: no file system access).
 pub fn relative_inside_mount(model_path: &str) -> Result<PathBuf, PathError> {
     let trimmed = model_path.trim();
     if trimmed.is_empty() {
@@ -174,34 +199,5 @@ mod tests {
         );
         check("../x", Err(PathError::Outside("../x".into())));
         check("  ", Err(PathError::Empty));
-    }
-
-    #[test]
-    fn symlinks_out_of_the_workspace_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        std::fs::write(outside.path().join("secret"), "s").unwrap();
-        let ws = Workspace::new(dir.path().join("ws"));
-        ws.ensure().unwrap();
-        std::os::unix::fs::symlink(outside.path(), ws.root().join("link")).unwrap();
-        std::os::unix::fs::symlink("/nonexistent/target", ws.root().join("dangling")).unwrap();
-        std::os::unix::fs::symlink(ws.root().join("output"), ws.root().join("inner")).unwrap();
-        assert!(matches!(
-            ws.resolve("/mnt/okcomputer/link/secret"),
-            Err(PathError::Outside(_))
-        ));
-        assert!(matches!(
-            ws.resolve("link/new-file"),
-            Err(PathError::Outside(_))
-        ));
-        assert!(matches!(ws.resolve("dangling"), Err(PathError::Outside(_))));
-        assert_eq!(
-            ws.resolve("inner/x.txt").unwrap(),
-            ws.root().join("inner/x.txt")
-        );
-        assert_eq!(
-            ws.resolve("/mnt/okcomputer/new/dir/file").unwrap(),
-            ws.root().join("new/dir/file")
-        );
     }
 }

@@ -1,0 +1,167 @@
+//! Limits hold for a session's whole process tree: a fork bomb and a memory grab spread over
+//! several processes stay inside the session's control group while another session answers;
+//! sandboxed code never runs as host root and sees no host path.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use common::{tool_messages, Reply, TestApp};
+use okcvm::tools::sandbox::{Mode, Sandbox};
+use serde_json::json;
+
+fn shell(command: &str, timeout_ms: u64) -> Reply {
+    Reply::tool(
+        "mshtools-shell",
+        json!({"command": command, "timeout": timeout_ms}),
+    )
+}
+
+/// The server with small per-session limits; bwrap and writable cgroups are required (CI
+/// runs as root on a host that has both).
+fn spawn() -> TestApp {
+    let app = TestApp::spawn_with(|c| {
+        c.sandbox.allow_unsandboxed = false;
+        c.sandbox.max_processes = 64;
+        c.sandbox.memory_mb = 256;
+        c.sandbox.cpu_percent = 50;
+    });
+    let sandbox = Sandbox::detect(&app.config.sandbox);
+    assert!(
+        matches!(sandbox.mode, Mode::Bubblewrap(_)),
+        "bubblewrap must work here: {:?}",
+        sandbox.mode
+    );
+    assert!(
+        sandbox.cgroups.available(),
+        "these tests need writable cgroups (run as root): {}",
+        sandbox.cgroups.describe()
+    );
+    app
+}
+
+async fn run_shell(app: &TestApp, client: &str, token: &str, command: &str) -> String {
+    app.model
+        .script(token, vec![shell(command, 20_000), Reply::text("done")]);
+    let (status, body) = app.chat_json(client, token).await;
+    assert_eq!(status, 200, "{body}");
+    tool_messages(&app.model.requests_for(token)[1])[0].clone()
+}
+
+#[tokio::test]
+async fn the_sandbox_shows_no_host_path_and_never_runs_as_root() {
+    let app = spawn();
+    let output = run_shell(
+        &app,
+        "ident",
+        "IDENT",
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; grep -h '^Uid' /proc/self/status; for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done; touch /mnt/okcomputer/made-inside",
+    )
+    .await;
+    let host = app.dir.path().display().to_string();
+    assert!(!output.contains(&host), "a host path is visible: {output}");
+    assert!(!output.contains("data/workspaces"), "{output}");
+    assert!(
+        output.starts_with("Out: bwrap") || output.contains("bwrap"),
+        "{output}"
+    );
+    let uid_line = output.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|id| id != "0"),
+        "sandboxed code runs as root: {uid_line}"
+    );
+    let made = std::fs::metadata(app.workspace_of("ident").join("made-inside")).unwrap();
+    assert_ne!(
+        made.uid(),
+        0,
+        "a file made in the sandbox belongs to host root"
+    );
+}
+
+#[tokio::test]
+async fn a_session_cannot_start_more_processes_than_its_limit() {
+    let app = spawn();
+    let output = run_shell(
+        &app,
+        "forker",
+        "FORKS",
+        "python3 -c 'import os, time\nn = 0\nfor i in range(300):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n    if pid == 0:\n        time.sleep(5)\n        os._exit(0)\n    n += 1\nprint(\"started\", n)'",
+    )
+    .await;
+    let started: usize = output
+        .split("started ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{output}"));
+    assert!(
+        started < 64,
+        "{started} processes started in one session: {output}"
+    );
+}
+
+#[tokio::test]
+async fn memory_is_limited_for_the_session_as_a_whole() {
+    let app = spawn();
+    // Three processes of 120 MiB each fit a 256 MiB per-process limit, not a 256 MiB total.
+    let grab = "python3 -c 'import time; b = bytearray(120 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(3)'";
+    let command = format!(
+        "{grab} & a=$!; {grab} & b=$!; {grab} & c=$!; wait $a; x=$?; wait $b; y=$?; wait $c; z=$?; echo statuses $x $y $z"
+    );
+    let output = run_shell(&app, "grabber", "GRAB", &command).await;
+    let statuses: Vec<&str> = output
+        .split("statuses ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{output}"))
+        .split_whitespace()
+        .take(3)
+        .collect();
+    assert!(
+        statuses.iter().any(|s| *s != "0"),
+        "all three grabs succeeded: {output}"
+    );
+}
+
+#[tokio::test]
+async fn a_fork_bomb_does_not_slow_another_session() {
+    let app = spawn();
+    app.model.script(
+        "BOMB",
+        vec![
+            shell(
+                "timeout 4 bash -c 'b() { b | b & }; b' 2>/dev/null; echo over",
+                8_000,
+            ),
+            Reply::text("done"),
+        ],
+    );
+    let bomb = {
+        let app = &app;
+        async move { app.chat_json("bomber", "BOMB").await }
+    };
+    let echoes = {
+        let app = &app;
+        async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut slowest = Duration::ZERO;
+            for i in 0..20 {
+                let started = Instant::now();
+                let (status, _) = app.chat_json("bystander", &format!("hello {i}")).await;
+                assert_eq!(status, 200);
+                slowest = slowest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            slowest
+        }
+    };
+    let ((status, body), slowest) = tokio::join!(bomb, echoes);
+    assert_eq!(status, 200, "{body}");
+    // Unlimited, the bomb made other sessions' echo turns take 6-14 s.
+    assert!(
+        slowest < Duration::from_secs(1),
+        "another session's echo turn took {slowest:?} during a fork bomb"
+    );
+}
