@@ -193,3 +193,45 @@ async fn each_session_browses_in_its_own_context_and_private_addresses_are_refus
     );
     assert!(!hops[1].contains("Title: About"), "{}", hops[1]);
 }
+
+/// A service worker's requests are not seen by a tab's DevTools interception, and WebSockets
+/// and workers may not be either: the filtering proxy refuses them all, so a page on an
+/// allowed host cannot reach another loopback port.
+#[tokio::test]
+async fn websockets_workers_and_service_workers_cannot_reach_private_addresses() {
+    let pages = MockApis::start();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = reached.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let allowed = pages.origin.trim_start_matches("http://").to_string();
+    let app = TestApp::spawn_with(|c| c.browser.allowed_hosts = vec![allowed.clone()]);
+    app.model.script(
+        "REACH",
+        vec![
+            step(
+                "visit",
+                json!({"url": format!("{}/pages/reach?to={target}", pages.origin)}),
+            ),
+            Reply::text("tried"),
+        ],
+    );
+    let (status, body) = app.chat_json("reacher", "REACH inside").await;
+    assert_eq!(status, 200, "{body}");
+    let visit = &tool_messages(app.model.requests_for("REACH").last().unwrap())[0];
+    assert!(
+        visit.contains("Title: Reach"),
+        "the allowed page opens: {visit}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a WebSocket, worker or service worker reached a loopback port"
+    );
+}

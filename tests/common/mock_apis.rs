@@ -241,6 +241,25 @@ async fn page(path: web::Path<String>, req: HttpRequest) -> HttpResponse {
                 .insert_header(("location", param("to")))
                 .finish()
         }
+        // Reaches for `to` (a host:port) from a WebSocket, a worker and a service worker.
+        "reach" => format!(
+            "<html><head><title>Reach</title></head><body><p id=r>trying</p><script>\
+             const to = '{}';\
+             try {{ const s = new WebSocket('ws://' + to + '/'); s.onopen = () => document.getElementById('r').textContent = 'ws open'; }} catch (e) {{}}\
+             try {{ new Worker(URL.createObjectURL(new Blob([\"fetch('http://\" + to + \"/w').catch(() => 0)\"]))); }} catch (e) {{}}\
+             try {{ navigator.serviceWorker.register('/pages/sw?to=' + to); }} catch (e) {{}}\
+             </script></body></html>",
+            param("to").replace(['\'', '<', '\\'], "")
+        ),
+        // A service worker that reaches for `to` as soon as it runs.
+        "sw" => {
+            return HttpResponse::Ok()
+                .content_type("application/javascript")
+                .body(format!(
+                    "fetch('http://{}/sw').catch(() => 0);",
+                    param("to").replace(['\'', '<', '\\'], "")
+                ))
+        }
         "showcookie" => "<html><head><title>Show</title></head><body><p id=c></p><script>document.getElementById('c').textContent = 'cookie=[' + document.cookie + ']';</script></body></html>".into(),
         _ => return HttpResponse::NotFound().finish(),
     };

@@ -5,10 +5,12 @@
 //! DevTools connection, so no session's thread can stall it. The model sees the page as text:
 //! the address, title, scroll position, the interactive elements in view numbered `[n]`
 //! (marked in the page with `data-okc-index`, which `browser_click`/`browser_input` use) and
-//! the visible text. Only http(s) pages are opened, and no request of a tab (the page, its
-//! redirects, links, scripts and forms: all pass through DevTools request interception)
-//! reaches a loopback, private or link-local address unless `[browser]
-//! allow_private_networks` or `allowed_hosts` say so. A Chromium that died is started again.
+//! the visible text. Only http(s) pages are opened, and no connection of Chromium reaches an
+//! address that is not public unless `[browser] allow_private_networks` or `allowed_hosts`
+//! say so: every connection (pages, frames, workers, WebSockets) goes through the server's
+//! filtering proxy ([`proxy`]), which connects only to the address it checked, and a tab's
+//! requests also pass DevTools interception as a first filter. A Chromium that died is
+//! started again.
 //! The session's tab and context close when the session's tool state is dropped.
 
 use std::collections::HashMap;
@@ -35,8 +37,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+pub mod address;
+pub mod proxy;
+
 use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
 use crate::config::BrowserConfig;
+use address::Policy;
 
 /// The page-side half of the tools: one function taking `{op, ...}`.
 const PAGE_SCRIPT: &str = include_str!("browser_page.js");
@@ -46,6 +52,7 @@ const SETTLE: Duration = Duration::from_secs(5);
 /// The server's Chromium, started on first use (and again if it died).
 pub struct BrowserPool {
     config: BrowserConfig,
+    policy: Policy,
     browser: Mutex<Option<Running>>,
     /// Chromium's profile folder, removed with the pool.
     profile: Mutex<Option<PathBuf>>,
@@ -109,6 +116,10 @@ impl BrowserPool {
     pub fn new(config: &BrowserConfig) -> Self {
         Self {
             config: config.clone(),
+            policy: Policy {
+                allow_private_networks: config.allow_private_networks,
+                allowed_hosts: config.allowed_hosts.clone(),
+            },
             browser: Mutex::new(None),
             profile: Mutex::new(None),
         }
@@ -170,6 +181,10 @@ impl BrowserPool {
     }
 
     async fn launch_with(&self, executable: &Path, profile: &Path) -> Result<Running, ToolError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let alive = Arc::new(AtomicBool::new(true));
+        let running_flag = alive.clone();
+        let policy = self.policy.clone();
         let mut builder = LaunchConfig::builder()
             .chrome_executable(executable)
             .user_data_dir(profile)
@@ -190,10 +205,6 @@ impl BrowserPool {
         if nix::unistd::geteuid().is_root() {
             builder = builder.no_sandbox(); // Chromium refuses its sandbox as root
         }
-        let config = builder.build().map_err(unavailable)?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let alive = Arc::new(AtomicBool::new(true));
-        let running_flag = alive.clone();
         std::thread::Builder::new()
             .name("chromium".into())
             .spawn(move || {
@@ -204,6 +215,29 @@ impl BrowserPool {
                     return;
                 };
                 runtime.block_on(async move {
+                    // The proxy lives on this thread's runtime, as long as the browser.
+                    let proxy = match proxy::start(policy, proxy::Net::system()).await {
+                        Ok(address) => address,
+                        Err(error) => {
+                            let _ =
+                                tx.send(Err(format!("cannot start the browser's proxy: {error}")));
+                            return;
+                        }
+                    };
+                    let launched = builder
+                        .args([
+                            format!("proxy-server=http://{proxy}"),
+                            // Loopback too goes through the proxy (Chromium skips it otherwise).
+                            "proxy-bypass-list=<-loopback>".to_string(),
+                        ])
+                        .build();
+                    let config = match launched {
+                        Ok(config) => config,
+                        Err(error) => {
+                            let _ = tx.send(Err(error));
+                            return;
+                        }
+                    };
                     match Browser::launch(config).await {
                         Ok((browser, mut handler)) => {
                             let handle = tokio::runtime::Handle::current();
@@ -257,13 +291,13 @@ impl BrowserPool {
                 .await
                 .map_err(failed)?;
             let guarded = page.clone();
-            let allowed_hosts = self.config.allowed_hosts.clone();
+            let policy = self.policy.clone();
             runtime.spawn(async move {
                 let mut verdicts: HashMap<String, bool> = HashMap::new();
                 while let Some(event) = paused.next().await {
                     let id = event.request_id.clone();
                     let url = &event.request.url;
-                    if allowed_request(url, &allowed_hosts, &mut verdicts).await {
+                    if allowed_request(url, &policy, &mut verdicts).await {
                         let _ = guarded.execute(ContinueRequestParams::new(id)).await;
                     } else {
                         let blocked = FailRequestParams::new(id, ErrorReason::BlockedByClient);
@@ -293,9 +327,7 @@ impl BrowserPool {
         }
         let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
         let port = url.port_or_known_default().unwrap_or(80);
-        if self.config.allow_private_networks
-            || is_allowed_host(&self.config.allowed_hosts, host, port)
-        {
+        if self.policy.trusts_host(host, port) {
             return Ok(url.to_string());
         }
         let private = reaches_private(host, port)
@@ -313,11 +345,7 @@ impl BrowserPool {
 
 /// Whether a request of a tab may go out: not to a private address (each host resolved once
 /// per tab). Addresses without a host (data:, blob:, about:) stay inside the browser.
-async fn allowed_request(
-    url: &str,
-    allowed_hosts: &[String],
-    verdicts: &mut HashMap<String, bool>,
-) -> bool {
+async fn allowed_request(url: &str, policy: &Policy, verdicts: &mut HashMap<String, bool>) -> bool {
     let Ok(url) = reqwest::Url::parse(url) else {
         return false;
     };
@@ -331,7 +359,7 @@ async fn allowed_request(
         );
     };
     let port = url.port_or_known_default().unwrap_or(80);
-    if is_allowed_host(allowed_hosts, &host, port) {
+    if policy.trusts_host(&host, port) {
         return true;
     }
     if let Some(verdict) = verdicts.get(&host) {
@@ -343,20 +371,15 @@ async fn allowed_request(
     verdict
 }
 
-/// Whether `host` is, or resolves to, a loopback, private or link-local address.
+/// Whether `host` is, or resolves to, an address that is not public (the proxy checks again
+/// the address it connects to).
 async fn reaches_private(host: &str, port: u16) -> std::io::Result<bool> {
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(is_private(ip));
+        return Ok(!address::is_public(ip));
     }
     Ok(tokio::net::lookup_host((host, port))
         .await?
-        .any(|address| is_private(address.ip())))
-}
-
-fn is_allowed_host(allowed_hosts: &[String], host: &str, port: u16) -> bool {
-    allowed_hosts
-        .iter()
-        .any(|allowed| allowed.eq_ignore_ascii_case(host) || *allowed == format!("{host}:{port}"))
+        .any(|resolved| !address::is_public(resolved.ip())))
 }
 
 /// A launcher that ties Chromium's life to the server's: `setpriv --pdeathsig KILL` (util-linux)
@@ -385,26 +408,6 @@ fn die_with_server(profile: &Path, executable: &Path) -> PathBuf {
 
 fn find_executable(name: &str) -> Option<PathBuf> {
     super::exec::find_program(Path::new(name))
-}
-
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // carrier-grade NAT
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
-                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
-    }
 }
 
 /// Whether a browser still answers (the DevTools handler does not notice a killed one).
@@ -723,27 +726,6 @@ browser_tool!(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_addresses_are_recognised() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "0.0.0.0",
-        ] {
-            assert!(is_private(private.parse().unwrap()), "{private}");
-        }
-        for public in ["93.184.216.34", "2606:4700::1111", "100.128.0.1"] {
-            assert!(!is_private(public.parse().unwrap()), "{public}");
-        }
-    }
 
     #[test]
     fn elements_read_as_numbered_lines() {
