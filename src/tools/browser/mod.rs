@@ -1,5 +1,5 @@
-//! The `browser_*` tools: one headless Chromium for the server, one private browsing context
-//! (own cookies, storage and tab) per session.
+//! The browser behind the `browser_*` tools ([`tools`]): one headless Chromium for the
+//! server, one private browsing context (own cookies, storage and tab) per session.
 //!
 //! Chromium starts on the first browser call, on a thread of its own that also drives the
 //! DevTools connection, so no session's thread can stall it. The model sees the page as text:
@@ -31,23 +31,21 @@ use chromiumoxide::cdp::browser_protocol::target::{
 };
 use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::Page;
-use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 pub mod address;
 pub mod proxy;
+mod tools;
 
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+pub use tools::{
+    BrowserClick, BrowserFind, BrowserInput, BrowserScrollDown, BrowserScrollUp, BrowserState,
+    BrowserVisit,
+};
+
+use super::ToolError;
 use crate::config::BrowserConfig;
 use address::Policy;
-
-/// The page-side half of the tools: one function taking `{op, ...}`.
-const PAGE_SCRIPT: &str = include_str!("browser_page.js");
-/// How long a click or submit may keep the page loading before its state is read.
-const SETTLE: Duration = Duration::from_secs(5);
 
 /// The server's Chromium, started on first use (and again if it died).
 pub struct BrowserPool {
@@ -263,7 +261,7 @@ impl BrowserPool {
         }
     }
 
-    async fn open_tab(&self) -> Result<Tab, ToolError> {
+    pub(super) async fn open_tab(&self) -> Result<Tab, ToolError> {
         let Running {
             browser,
             runtime,
@@ -315,7 +313,7 @@ impl BrowserPool {
     }
 
     /// Refuses addresses the browser must not open.
-    async fn check_url(&self, raw: &str) -> Result<String, ToolError> {
+    pub(super) async fn check_url(&self, raw: &str) -> Result<String, ToolError> {
         let url = reqwest::Url::parse(raw.trim()).map_err(|_| {
             ToolError::RespondToModel(format!("{raw:?} is not a valid address (include https://)"))
         })?;
@@ -411,331 +409,8 @@ fn find_executable(name: &str) -> Option<PathBuf> {
 }
 
 /// Whether a browser still answers (the DevTools handler does not notice a killed one).
-async fn answers(browser: &Browser) -> bool {
+pub(super) async fn answers(browser: &Browser) -> bool {
     tokio::time::timeout(Duration::from_secs(3), browser.version())
         .await
         .is_ok_and(|r| r.is_ok())
-}
-
-/// The session's tab, opened on first use (again if its browser died).
-async fn tab(ctx: &mut ToolContext) -> Result<&Tab, ToolError> {
-    if let Some(tab) = ctx.state.browser.as_ref() {
-        if !tab.alive.load(Ordering::Acquire) || !answers(&tab.browser).await {
-            tab.alive.store(false, Ordering::Release);
-            ctx.state.browser = None;
-        }
-    }
-    if ctx.state.browser.is_none() {
-        ctx.state.browser = Some(ctx.services.browser.open_tab().await?);
-    }
-    ctx.state
-        .browser
-        .as_ref()
-        .ok_or_else(|| ToolError::Fatal("the tab vanished".into()))
-}
-
-/// Runs the page script with `command` and returns its answer.
-async fn run_script(page: &Page, command: Value) -> Result<Value, ToolError> {
-    let call = format!("() => ({PAGE_SCRIPT})({command})");
-    let answer: Value = page
-        .evaluate_function(call)
-        .await
-        .map_err(|e| ToolError::RespondToModel(format!("the page did not answer: {e}")))?
-        .into_value()
-        .map_err(|e| ToolError::RespondToModel(format!("the page answered oddly: {e}")))?;
-    if let Some(error) = answer["error"].as_str() {
-        return Err(ToolError::RespondToModel(error.to_string()));
-    }
-    Ok(answer)
-}
-
-/// Waits until a page that an action may have navigated has loaded (or `SETTLE` passed).
-async fn settle(page: &Page) {
-    let started = tokio::time::Instant::now();
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    while started.elapsed() < SETTLE {
-        let ready = page
-            .evaluate("document.readyState")
-            .await
-            .ok()
-            .and_then(|r| r.into_value::<String>().ok());
-        if ready.as_deref() == Some("complete") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The page as the model reads it.
-async fn describe(page: &Page, heading: &str) -> Result<ToolOutput, ToolError> {
-    let state = run_script(page, json!({"op": "state"})).await?;
-    let mut out = String::new();
-    if !heading.is_empty() {
-        out.push_str(heading);
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "URL: {}\nTitle: {}\nScroll: {} of {} px (viewport {} px)\n",
-        state["url"].as_str().unwrap_or(""),
-        state["title"].as_str().unwrap_or(""),
-        state["scroll_y"],
-        state["scroll_height"],
-        state["viewport"],
-    ));
-    let elements = state["elements"].as_array().cloned().unwrap_or_default();
-    if elements.is_empty() {
-        out.push_str("\nNo interactive elements in view.\n");
-    } else {
-        out.push_str("\nInteractive elements in view (use the number as element_index):\n");
-        for element in &elements {
-            out.push_str(&element_line(element));
-            out.push('\n');
-        }
-    }
-    out.push_str("\nVisible text:\n");
-    out.push_str(state["text"].as_str().unwrap_or(""));
-    Ok(ToolOutput::text(out.trim_end().to_string()))
-}
-
-fn element_line(element: &Value) -> String {
-    let tag = element["tag"].as_str().unwrap_or("");
-    let kind = element["type"].as_str().unwrap_or("");
-    let label = element["label"].as_str().unwrap_or("");
-    let mut line = format!("[{}] {tag}", element["index"]);
-    if !kind.is_empty() {
-        line.push_str(&format!("[{kind}]"));
-    }
-    if !label.is_empty() {
-        line.push_str(&format!(" \"{label}\""));
-    }
-    if let Some(href) = element["href"].as_str().filter(|h| !h.is_empty()) {
-        line.push_str(&format!(" -> {href}"));
-    }
-    if let Some(value) = element["value"].as_str().filter(|v| !v.is_empty()) {
-        line.push_str(&format!(" value=\"{value}\""));
-    }
-    line
-}
-
-macro_rules! browser_tool {
-    ($type:ident, $name:literal, $args:ty, |$a:ident, $ctx:ident| $body:block) => {
-        pub struct $type;
-
-        impl Tool for $type {
-            fn name(&self) -> &'static str {
-                $name
-            }
-
-            fn call<'a>(
-                &'a self,
-                args: Value,
-                ctx: &'a mut ToolContext,
-            ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-                async move {
-                    let $a: $args = parse_args($name, args)?;
-                    let $ctx = ctx;
-                    let cancel = $ctx.cancel.clone();
-                    tokio::select! {
-                        result = async $body => result,
-                        () = cancel.cancelled() => Err(ToolError::RespondToModel("cancelled".into())),
-                    }
-                }
-                .boxed()
-            }
-        }
-    };
-}
-
-#[derive(Deserialize)]
-pub struct VisitArgs {
-    url: String,
-    #[serde(default)]
-    citation_id: Option<Value>,
-}
-
-browser_tool!(
-    BrowserVisit,
-    "mshtools-browser_visit",
-    VisitArgs,
-    |args, ctx| {
-        let url = ctx.services.browser.check_url(&args.url).await?;
-        let page = tab(ctx).await?.page.clone();
-        page.goto(url.as_str())
-            .await
-            .map_err(|e| ToolError::RespondToModel(format!("cannot open {url}: {e}")))?;
-        settle(&page).await;
-        let heading = match &args.citation_id {
-            Some(Value::String(id)) if !id.is_empty() => format!("Opened [{id}] {url}"),
-            Some(Value::Number(id)) => format!("Opened [{id}] {url}"),
-            _ => format!("Opened {url}"),
-        };
-        describe(&page, &heading).await
-    }
-);
-
-#[derive(Deserialize)]
-pub struct NoArgs {}
-
-browser_tool!(
-    BrowserState,
-    "mshtools-browser_state",
-    NoArgs,
-    |_args, ctx| {
-        let page = tab(ctx).await?.page.clone();
-        describe(&page, "").await
-    }
-);
-
-#[derive(Deserialize)]
-pub struct ClickArgs {
-    element_index: u32,
-}
-
-browser_tool!(
-    BrowserClick,
-    "mshtools-browser_click",
-    ClickArgs,
-    |args, ctx| {
-        let page = tab(ctx).await?.page.clone();
-        run_script(&page, json!({"op": "click", "index": args.element_index})).await?;
-        settle(&page).await;
-        describe(&page, &format!("Clicked [{}]", args.element_index)).await
-    }
-);
-
-#[derive(Deserialize)]
-pub struct InputArgs {
-    element_index: u32,
-    content: String,
-}
-
-browser_tool!(
-    BrowserInput,
-    "mshtools-browser_input",
-    InputArgs,
-    |args, ctx| {
-        let page = tab(ctx).await?.page.clone();
-        // A trailing newline submits, as pressing Enter would.
-        let submit = args.content.ends_with('\n');
-        let text = args.content.trim_end_matches('\n');
-        let command =
-            json!({"op": "input", "index": args.element_index, "text": text, "submit": submit});
-        run_script(&page, command).await?;
-        settle(&page).await;
-        let done = if submit {
-            "Typed and submitted"
-        } else {
-            "Typed"
-        };
-        describe(&page, &format!("{done} into [{}]", args.element_index)).await
-    }
-);
-
-#[derive(Deserialize)]
-pub struct ScrollArgs {
-    #[serde(default)]
-    scroll_amount: Option<i64>,
-}
-
-async fn scroll(
-    ctx: &mut ToolContext,
-    amount: Option<i64>,
-    down: bool,
-) -> Result<ToolOutput, ToolError> {
-    let page = tab(ctx).await?.page.clone();
-    let amount = amount.map(|a| a.clamp(1, 100_000));
-    let signed = |a: i64| if down { a } else { -a };
-    run_script(
-        &page,
-        json!({"op": "scroll", "amount": amount.map(signed), "down": down}),
-    )
-    .await?;
-    describe(&page, if down { "Scrolled down" } else { "Scrolled up" }).await
-}
-
-browser_tool!(
-    BrowserScrollDown,
-    "mshtools-browser_scroll_down",
-    ScrollArgs,
-    |args, ctx| { scroll(ctx, args.scroll_amount, true).await }
-);
-
-browser_tool!(
-    BrowserScrollUp,
-    "mshtools-browser_scroll_up",
-    ScrollArgs,
-    |args, ctx| { scroll(ctx, args.scroll_amount, false).await }
-);
-
-#[derive(Deserialize)]
-pub struct FindArgs {
-    keyword: String,
-    #[serde(default)]
-    skip: Option<u32>,
-}
-
-browser_tool!(
-    BrowserFind,
-    "mshtools-browser_find",
-    FindArgs,
-    |args, ctx| {
-        if args.keyword.trim().is_empty() {
-            return Err(ToolError::RespondToModel(
-                "keyword must not be empty".into(),
-            ));
-        }
-        let page = tab(ctx).await?.page.clone();
-        let skip = args.skip.unwrap_or(0);
-        let found = run_script(
-            &page,
-            json!({"op": "find", "keyword": args.keyword.trim(), "skip": skip}),
-        )
-        .await?;
-        let total = found["total"].as_u64().unwrap_or(0);
-        let matches = found["matches"].as_array().cloned().unwrap_or_default();
-        if total == 0 {
-            return Ok(ToolOutput::text(format!(
-                "\"{}\" does not occur on this page.",
-                args.keyword.trim()
-            )));
-        }
-        let mut out = format!(
-            "\"{}\" occurs {total} times on the page",
-            args.keyword.trim()
-        );
-        if matches.is_empty() {
-            out.push_str(&format!("; skip {skip} passes all of them."));
-            return Ok(ToolOutput::text(out));
-        }
-        out.push_str(&format!(
-            " (showing {} from number {}; the first is scrolled into view):\n",
-            matches.len(),
-            skip + 1
-        ));
-        for (i, snippet) in matches.iter().enumerate() {
-            out.push_str(&format!(
-                "{}. …{}…\n",
-                skip as usize + i + 1,
-                snippet.as_str().unwrap_or("")
-            ));
-        }
-        Ok(ToolOutput::text(out.trim_end().to_string()))
-    }
-);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn elements_read_as_numbered_lines() {
-        let line = element_line(
-            &json!({"index": 3, "tag": "input", "type": "text", "label": "Search", "value": "rust"}),
-        );
-        assert_eq!(line, "[3] input[text] \"Search\" value=\"rust\"");
-        let link = element_line(
-            &json!({"index": 1, "tag": "a", "type": "", "label": "About", "href": "https://x/about"}),
-        );
-        assert_eq!(link, "[1] a \"About\" -> https://x/about");
-    }
 }

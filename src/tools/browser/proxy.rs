@@ -306,7 +306,11 @@ mod tests {
         let resolve: Resolve = Arc::new(move |_, port| {
             let n = seen.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
-                let ip = if n.is_multiple_of(2) { "8.8.8.8" } else { "127.0.0.1" };
+                let ip = if n.is_multiple_of(2) {
+                    "8.8.8.8"
+                } else {
+                    "127.0.0.1"
+                };
                 Ok(vec![SocketAddr::new(ip.parse().unwrap(), port)])
             })
         });
