@@ -57,6 +57,8 @@ pub struct LlmConfig {
     /// A streaming response that sends nothing for this long is abandoned.
     pub idle_stream_timeout_secs: u64,
     pub max_retries: u32,
+    /// The longest wait a `Retry-After` from the endpoint may ask for.
+    pub max_retry_after_secs: u64,
     /// Tokens of history sent per request; older turns are left out beyond this.
     pub context_budget_tokens: usize,
     pub temperature: Option<f32>,
@@ -196,6 +198,7 @@ impl Default for LlmConfig {
             request_timeout_secs: 300,
             idle_stream_timeout_secs: 120,
             max_retries: 3,
+            max_retry_after_secs: 30,
             context_budget_tokens: 100_000,
             temperature: None,
             max_tokens: None,

@@ -20,24 +20,32 @@ struct IdQuery {
 /// The session a request addresses.
 pub fn session_key(req: &HttpRequest) -> Result<SessionKey, ApiError> {
     let query: IdQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    let client = query
-        .client_id
-        .or_else(|| header(req, "x-okc-client-id"))
-        .or_else(|| req.cookie("okc_client_id").map(|c| c.value().to_string()));
-    let conversation = query
-        .conversation_id
-        .or_else(|| header(req, "x-okc-conversation-id"));
+    let client = match query.client_id {
+        Some(id) => Some(id),
+        None => header(req, "x-okc-client-id")?,
+    }
+    .or_else(|| req.cookie("okc_client_id").map(|c| c.value().to_string()));
+    let conversation = match query.conversation_id {
+        Some(id) => Some(id),
+        None => header(req, "x-okc-conversation-id")?,
+    };
     Ok(SessionKey {
         client_id: validate_id("client_id", client)?,
         conversation_id: validate_id("conversation_id", conversation)?,
     })
 }
 
-fn header(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+/// The header's value; one that is not visible ASCII is refused rather than ignored (it
+/// would otherwise fall back to another identity).
+fn header(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {
+    match req.headers().get(name) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(|v| Some(v.to_string())).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "the {name} header must be ASCII letters, digits, '.', '_' or '-'"
+            ))
+        }),
+    }
 }
 
 /// Trims; empty means "default"; checks length and characters.

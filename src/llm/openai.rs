@@ -22,7 +22,7 @@ use crate::config::{LlmConfig, Secret};
 
 /// First retry waits this long, doubling each time: long enough for a restarting server.
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
-/// No single wait is longer, whatever `Retry-After` asks: a turn must not stall for minutes.
+/// No backoff of our own is longer: a turn must not stall for minutes.
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// Error bodies are quoted to the user only this far.
 const ERROR_BODY_CAP: usize = 600;
@@ -41,6 +41,8 @@ pub struct ClientLimits {
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_retries: u32,
+    /// The longest wait a `Retry-After` may ask for.
+    pub max_retry_after: Duration,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
 }
@@ -71,6 +73,7 @@ impl OpenAiClient {
                 request_timeout: Duration::from_secs(config.request_timeout_secs),
                 idle_timeout: Duration::from_secs(config.idle_stream_timeout_secs),
                 max_retries: config.max_retries,
+                max_retry_after: Duration::from_secs(config.max_retry_after_secs),
                 temperature: config.temperature,
                 max_tokens: config.max_tokens,
             },
@@ -180,9 +183,11 @@ impl OpenAiClient {
             if attempt >= self.limits.max_retries {
                 return Err(error);
             }
-            let wait = retry_after
-                .unwrap_or(BACKOFF_BASE * 2u32.saturating_pow(attempt))
-                .min(BACKOFF_CAP);
+            let wait = match retry_after {
+                Some(asked) => asked.min(self.limits.max_retry_after),
+                None => jittered(BACKOFF_BASE.saturating_mul(2u32.saturating_pow(attempt)))
+                    .min(BACKOFF_CAP),
+            };
             tracing::warn!(%error, attempt, wait_ms = wait.as_millis() as u64, "retrying model call");
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -453,13 +458,23 @@ where
     Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// `Retry-After` as seconds or an HTTP date; any number (even 1e300) becomes a duration
+/// without overflow (the caller caps it).
 fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|secs| secs.is_finite() && *secs >= 0.0)
-        .map(Duration::from_secs_f64)
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Between half and all of `wait`, so clients that failed together do not retry together.
+fn jittered(wait: Duration) -> Duration {
+    let fraction = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 2000.0;
+    wait.mul_f64(0.5 + fraction)
 }
 
 async fn read_error_body(response: reqwest::Response) -> String {
@@ -563,5 +578,23 @@ mod tests {
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(2)));
         headers.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), None);
+        for huge in ["1e300", "1e20", "18446744073709551616"] {
+            headers.insert(RETRY_AFTER, huge.parse().unwrap());
+            assert_eq!(parse_retry_after(&headers), Some(Duration::MAX), "{huge}");
+        }
+        headers.insert(RETRY_AFTER, "-1".parse().unwrap());
+        assert_eq!(parse_retry_after(&headers), None);
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(100)).to_rfc2822();
+        headers.insert(RETRY_AFTER, soon.parse().unwrap());
+        let wait = parse_retry_after(&headers).unwrap();
+        assert!(
+            wait > Duration::from_secs(90) && wait <= Duration::from_secs(100),
+            "{wait:?}"
+        );
+        headers.insert(
+            RETRY_AFTER,
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
     }
 }

@@ -322,18 +322,27 @@ fn view(commit: &git2::Commit) -> SnapshotView {
     }
 }
 
+/// The first non-blank line of `label`, without control characters (a NUL cannot be in a
+/// commit message), capped; "Snapshot" when nothing is left.
 fn label_of(label: &str) -> String {
-    let first = label
+    let first: String = label
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("Snapshot")
-        .trim();
-    first.chars().take(MAX_LABEL_CHARS).collect()
+        .map(|line| line.chars().filter(|c| !c.is_control()).collect::<String>())
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_else(|| "Snapshot".into());
+    first.trim().chars().take(MAX_LABEL_CHARS).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_one_clean_line() {
+        assert_eq!(label_of("\n  fix\0 the\u{7} bug \nmore"), "fix the bug");
+        assert_eq!(label_of("\0\0"), "Snapshot");
+        assert_eq!(label_of(""), "Snapshot");
+    }
 
     fn policy() -> SnapshotPolicy {
         SnapshotPolicy {

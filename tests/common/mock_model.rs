@@ -25,6 +25,8 @@ pub enum Reply {
     ToolCalls(String, Vec<(String, String)>),
     /// An HTTP error status, with an optional `Retry-After` in seconds.
     Status(u16, Option<u64>),
+    /// An HTTP error status with this exact `Retry-After` value.
+    StatusRetryAfter(u16, String),
     /// Wait this long, then give the inner reply.
     Delayed(Duration, Box<Reply>),
     /// Stream this text, then break the connection without finishing.
@@ -229,6 +231,11 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
                 response.insert_header(("Retry-After", secs.to_string()));
             }
             response.json(json!({"error": {"message": format!("mock failure {code}")}}))
+        }
+        Reply::StatusRetryAfter(code, value) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
+                .insert_header(("Retry-After", value))
+                .json(json!({"error": {"message": format!("mock failure {code}")}}))
         }
         Reply::Garbage => sse_response(vec![Ok(Bytes::from_static(b"data: {not json\n\n"))]),
         Reply::BrokenStream(text) => {

@@ -165,8 +165,11 @@ impl BrowserPool {
             uuid::Uuid::new_v4().simple()
         ));
         if let Some(previous) = self.profile.lock().await.replace(profile.clone()) {
-            let _ = std::fs::remove_file(previous.with_extension("sh"));
-            let _ = std::fs::remove_dir_all(previous);
+            // A profile is thousands of files: removed on the blocking pool, not awaited.
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_file(previous.with_extension("sh"));
+                let _ = std::fs::remove_dir_all(previous);
+            });
         }
         let launcher = die_with_server(&profile, &executable);
         match self.launch_with(&launcher, &profile).await {

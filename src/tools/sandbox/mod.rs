@@ -100,6 +100,7 @@ pub struct Sandbox {
     run_as: Option<FileOwner>,
     memory_bytes: u64,
     cpu_secs: u64,
+    max_processes: u64,
 }
 
 impl Sandbox {
@@ -155,6 +156,7 @@ impl Sandbox {
             run_as,
             memory_bytes: config.memory_mb * 1024 * 1024,
             cpu_secs: config.cpu_secs,
+            max_processes: config.max_processes,
         }
     }
 
@@ -235,6 +237,11 @@ impl Sandbox {
         let mut args = vec![PRLIMIT.to_string(), format!("--as={}", self.memory_bytes)];
         if lifetime == Lifetime::Command {
             args.push(format!("--cpu={}", self.cpu_secs));
+        }
+        if !self.cgroups.available() && self.run_as.is_some() {
+            // Without a control group, the processes of the sandbox's own host user (all
+            // sessions together) are capped instead.
+            args.push(format!("--nproc={}", self.max_processes));
         }
         args.push("--".into());
         args
