@@ -132,3 +132,51 @@ async fn twenty_sessions_run_python_at_once_in_isolation() {
         assert_eq!(results[1], format!("Out: ({i}, ['mine-{i}.txt'])"));
     }
 }
+
+/// Resident memory of this test process (the server runs inside it), in MiB.
+fn own_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        / 1024
+}
+
+#[tokio::test]
+async fn a_cell_flooding_the_protocol_channel_cannot_grow_the_server() {
+    let app = TestApp::spawn();
+    // Writes 256 MiB without a newline into every pipe the interpreter may write to,
+    // which includes the driver's own protocol descriptor.
+    let flood = "import os, stat, fcntl\n\
+                 chunk = b'x' * (1 << 20)\n\
+                 for fd in range(3, 64):\n\
+                 \x20   try:\n\
+                 \x20       if stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_WRONLY:\n\
+                 \x20           for _ in range(256):\n\
+                 \x20               os.write(fd, chunk)\n\
+                 \x20   except OSError:\n\
+                 \x20       pass\n";
+    app.model.script(
+        "FLOOD",
+        vec![cell(flood), cell("1 + 1"), Reply::text("done")],
+    );
+    let before = own_rss_mib();
+    let (status, body) = app.chat_json("flooder", "FLOOD it").await;
+    let grown = own_rss_mib().saturating_sub(before);
+    assert_eq!(status, 200, "{body}");
+    let results = tool_messages(&app.model.requests_for("FLOOD")[2]);
+    assert!(
+        results[0].contains("interpreter's own channel") && results[0].contains("restarted"),
+        "{}",
+        results[0]
+    );
+    assert!(
+        results[1].contains("Out: 2"),
+        "a new interpreter answers: {}",
+        results[1]
+    );
+    assert!(grown < 128, "the server grew by {grown} MiB");
+}

@@ -10,11 +10,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::StreamExt;
 use nix::unistd::Pid;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use super::exec::kill_group;
 use super::output::cap_middle;
@@ -24,6 +26,9 @@ use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
 const DRIVER: &str = include_str!("python_driver.py");
 /// How long a fresh interpreter may take to say it is ready (IPython imports are slow).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest line read from the driver (a cell's reply with its figures); a cell that writes
+/// more into the protocol descriptor loses its interpreter instead of the server's memory.
+const MAX_PROTOCOL_LINE: usize = 32 * 1024 * 1024;
 /// Extra time the driver gets to report a timed-out cell before it is killed.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -31,7 +36,7 @@ const GRACE: Duration = Duration::from_secs(5);
 pub struct Kernel {
     child: Child,
     stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
+    stdout: FramedRead<ChildStdout, LinesCodec>,
     pgid: Option<Pid>,
     next_id: u64,
     pub engine: String,
@@ -98,14 +103,14 @@ impl Kernel {
         let mut kernel = Kernel {
             child,
             stdin,
-            stdout: BufReader::new(stdout).lines(),
+            stdout: FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_PROTOCOL_LINE)),
             pgid,
             next_id: 1,
             engine: String::new(),
         };
-        let ready = tokio::time::timeout(START_TIMEOUT, kernel.stdout.next_line()).await;
+        let ready = tokio::time::timeout(START_TIMEOUT, kernel.stdout.next()).await;
         match ready {
-            Ok(Ok(Some(line))) => {
+            Ok(Some(Ok(line))) => {
                 let value: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
                 if value["ready"] != true {
                     return Err(ToolError::RespondToModel(format!(
@@ -137,14 +142,20 @@ impl Kernel {
         let _ = self.stdin.flush().await;
         let deadline = tokio::time::Instant::now() + timeout + GRACE;
         loop {
-            let line = match tokio::time::timeout_at(deadline, self.stdout.next_line()).await {
+            let line = match tokio::time::timeout_at(deadline, self.stdout.next()).await {
                 Err(_) => {
                     return Err(CellError::Lost(format!(
                         "the cell did not stop within {} s",
                         (timeout + GRACE).as_secs()
                     )))
                 }
-                Ok(Ok(Some(line))) => line,
+                Ok(Some(Ok(line))) => line,
+                Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
+                    return Err(CellError::Lost(format!(
+                        "the cell wrote more than {} MiB into the interpreter's own channel, so the interpreter was stopped",
+                        MAX_PROTOCOL_LINE / (1024 * 1024)
+                    )))
+                }
                 Ok(_) => {
                     return Err(CellError::Lost(
                         "the interpreter exited (out of memory or CPU time?)".into(),
