@@ -59,6 +59,8 @@ pub struct LlmConfig {
     pub max_retries: u32,
     /// The longest wait a `Retry-After` from the endpoint may ask for.
     pub max_retry_after_secs: u64,
+    /// Bytes one answer of the model (one step) may take; a longer one ends the turn.
+    pub max_response_bytes: usize,
     /// Tokens of history sent per request; older turns are left out beyond this.
     pub context_budget_tokens: usize,
     pub temperature: Option<f32>,
@@ -199,6 +201,7 @@ impl Default for LlmConfig {
             idle_stream_timeout_secs: 120,
             max_retries: 3,
             max_retry_after_secs: 30,
+            max_response_bytes: 16 * 1024 * 1024,
             context_budget_tokens: 100_000,
             temperature: None,
             max_tokens: None,
@@ -491,6 +494,9 @@ impl Config {
         }
         if self.uploads.max_file_size_mb == 0 {
             return Err(invalid("uploads.max_file_size_mb", "must be at least 1"));
+        }
+        if self.llm.max_response_bytes < 1024 {
+            return Err(invalid("llm.max_response_bytes", "must be at least 1024"));
         }
         if self.sandbox.memory_mb < 64 {
             return Err(invalid("sandbox.memory_mb", "must be at least 64"));

@@ -527,6 +527,29 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a running turn's record unless a later one is stored (a
+    /// checkpoint that arrives after the turn's final record must not replace it).
+    pub fn checkpoint_turn(
+        &self,
+        owner: &str,
+        conversation: &str,
+        turn: &TurnRecord,
+    ) -> Result<(), StoreError> {
+        let encoded = serde_json::to_vec(turn)?;
+        self.turns
+            .fetch_and_update(key(owner, conversation), |current| {
+                let newer = current
+                    .and_then(|bytes| decode::<TurnRecord>(bytes).ok())
+                    .is_some_and(|stored| stored.next_seq > turn.next_seq);
+                if newer {
+                    current.map(<[u8]>::to_vec)
+                } else {
+                    Some(encoded.clone())
+                }
+            })?;
+        Ok(())
+    }
+
     fn interrupt_running_turns(&self) -> Result<(), StoreError> {
         for item in self.turns.iter() {
             let (k, value) = item?;
@@ -601,22 +624,33 @@ impl Store {
 /// Group commit: turns ending at the same time share one flush instead of queueing for one
 /// each. A dedicated thread waits for requests, takes every one that is queued, flushes once
 /// and answers them all. `flush().await` returns once everything written before the call is
-/// durable.
+/// durable. The same thread writes the checkpoints of running turns, so a session's thread
+/// never waits on the store for them.
 #[derive(Clone)]
 pub struct Flusher {
-    requests: std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    requests: std::sync::mpsc::Sender<FlusherJob>,
+}
+
+enum FlusherJob {
+    Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
+    /// A write done on the flusher's thread, in the order asked, then flushed.
+    Write(Box<dyn FnOnce(&Store) + Send>),
 }
 
 impl Flusher {
     pub fn start(store: Store) -> Result<Self, std::io::Error> {
-        let (requests, queue) =
-            std::sync::mpsc::channel::<tokio::sync::oneshot::Sender<Result<(), String>>>();
+        let (requests, queue) = std::sync::mpsc::channel::<FlusherJob>();
         std::thread::Builder::new()
             .name("okcvm-flusher".into())
             .spawn(move || {
                 while let Ok(first) = queue.recv() {
-                    let mut waiters = vec![first];
-                    waiters.extend(queue.try_iter());
+                    let mut waiters = Vec::new();
+                    for job in std::iter::once(first).chain(queue.try_iter()) {
+                        match job {
+                            FlusherJob::Flush(waiter) => waiters.push(waiter),
+                            FlusherJob::Write(write) => write(&store),
+                        }
+                    }
                     let result = store.flush().map_err(|e| e.to_string());
                     for waiter in waiters {
                         let _ = waiter.send(result.clone());
@@ -626,16 +660,31 @@ impl Flusher {
         Ok(Self { requests })
     }
 
-    /// Asks for a flush without waiting for it (for mid-turn checkpoints).
+    /// Asks for a flush without waiting for it.
     pub fn flush_soon(&self) {
         let (tx, _ignored) = tokio::sync::oneshot::channel();
-        let _ = self.requests.send(tx);
+        let _ = self.requests.send(FlusherJob::Flush(tx));
+    }
+
+    /// Runs `write` on the flusher's thread (in the order asked), then flushes; a failure is
+    /// logged as `what`. For writes a session's thread must not wait for.
+    pub fn write_soon(
+        &self,
+        what: &'static str,
+        write: impl FnOnce(&Store) -> Result<(), StoreError> + Send + 'static,
+    ) {
+        let job = move |store: &Store| {
+            if let Err(error) = write(store) {
+                tracing::error!(%error, "{what} failed");
+            }
+        };
+        let _ = self.requests.send(FlusherJob::Write(Box::new(job)));
     }
 
     pub async fn flush(&self) -> Result<(), String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.requests
-            .send(tx)
+            .send(FlusherJob::Flush(tx))
             .map_err(|_| "the store flusher stopped".to_string())?;
         rx.await
             .map_err(|_| "the store flusher stopped".to_string())?
@@ -789,5 +838,32 @@ mod tests {
         assert_eq!(seqs, [4, 5, 6]);
         assert_eq!(turn.events[2].event, ChatEvent::Stop);
         assert_eq!(turn.next_seq, 7);
+    }
+
+    #[test]
+    fn a_late_checkpoint_never_replaces_the_final_record() {
+        let (_dir, store) = open();
+        let record = |state, next_seq| TurnRecord {
+            state,
+            events: Vec::new(),
+            next_seq,
+        };
+        store
+            .checkpoint_turn("o", "c", &record(TurnState::Running, 5))
+            .unwrap();
+        store
+            .save_turn("o", "c", &record(TurnState::Finished, 9))
+            .unwrap();
+        store
+            .checkpoint_turn("o", "c", &record(TurnState::Running, 7))
+            .unwrap();
+        let stored = store.load_turn("o", "c").unwrap().unwrap();
+        assert_eq!((stored.state, stored.next_seq), (TurnState::Finished, 9));
+        // The next turn starts where the last one ended.
+        store
+            .checkpoint_turn("o", "c", &record(TurnState::Running, 9))
+            .unwrap();
+        let stored = store.load_turn("o", "c").unwrap().unwrap();
+        assert_eq!(stored.state, TurnState::Running);
     }
 }

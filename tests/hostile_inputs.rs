@@ -123,3 +123,26 @@ async fn an_upload_folder_replaced_by_a_symlink_is_a_conflict() {
     );
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn a_model_answer_past_its_cap_ends_the_turn_with_a_clear_error() {
+    for stream in [true, false] {
+        let app = TestApp::spawn_with(|c| {
+            c.llm.stream = stream;
+            c.llm.max_response_bytes = 1024 * 1024;
+        });
+        app.model
+            .script("FLOODME", vec![Reply::Text("x".repeat(4 * 1024 * 1024))]);
+        let (status, body) = app.chat_json("flooded", "FLOODME").await;
+        assert_eq!(status, 502, "stream {stream}: {body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("max_response_bytes"),
+            "{body}"
+        );
+        let (status, body) = app.chat_json("flooded", "and now?").await;
+        assert_eq!(status, 200, "{body}");
+    }
+}

@@ -161,7 +161,7 @@ async fn a_fork_bomb_does_not_slow_another_session() {
     assert_eq!(status, 200, "{body}");
     // Unlimited, the bomb made other sessions' echo turns take 6-14 s.
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_millis(100),
         "another session's echo turn took {slowest:?} during a fork bomb"
     );
 }

@@ -43,6 +43,8 @@ pub struct ClientLimits {
     pub max_retries: u32,
     /// The longest wait a `Retry-After` may ask for.
     pub max_retry_after: Duration,
+    /// Bytes one answer may take, streamed or not.
+    pub max_response_bytes: usize,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
 }
@@ -74,6 +76,7 @@ impl OpenAiClient {
                 idle_timeout: Duration::from_secs(config.idle_stream_timeout_secs),
                 max_retries: config.max_retries,
                 max_retry_after: Duration::from_secs(config.max_retry_after_secs),
+                max_response_bytes: config.max_response_bytes,
                 temperature: config.temperature,
                 max_tokens: config.max_tokens,
             },
@@ -157,7 +160,9 @@ impl OpenAiClient {
                             self.limits.request_timeout.as_secs()
                         )))
                     }
-                    Ok(Err(e)) if e.is_connect() => {
+                    // Refused, or a kept-alive connection the endpoint closed as the request
+                    // went out: nothing was answered, so it is sent again.
+                    Ok(Err(e)) if e.is_connect() || (e.is_request() && !e.is_timeout()) => {
                         (LlmError::Unreachable(describe_reqwest(&e)), None)
                     }
                     Ok(Err(e)) if e.is_timeout() => {
@@ -200,10 +205,12 @@ impl OpenAiClient {
         on_delta: &mut dyn FnMut(&str),
         id_prefix: &str,
     ) -> Result<Completion, LlmError> {
-        let bytes = tokio::time::timeout(self.limits.request_timeout, response.bytes())
-            .await
-            .map_err(|_| LlmError::Timeout("response body did not finish in time".into()))?
-            .map_err(|e| LlmError::Unreachable(describe_reqwest(&e)))?;
+        let bytes = tokio::time::timeout(
+            self.limits.request_timeout,
+            read_capped(response, self.limits.max_response_bytes),
+        )
+        .await
+        .map_err(|_| LlmError::Timeout("response body did not finish in time".into()))??;
         let parsed: WireResponse = serde_json::from_slice(&bytes)
             .map_err(|e| LlmError::Malformed(format!("{e}: {}", quote(&bytes))))?;
         if let Some(error) = parsed.error {
@@ -239,6 +246,7 @@ impl OpenAiClient {
         let mut body = response.bytes_stream();
         let mut decoder = SseDecoder::new();
         let mut state = StreamState::default();
+        let mut received = 0usize;
         'read: loop {
             let next = tokio::time::timeout(self.limits.idle_timeout, body.next())
                 .await
@@ -250,7 +258,13 @@ impl OpenAiClient {
                 })?;
             let chunk = match next {
                 None => break,
-                Some(Ok(chunk)) => chunk,
+                Some(Ok(chunk)) => {
+                    received += chunk.len();
+                    if received > self.limits.max_response_bytes {
+                        return Err(too_large(self.limits.max_response_bytes));
+                    }
+                    chunk
+                }
                 Some(Err(e)) => {
                     return Err(LlmError::Malformed(format!(
                         "the stream broke off: {}",
@@ -456,6 +470,33 @@ where
     T: Deserialize<'de>,
 {
     Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// The answer passed `[llm] max_response_bytes`.
+fn too_large(max: usize) -> LlmError {
+    LlmError::Malformed(format!(
+        "the model's answer is larger than {} ([llm] max_response_bytes); the turn was stopped",
+        crate::protocol::size_display(max as u64)
+    ))
+}
+
+/// A whole (non-streamed) answer, refused as soon as it passes `max` bytes.
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, LlmError> {
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| LlmError::Unreachable(describe_reqwest(&e)))?
+    {
+        if body.len() + chunk.len() > max {
+            return Err(too_large(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `Retry-After` as seconds or an HTTP date; any number (even 1e300) becomes a duration

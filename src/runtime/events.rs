@@ -66,15 +66,16 @@ impl EventLog {
         }
     }
 
-    /// Records the running turn and asks for a flush without waiting, so a crash leaves its
-    /// partial events behind.
+    /// Has the running turn recorded and flushed (on the flusher's thread, not this one),
+    /// so a crash leaves its partial events behind.
     pub fn checkpoint(&self) {
         let record = self.record(TurnState::Running);
-        let (owner, conversation) = (&self.key.client_id, &self.key.conversation_id);
-        match self.services.store.save_turn(owner, conversation, &record) {
-            Ok(()) => self.services.flusher.flush_soon(),
-            Err(error) => tracing::warn!(%error, "cannot checkpoint the running turn"),
-        }
+        let key = self.key.clone();
+        self.services
+            .flusher
+            .write_soon("checkpointing a running turn", move |store| {
+                store.checkpoint_turn(&key.client_id, &key.conversation_id, &record)
+            });
     }
 
     /// A receiver that gets every kept event after `after`, then live ones while running.

@@ -57,6 +57,9 @@ pub struct SessionActor {
     /// The last `workspace_state` computed; turns that ran no tool reuse it instead of
     /// scanning the workspace again. Cleared when the workspace changes outside a turn.
     workspace_state: Option<WorkspaceState>,
+    /// The session's uploads as the store last said (loaded at start, refreshed by every
+    /// `GetInfo`, which the upload route sends after storing), for the system prompt.
+    uploads: Vec<UploadRecord>,
     /// Forced evictions waiting for the running turn to be persisted.
     stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
@@ -101,11 +104,13 @@ impl SessionActor {
             running: None,
             log,
             workspace_state: None,
+            uploads: Vec::new(),
             stop_waiters: Vec::new(),
         }
     }
 
-    /// While a turn holds the history, readers get what the store has: every finished turn.
+    /// What the store has (every finished turn); blocking, used only to recover from a store
+    /// task that failed.
     fn stored_history(&self) -> Conversation {
         match self
             .services
@@ -120,39 +125,19 @@ impl SessionActor {
         }
     }
 
-    fn uploads(&self) -> Vec<UploadRecord> {
-        self.services
-            .store
-            .list_uploads(&self.key.client_id, &self.key.conversation_id)
-            .unwrap_or_default()
-    }
-
+    /// The system prompt with the session's uploads listed.
     fn system_prompt(&self) -> String {
-        let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-        let uploads: Vec<String> = self
-            .uploads()
-            .iter()
-            .map(|u| {
-                format!(
-                    "{MOUNT}/{UPLOAD_DIR}/{} ({})",
-                    u.name,
-                    crate::protocol::size_display(u.size_bytes)
-                )
-            })
-            .collect();
-        self.services.spec.render_prompt(&date, &uploads)
+        render_system_prompt(&self.services, &self.uploads)
     }
 
-    /// Keeps history that an edit or a regeneration replaced, so it can be switched back to.
+    /// Keeps history that an edit or a regeneration replaced, so it can be switched back to
+    /// (written on the flusher's thread, not this one).
     fn keep_version(&self, branch: HistoryBranch) {
-        let saved = self.services.store.save_branch(
-            &self.key.client_id,
-            &self.key.conversation_id,
-            &branch,
+        let key = self.key.clone();
+        self.services.flusher.write_soon(
+            "keeping the replaced version of the history",
+            move |store| store.save_branch(&key.client_id, &key.conversation_id, &branch),
         );
-        if let Err(error) = saved {
-            tracing::error!(%error, "cannot keep the replaced version of the history");
-        }
     }
 
     fn finish_turn(&mut self, mut parts: Parts, outcome: TurnOutcome, ctx: &mut Context<Self>) {
@@ -195,9 +180,6 @@ impl SessionActor {
         } else {
             None
         };
-        // With the workspace state known there is no git or directory work left, only quick
-        // in-memory store writes: do them here rather than pay for a thread hop.
-        let inline = known_state.is_some();
         let persist = move || {
             let (owner, conversation) = (&key.client_id, &key.conversation_id);
             let workspace_state = match known_state {
@@ -233,6 +215,23 @@ impl SessionActor {
                 max_upload_size_mb: services.config.uploads.max_file_size_mb,
                 max_upload_size_bytes: services.config.uploads.max_file_size_mb * 1024 * 1024,
             });
+            let store = &services.store;
+            let saved = store
+                .save_history(
+                    owner,
+                    conversation,
+                    persisted_from,
+                    &tail[persisted_from - tail_start..],
+                )
+                .and_then(|()| store.touch_conversation(owner, conversation, &first_message));
+            // A turn that was not stored is never reported as done.
+            let closing_event = match &saved {
+                Ok(()) => closing_event,
+                Err(error) => {
+                    tracing::error!(%error, "cannot persist the turn");
+                    not_stored(error)
+                }
+            };
             let mut closing = Vec::new();
             for event in [closing_event, ChatEvent::Stop] {
                 closing.push(SeqEvent {
@@ -248,18 +247,8 @@ impl SessionActor {
                 events: all_events,
                 next_seq,
             };
-            let store = &services.store;
-            let saved = store
-                .save_history(
-                    owner,
-                    conversation,
-                    persisted_from,
-                    &tail[persisted_from - tail_start..],
-                )
-                .and_then(|()| store.touch_conversation(owner, conversation, &first_message))
-                .and_then(|()| store.save_turn(owner, conversation, &record));
-            if let Err(error) = &saved {
-                tracing::error!(%error, "cannot persist the turn");
+            if let Err(error) = store.save_turn(owner, conversation, &record) {
+                tracing::error!(%error, "cannot keep the turn's events");
             }
             Persisted {
                 closing,
@@ -267,19 +256,17 @@ impl SessionActor {
                 history_len: if saved.is_ok() { total } else { persisted_from },
             }
         };
-        let work: std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<Persisted, tokio::task::JoinError>>>,
-        > = if inline {
-            Box::pin(std::future::ready(Ok(persist())))
-        } else {
-            Box::pin(tokio::task::spawn_blocking(persist))
-        };
         let flusher = self.services.flusher.clone();
         let work = async move {
-            let persisted = work.await;
-            // Durable before anyone sees `final`.
+            let mut persisted = tokio::task::spawn_blocking(persist).await;
+            // Durable before anyone sees `final`; a flush that failed turns it into an error.
             if let Err(error) = flusher.flush().await {
                 tracing::error!(%error, "cannot flush the store");
+                if let Ok(persisted) = &mut persisted {
+                    if let Some(first) = persisted.closing.first_mut() {
+                        first.event = not_stored(&error);
+                    }
+                }
             }
             persisted
         };
@@ -336,6 +323,16 @@ impl SessionActor {
     }
 }
 
+/// The closing event of a turn the store could not keep.
+fn not_stored(error: &impl std::fmt::Display) -> ChatEvent {
+    ChatEvent::Error {
+        message: format!(
+            "the turn could not be stored ({error}); its reply may be lost after a restart"
+        ),
+        status: 500,
+    }
+}
+
 /// The process group of the session's Python interpreter, if it runs.
 fn tools_process_group(parts: &Parts) -> Option<i32> {
     parts
@@ -356,12 +353,14 @@ impl Actor for SessionActor {
         let load = tokio::task::spawn_blocking(move || {
             let history = store.load_history(&key.client_id, &key.conversation_id)?;
             let turn = store.load_turn(&key.client_id, &key.conversation_id)?;
-            Ok::<_, crate::store::StoreError>((history, turn))
+            let uploads = store.list_uploads(&key.client_id, &key.conversation_id)?;
+            Ok::<_, crate::store::StoreError>((history, turn, uploads))
         });
         ctx.wait(
             load.into_actor(self)
                 .map(|result, actor, _ctx| match result {
-                    Ok(Ok((history, turn))) => {
+                    Ok(Ok((history, turn, uploads))) => {
+                        actor.uploads = uploads;
                         if let Some(parts) = &mut actor.parts {
                             parts.persisted = history.len();
                             parts.history = Conversation::from_entries(history);
@@ -533,31 +532,67 @@ impl Handler<Evict> for SessionActor {
 }
 
 impl Handler<GetInfo> for SessionActor {
-    type Result = Result<SessionInfo, SessionError>;
+    type Result = ResponseActFuture<Self, Result<SessionInfo, SessionError>>;
 
+    /// Reads the uploads (and, while a turn holds the history, the stored history) off the
+    /// actor's thread.
     fn handle(&mut self, _msg: GetInfo, _ctx: &mut Self::Context) -> Self::Result {
-        let system_prompt = self.system_prompt();
-        let stored;
-        let history = match &self.parts {
-            Some(parts) => &parts.history,
-            None => {
-                stored = self.stored_history();
-                &stored
-            }
-        };
-        let (history_length, vm_history, last_reply) = (
-            history.len(),
-            vm_history(history.entries()),
-            last_assistant_text(history),
-        );
-        Ok(SessionInfo {
-            history_length,
-            busy: self.running.is_some(),
-            system_prompt,
-            vm_history,
-            last_reply,
-        })
+        let busy = self.running.is_some();
+        let in_memory = self
+            .parts
+            .as_ref()
+            .map(|parts| history_view(&parts.history));
+        let (services, key) = (self.services.clone(), self.key.clone());
+        let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
+            let store = &services.store;
+            let uploads = store.list_uploads(&key.client_id, &key.conversation_id)?;
+            let view = match in_memory {
+                Some(view) => view,
+                None => history_view(&Conversation::from_entries(
+                    store.load_history(&key.client_id, &key.conversation_id)?,
+                )),
+            };
+            let system_prompt = render_system_prompt(&services, &uploads);
+            Ok::<_, crate::store::StoreError>((uploads, view, system_prompt))
+        });
+        Box::pin(load.into_actor(self).map(move |loaded, actor, _ctx| {
+            let (uploads, (history_length, vm_history, last_reply), system_prompt) = loaded
+                .map_err(|e| SessionError::Internal(e.to_string()))?
+                .map_err(|e| SessionError::Internal(e.to_string()))?;
+            actor.uploads = uploads;
+            Ok(SessionInfo {
+                history_length,
+                busy,
+                system_prompt,
+                vm_history,
+                last_reply,
+            })
+        }))
     }
+}
+
+/// `(length, vm_history, last reply)` of a history, as `GetInfo` answers them.
+fn history_view(history: &Conversation) -> (usize, crate::protocol::RawJson, Option<String>) {
+    (
+        history.len(),
+        vm_history(history.entries()),
+        last_assistant_text(history),
+    )
+}
+
+fn render_system_prompt(services: &Services, uploads: &[UploadRecord]) -> String {
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let uploads: Vec<String> = uploads
+        .iter()
+        .map(|u| {
+            format!(
+                "{MOUNT}/{UPLOAD_DIR}/{} ({})",
+                u.name,
+                crate::protocol::size_display(u.size_bytes)
+            )
+        })
+        .collect();
+    services.spec.render_prompt(&date, &uploads)
 }
 
 fn last_assistant_text(history: &Conversation) -> Option<String> {
@@ -575,13 +610,32 @@ fn last_assistant_text(history: &Conversation) -> Option<String> {
 }
 
 impl Handler<GetHistoryEntry> for SessionActor {
-    type Result = Result<Option<HistoryEntry>, SessionError>;
+    type Result = ResponseActFuture<Self, Result<Option<HistoryEntry>, SessionError>>;
 
     fn handle(&mut self, msg: GetHistoryEntry, _ctx: &mut Self::Context) -> Self::Result {
-        Ok(match &self.parts {
-            Some(parts) => parts.history.find(&msg.entry_id).cloned(),
-            None => self.stored_history().find(&msg.entry_id).cloned(),
-        })
+        if let Some(parts) = &self.parts {
+            let found = parts.history.find(&msg.entry_id).cloned();
+            return Box::pin(actix::fut::ready(Ok(found)));
+        }
+        // A turn holds the history: look in what the store has, off the actor's thread.
+        let (store, key) = (self.services.store.clone(), self.key.clone());
+        let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
+            store
+                .load_history(&key.client_id, &key.conversation_id)
+                .map(|entries| {
+                    Conversation::from_entries(entries)
+                        .find(&msg.entry_id)
+                        .cloned()
+                })
+        });
+        Box::pin(
+            async move {
+                load.await
+                    .map_err(|e| SessionError::Internal(e.to_string()))?
+                    .map_err(|e| SessionError::Internal(e.to_string()))
+            }
+            .into_actor(self),
+        )
     }
 }
 

@@ -4,14 +4,16 @@
 //! Every function blocks: call them through `spawn_blocking`. Snapshot ids are full or
 //! abbreviated hex commit ids and nothing else (no rev expressions); branch names are
 //! validated. Files over the size cap and the ignore patterns of `[workspace]` stay out of
-//! snapshots. Host paths never appear in results.
+//! snapshots. What a snapshot stores is read through the confined opener (`open.rs`), so a
+//! name swapped for a symlink to a host file can never put that file into a snapshot. Host
+//! paths never appear in results.
 
 use std::path::{Path, PathBuf};
 
 use git2::{build::CheckoutBuilder, BranchType, Oid, Repository, ResetType, Signature};
 
 use crate::protocol::{GitState, SnapshotView, WorkspacePaths, WorkspaceState};
-use crate::workspace::{MOUNT, OUTPUT_DIR};
+use crate::workspace::{Dir, Kind, MOUNT, OUTPUT_DIR};
 
 /// The branch a new workspace starts on.
 const DEFAULT_BRANCH: &str = "main";
@@ -91,6 +93,10 @@ pub fn snapshot(
 ) -> Result<SnapshotView, GitError> {
     let repo = open_or_init(root, policy)?;
     let mut index = repo.index()?;
+    // Content is read through the confined opener, never by name: agent code may swap a
+    // file for a symlink to a host file at any moment.
+    let workspace =
+        Dir::open_root(root, None).map_err(|e| git2::Error::from_str(&e.to_string()))?;
     // One status scan (which trusts the index's stat cache for unchanged files) finds what
     // changed; only those paths are staged.
     let mut options = git2::StatusOptions::new();
@@ -114,11 +120,7 @@ pub fn snapshot(
                 | git2::Status::WT_TYPECHANGE
                 | git2::Status::WT_RENAMED,
         ) {
-            let too_big = std::fs::symlink_metadata(root.join(relative))
-                .is_ok_and(|m| m.is_file() && m.len() > policy.max_file_bytes);
-            if !too_big {
-                index.add_path(relative)?;
-            }
+            stage(&mut index, &workspace, relative, policy.max_file_bytes)?;
         }
     }
     // Trees first, then the index: the index file then keeps the tree cache, so the next
@@ -322,6 +324,72 @@ fn view(commit: &git2::Commit) -> SnapshotView {
     }
 }
 
+/// Stages one changed path with content read beneath the workspace root: a regular file
+/// (not followed through a final symlink; larger than `max_bytes` left out) or a symlink as
+/// a link. A path that changed kind meanwhile is left for the next snapshot.
+fn stage(
+    index: &mut git2::Index,
+    workspace: &Dir,
+    relative: &Path,
+    max_bytes: u64,
+) -> Result<(), GitError> {
+    let shown = relative.to_string_lossy();
+    let Ok(Some(kind)) = workspace.kind(relative, &shown) else {
+        return Ok(());
+    };
+    let path = relative.as_os_str().as_encoded_bytes().to_vec();
+    let (data, stat, mode) = match kind {
+        Kind::File => {
+            let Ok((file, stat)) = workspace.open_file_no_follow(relative, &shown) else {
+                return Ok(());
+            };
+            if u64::try_from(stat.st_size).unwrap_or(u64::MAX) > max_bytes {
+                return Ok(());
+            }
+            let mut data = Vec::new();
+            use std::io::Read as _;
+            if file.take(max_bytes + 1).read_to_end(&mut data).is_err()
+                || data.len() as u64 > max_bytes
+            {
+                return Ok(());
+            }
+            let mode = if stat.st_mode & 0o111 != 0 {
+                0o100755
+            } else {
+                0o100644
+            };
+            (data, Some(stat), mode)
+        }
+        Kind::Symlink => match workspace.read_link(relative, &shown) {
+            Ok(target) => (target, None, 0o120000),
+            Err(_) => return Ok(()),
+        },
+        Kind::Dir | Kind::Other => return Ok(()),
+    };
+    let time =
+        |secs: i64, nanos: u32| git2::IndexTime::new(i32::try_from(secs).unwrap_or(0), nanos);
+    let entry = git2::IndexEntry {
+        ctime: stat.map_or(time(0, 0), |s| {
+            time(s.st_ctime, u32::try_from(s.st_ctime_nsec).unwrap_or(0))
+        }),
+        mtime: stat.map_or(time(0, 0), |s| {
+            time(s.st_mtime, u32::try_from(s.st_mtime_nsec).unwrap_or(0))
+        }),
+        dev: stat.map_or(0, |s| s.st_dev as u32),
+        ino: stat.map_or(0, |s| s.st_ino as u32),
+        mode,
+        uid: stat.map_or(0, |s| s.st_uid),
+        gid: stat.map_or(0, |s| s.st_gid),
+        file_size: data.len() as u32,
+        id: git2::Oid::zero(),
+        flags: 0,
+        flags_extended: 0,
+        path,
+    };
+    index.add_frombuffer(&entry, &data)?;
+    Ok(())
+}
+
 /// The first non-blank line of `label`, without control characters (a NUL cannot be in a
 /// commit message), capped; "Snapshot" when nothing is left.
 fn label_of(label: &str) -> String {
@@ -336,6 +404,57 @@ fn label_of(label: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name swapped between a file and a symlink to a host file while snapshots are taken:
+    /// no snapshot ever holds the host file's content.
+    #[test]
+    fn snapshots_never_store_what_a_swapped_symlink_points_at() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(dir.path().join("secret"), "SECRET-CONTENT").unwrap();
+        std::fs::write(root.join("x"), "inside").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("y")).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flipper = {
+            let (root, stop) = (root.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let fd = std::fs::File::open(&root).unwrap();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = rustix::fs::renameat_with(
+                        &fd,
+                        "x",
+                        &fd,
+                        "y",
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
+                    n += 1;
+                }
+                n
+            })
+        };
+        // The status scan may fail on a name that changes under it: the turn then has no
+        // snapshot, which costs only this session.
+        let taken = (0..200)
+            .filter(|_| snapshot(&root, "turn", false, &policy()).is_ok())
+            .count();
+        assert!(taken > 0, "no snapshot was taken");
+        stop.store(true, Ordering::Relaxed);
+        assert!(flipper.join().unwrap() > 0);
+        let repo = Repository::open(git_dir(&root)).unwrap();
+        let odb = repo.odb().unwrap();
+        let mut leaked = false;
+        odb.foreach(|id| {
+            if let Ok(blob) = repo.find_blob(*id) {
+                leaked |= blob.content().windows(6).any(|w| w == b"SECRET");
+            }
+            true
+        })
+        .unwrap();
+        assert!(!leaked, "a snapshot stored the host file");
+    }
 
     #[test]
     fn labels_are_one_clean_line() {

@@ -15,7 +15,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
+pub use rustix::fs::Stat;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use super::MOUNT;
@@ -119,6 +120,28 @@ impl Dir {
         let fd = self.open_beneath(relative, OFlags::RDONLY, shown)?;
         expect_regular(&fd, shown)?;
         Ok(File::from(fd))
+    }
+
+    /// The regular file at `relative` (a final symlink is refused, not followed), opened for
+    /// reading, with what `fstat` says of the descriptor.
+    pub fn open_file_no_follow(
+        &self,
+        relative: &Path,
+        shown: &str,
+    ) -> Result<(File, Stat), OpenError> {
+        let fd = self.open_beneath(relative, OFlags::RDONLY | OFlags::NOFOLLOW, shown)?;
+        expect_regular(&fd, shown)?;
+        let stat = rustix::fs::fstat(&fd).map_err(|errno| classify(errno, shown))?;
+        Ok((File::from(fd), stat))
+    }
+
+    /// The target of the symlink at `relative`, as stored (never followed).
+    pub fn read_link(&self, relative: &Path, shown: &str) -> Result<Vec<u8>, OpenError> {
+        let (parent, name) = split_last(relative, shown)?;
+        let dir = self.open_dir(parent, shown)?;
+        rustix::fs::readlinkat(&dir.fd, name, Vec::new())
+            .map(|target| target.into_bytes())
+            .map_err(|errno| classify(errno, shown))
     }
 
     /// The existing regular file at `relative`, opened for reading and writing (to change it

@@ -101,6 +101,9 @@ pub struct Sandbox {
     memory_bytes: u64,
     cpu_secs: u64,
     max_processes: u64,
+    /// bwrap's arguments, the same for every command.
+    bwrap_args: Vec<String>,
+    has_prlimit: bool,
 }
 
 impl Sandbox {
@@ -145,7 +148,7 @@ impl Sandbox {
             Cgroups::disabled("no sandbox", limits)
         };
         let run_as = run_as.filter(|_| matches!(mode, Mode::Bubblewrap(_)));
-        Self {
+        let mut sandbox = Self {
             mode,
             network: if config.network {
                 Network::Allowed
@@ -157,7 +160,12 @@ impl Sandbox {
             memory_bytes: config.memory_mb * 1024 * 1024,
             cpu_secs: config.cpu_secs,
             max_processes: config.max_processes,
-        }
+            bwrap_args: Vec::new(),
+            has_prlimit: Path::new(PRLIMIT).exists(),
+        };
+        // Worked out once: it looks at the host's system folders.
+        sandbox.bwrap_args = sandbox.bwrap_args();
+        sandbox
     }
 
     /// Who owns what the server creates in workspaces: the sandbox's user when this server
@@ -205,7 +213,7 @@ impl Sandbox {
                     .arg(workspace_root)
                     .arg(procs.len().to_string())
                     .args(procs);
-                command.args(self.limits(lifetime)).arg(bwrap).args(self.bwrap_args());
+                command.args(self.limits(lifetime)).arg(bwrap).args(&self.bwrap_args);
                 command.arg("--");
                 if let Some(owner) = self.run_as {
                     command.args(drop_privileges(owner));
@@ -231,7 +239,7 @@ impl Sandbox {
 
     /// `prlimit` and its arguments (ending in `--`), or nothing where it is missing.
     fn limits(&self, lifetime: Lifetime) -> Vec<String> {
-        if !Path::new(PRLIMIT).exists() {
+        if !self.has_prlimit {
             return Vec::new();
         }
         let mut args = vec![PRLIMIT.to_string(), format!("--as={}", self.memory_bytes)];
