@@ -144,6 +144,9 @@ pub struct ToolCallRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkspaceState {
     pub enabled: bool,
+    /// Files kept out of snapshots for their size (model paths); restore leaves them alone.
+    #[serde(default)]
+    pub not_in_snapshots: Vec<String>,
     pub snapshots: Vec<SnapshotView>,
     pub latest_snapshot: Option<SnapshotView>,
     pub paths: WorkspacePaths,

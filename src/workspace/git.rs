@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use git2::{build::CheckoutBuilder, BranchType, Oid, Repository, ResetType, Signature};
 
+use super::kept_out;
 use crate::protocol::{GitState, SnapshotView, WorkspacePaths, WorkspaceState};
-use crate::workspace::{Dir, Kind, MOUNT, OUTPUT_DIR};
+use crate::workspace::{model_path_of, Dir, Kind, MOUNT, OUTPUT_DIR};
 
 /// The branch a new workspace starts on.
 const DEFAULT_BRANCH: &str = "main";
@@ -76,7 +77,7 @@ pub fn open_or_init(root: &Path, policy: &SnapshotPolicy) -> Result<Repository, 
             if let Some(parent) = exclude.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
-            std::fs::write(&exclude, policy.ignore.join("\n") + "\n")
+            std::fs::write(&exclude, kept_out::render(&policy.ignore, &[]))
                 .map_err(|e| git2::Error::from_str(&e.to_string()))?;
             Ok(repo)
         }
@@ -97,6 +98,18 @@ pub fn snapshot(
     // file for a symlink to a host file at any moment.
     let workspace =
         Dir::open_root(root, None).map_err(|e| git2::Error::from_str(&e.to_string()))?;
+    // Files kept out for their size stay out while they are still too large; the others are
+    // looked at again by the status scan.
+    let exclude = git_dir(root).join("info/exclude");
+    let remembered = kept_out::parse(&std::fs::read_to_string(&exclude).unwrap_or_default());
+    let mut kept: Vec<PathBuf> = remembered
+        .iter()
+        .filter(|path| too_large(&workspace, path, policy.max_file_bytes))
+        .cloned()
+        .collect();
+    if kept != remembered {
+        write_exclude(&exclude, policy, &kept)?;
+    }
     // One status scan (which trusts the index's stat cache for unchanged files) finds what
     // changed; only those paths are staged.
     let mut options = git2::StatusOptions::new();
@@ -119,9 +132,16 @@ pub fn snapshot(
                 | git2::Status::WT_MODIFIED
                 | git2::Status::WT_TYPECHANGE
                 | git2::Status::WT_RENAMED,
-        ) {
-            stage(&mut index, &workspace, relative, policy.max_file_bytes)?;
+        ) && stage(&mut index, &workspace, relative, policy.max_file_bytes)?
+            == Staged::TooLarge
+        {
+            kept.push(relative.to_path_buf());
         }
+    }
+    kept.sort();
+    kept.dedup();
+    if kept != remembered {
+        write_exclude(&exclude, policy, &kept)?;
     }
     // Trees first, then the index: the index file then keeps the tree cache, so the next
     // snapshot rebuilds only the trees above changed paths.
@@ -177,8 +197,13 @@ pub fn state(
         .include_untracked(true)
         .exclude_submodules(true);
     let is_dirty = !repo.statuses(Some(&mut status_options))?.is_empty();
+    let exclude = std::fs::read_to_string(git_dir(root).join("info/exclude")).unwrap_or_default();
     Ok(WorkspaceState {
         enabled: true,
+        not_in_snapshots: kept_out::parse(&exclude)
+            .iter()
+            .map(|path| model_path_of(path))
+            .collect(),
         latest_snapshot: head_commit.as_ref().map(view),
         snapshots,
         paths: paths(),
@@ -269,6 +294,7 @@ pub fn paths() -> WorkspacePaths {
 pub fn empty_state() -> WorkspaceState {
     WorkspaceState {
         enabled: true,
+        not_in_snapshots: Vec::new(),
         snapshots: Vec::new(),
         latest_snapshot: None,
         paths: paths(),
@@ -324,34 +350,60 @@ fn view(commit: &git2::Commit) -> SnapshotView {
     }
 }
 
+/// What [`stage`] did with a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Staged {
+    Added,
+    TooLarge,
+    /// Gone, or changed kind meanwhile: left for the next snapshot.
+    Skipped,
+}
+
+fn write_exclude(
+    exclude: &Path,
+    policy: &SnapshotPolicy,
+    kept: &[PathBuf],
+) -> Result<(), GitError> {
+    std::fs::write(exclude, kept_out::render(&policy.ignore, kept))
+        .map_err(|e| GitError::from(git2::Error::from_str(&e.to_string())))
+}
+
+/// Whether `relative` is a regular file larger than `max_bytes`.
+fn too_large(workspace: &Dir, relative: &Path, max_bytes: u64) -> bool {
+    workspace
+        .open_file_no_follow(relative, "")
+        .is_ok_and(|(_, stat)| u64::try_from(stat.st_size).unwrap_or(u64::MAX) > max_bytes)
+}
+
 /// Stages one changed path with content read beneath the workspace root: a regular file
 /// (not followed through a final symlink; larger than `max_bytes` left out) or a symlink as
-/// a link. A path that changed kind meanwhile is left for the next snapshot.
+/// a link.
 fn stage(
     index: &mut git2::Index,
     workspace: &Dir,
     relative: &Path,
     max_bytes: u64,
-) -> Result<(), GitError> {
+) -> Result<Staged, GitError> {
     let shown = relative.to_string_lossy();
     let Ok(Some(kind)) = workspace.kind(relative, &shown) else {
-        return Ok(());
+        return Ok(Staged::Skipped);
     };
     let path = relative.as_os_str().as_encoded_bytes().to_vec();
     let (data, stat, mode) = match kind {
         Kind::File => {
             let Ok((file, stat)) = workspace.open_file_no_follow(relative, &shown) else {
-                return Ok(());
+                return Ok(Staged::Skipped);
             };
             if u64::try_from(stat.st_size).unwrap_or(u64::MAX) > max_bytes {
-                return Ok(());
+                return Ok(Staged::TooLarge);
             }
             let mut data = Vec::new();
             use std::io::Read as _;
-            if file.take(max_bytes + 1).read_to_end(&mut data).is_err()
-                || data.len() as u64 > max_bytes
-            {
-                return Ok(());
+            if file.take(max_bytes + 1).read_to_end(&mut data).is_err() {
+                return Ok(Staged::Skipped);
+            }
+            if data.len() as u64 > max_bytes {
+                return Ok(Staged::TooLarge);
             }
             let mode = if stat.st_mode & 0o111 != 0 {
                 0o100755
@@ -362,9 +414,9 @@ fn stage(
         }
         Kind::Symlink => match workspace.read_link(relative, &shown) {
             Ok(target) => (target, None, 0o120000),
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(Staged::Skipped),
         },
-        Kind::Dir | Kind::Other => return Ok(()),
+        Kind::Dir | Kind::Other => return Ok(Staged::Skipped),
     };
     let time =
         |secs: i64, nanos: u32| git2::IndexTime::new(i32::try_from(secs).unwrap_or(0), nanos);
@@ -387,7 +439,7 @@ fn stage(
         path,
     };
     index.add_frombuffer(&entry, &data)?;
-    Ok(())
+    Ok(Staged::Added)
 }
 
 /// The first non-blank line of `label`, without control characters (a NUL cannot be in a
@@ -457,6 +509,33 @@ mod tests {
     }
 
     #[test]
+    fn files_too_large_for_snapshots_are_named_and_survive_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(root.join("upload")).unwrap();
+        std::fs::write(root.join("a.txt"), "v1").unwrap();
+        let first = snapshot(&root, "one", true, &policy()).unwrap();
+        std::fs::write(root.join("upload/big video.bin"), vec![7u8; 4096]).unwrap();
+        std::fs::write(root.join("a.txt"), "v2").unwrap();
+        snapshot(&root, "two", true, &policy()).unwrap();
+        let listed = state(&root, 10, &policy()).unwrap().not_in_snapshots;
+        assert_eq!(listed, vec!["/mnt/okcomputer/upload/big video.bin"]);
+        restore_snapshot(&root, &first.id, true, &policy()).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "v1");
+        assert!(
+            root.join("upload/big video.bin").exists(),
+            "restore kept the large file"
+        );
+        // Small enough again: snapshotted like any file.
+        std::fs::write(root.join("upload/big video.bin"), "small").unwrap();
+        snapshot(&root, "three", true, &policy()).unwrap();
+        assert!(state(&root, 10, &policy())
+            .unwrap()
+            .not_in_snapshots
+            .is_empty());
+    }
+
+    #[test]
     fn labels_are_one_clean_line() {
         assert_eq!(label_of("\n  fix\0 the\u{7} bug \nmore"), "fix the bug");
         assert_eq!(label_of("\0\0"), "Snapshot");
@@ -492,8 +571,9 @@ mod tests {
         let st = state(&root, 10, &policy()).unwrap();
         assert_eq!(st.snapshots.len(), 2);
         assert_eq!(st.git.branch.as_deref(), Some("main"));
-        // Big and ignored files stay out of history but exist, so the tree is dirty.
-        assert!(st.git.is_dirty);
+        // Big and ignored files stay out of history; nothing a snapshot could take is left.
+        assert!(!st.git.is_dirty);
+        assert_eq!(st.not_in_snapshots, vec!["/mnt/okcomputer/big.bin"]);
 
         // A deleted file leaves the next snapshot.
         std::fs::remove_file(root.join("new.txt")).unwrap();

@@ -7,6 +7,7 @@
 //! errors the model can read. Host paths never appear in those errors.
 
 pub mod git;
+mod kept_out;
 pub mod open;
 
 use std::path::{Component, Path, PathBuf};
