@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::identity::session_key;
 use super::{ask, blocking, AppState};
 use crate::protocol::{size_display, WorkspaceState};
-use crate::runtime::messages::ChangeWorkspace;
+use crate::runtime::messages::{ChangeWorkspace, WorkspaceEffect};
 use crate::runtime::SessionKey;
 use crate::workspace::git::GitError;
 use crate::workspace::{git, model_path_of, Kind, ModelPath, OpenError, Workspace};
@@ -107,7 +107,7 @@ pub async fn create_snapshot(
     }
     let root = state.services.workspace_for(&key).root().to_path_buf();
     let policy = state.services.snapshot_policy.clone();
-    change_workspace(&state, &key, move || {
+    change_workspace(&state, &key, WorkspaceEffect::Reads, move || {
         git::snapshot(&root, &label, true, &policy).map(drop)
     })
     .await?;
@@ -128,7 +128,12 @@ pub async fn restore(
     }
     let workspace = state.services.workspace_for(&key);
     let policy = state.services.snapshot_policy.clone();
-    change_workspace(&state, &key, move || {
+    let effect = if body.checkout {
+        WorkspaceEffect::Rewrites
+    } else {
+        WorkspaceEffect::Reads
+    };
+    change_workspace(&state, &key, effect, move || {
         let root = workspace.root();
         match (&body.snapshot_id, &body.branch) {
             (Some(id), _) => git::restore_snapshot(root, id.trim(), body.checkout, &policy),
@@ -153,7 +158,12 @@ pub async fn branch(
     git::check_branch_name(body.branch.trim())?;
     let workspace = state.services.workspace_for(&key);
     let policy = state.services.snapshot_policy.clone();
-    change_workspace(&state, &key, move || {
+    let effect = if body.checkout {
+        WorkspaceEffect::Rewrites
+    } else {
+        WorkspaceEffect::Reads
+    };
+    change_workspace(&state, &key, effect, move || {
         git::create_branch(
             workspace.root(),
             body.branch.trim(),
@@ -252,10 +262,12 @@ fn give_checkout_to_sandbox(workspace: &Workspace) {
 async fn change_workspace(
     state: &AppState,
     key: &SessionKey,
+    effect: WorkspaceEffect,
     work: impl Fn() -> Result<(), GitError> + Send + Sync + 'static,
 ) -> Result<(), ApiError> {
     let change = ChangeWorkspace {
         work: Arc::new(work),
+        effect,
     };
     match ask(state, key, change).await {
         Ok(done) => Ok(done?),

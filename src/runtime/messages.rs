@@ -115,6 +115,18 @@ pub struct TurnHandle {
 #[rtype(result = "Result<Result<(), GitError>, SessionError>")]
 pub struct ChangeWorkspace {
     pub work: std::sync::Arc<dyn Fn() -> Result<(), GitError> + Send + Sync>,
+    pub effect: WorkspaceEffect,
+}
+
+/// Whether a workspace operation only reads the files or writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkspaceEffect {
+    /// A snapshot.
+    Reads,
+    /// A restore or a checkout: the session's sandboxed processes (the interpreter and
+    /// anything left running in the background) are stopped first, so nothing swaps names
+    /// while git writes.
+    Rewrites,
 }
 
 /// Cancel the running turn.

@@ -479,11 +479,28 @@ impl Handler<ChangeWorkspace> for SessionActor {
 
     fn handle(&mut self, msg: ChangeWorkspace, _ctx: &mut Self::Context) -> Self::Result {
         // Holding the parts keeps turns out until the operation is done.
-        let Some(parts) = self.parts.take() else {
+        let Some(mut parts) = self.parts.take() else {
             return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
         };
         self.workspace_state = None;
-        let work = tokio::task::spawn_blocking(move || (msg.work)());
+        let stop_processes = match msg.effect {
+            WorkspaceEffect::Reads => None,
+            WorkspaceEffect::Rewrites => {
+                parts.tools.state.python = None; // its whole process group is killed
+                parts
+                    .tools
+                    .state
+                    .cgroup
+                    .as_ref()
+                    .map(|group| group.stopper())
+            }
+        };
+        let work = tokio::task::spawn_blocking(move || {
+            if let Some(stop) = stop_processes {
+                stop();
+            }
+            (msg.work)()
+        });
         Box::pin(work.into_actor(self).map(move |result, actor, ctx| {
             actor.parts = Some(parts);
             actor.workspace_state = None;

@@ -182,6 +182,17 @@ impl SessionCgroup {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
+    /// Something that kills every process in the group and waits (briefly) for them to go,
+    /// to run on the blocking pool before the workspace is rewritten under them.
+    pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
+        let dirs = self.dirs.clone();
+        move || {
+            for dir in &dirs {
+                drain(dir);
+            }
+        }
+    }
+
     /// Processes in the group now.
     pub fn process_count(&self) -> usize {
         self.dirs.first().map_or(0, |dir| pids_in(dir).len())
@@ -213,22 +224,27 @@ fn pids_in(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Kills every process in a group until it is empty (or the attempts run out).
+fn drain(dir: &Path) {
+    for _ in 0..DRAIN_ATTEMPTS {
+        let pids = pids_in(dir);
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(DRAIN_PAUSE);
+    }
+}
+
 /// Kills what is left in the groups and removes them.
 fn remove_groups(dirs: &[PathBuf]) {
     for dir in dirs {
-        for _ in 0..DRAIN_ATTEMPTS {
-            let pids = pids_in(dir);
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            std::thread::sleep(DRAIN_PAUSE);
-        }
+        drain(dir);
         if let Err(error) = std::fs::remove_dir(dir) {
             if error.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(group = %dir.display(), %error, "a session's control group could not be removed");

@@ -48,9 +48,13 @@ const PRLIMIT: &str = "/usr/bin/prlimit";
 const SETPRIV: &str = "/usr/bin/setpriv";
 /// The identity inside a user namespace (a server that does not run as root).
 const SANDBOX_UID: &str = "1000";
-/// Joins the session's control groups (`$3…`, `$2` of them), opens the workspace (`$1`) as
-/// descriptor 4 for `--bind-fd`, then execs the rest; exit 125 means the launch failed.
-const LAUNCHER: &str = r#"ws=$1; n=$2; shift 2
+/// Sets the address-space (`$2`, KiB) and CPU-time (`$3`, seconds, `-` for none) limits,
+/// joins the session's control groups (`$5…`, `$4` of them), opens the workspace (`$1`) as
+/// descriptor 4 for `--bind-fd`, then execs the rest (no `prlimit` process on the way);
+/// exit 125 means the launch failed.
+const LAUNCHER: &str = r#"ws=$1; as=$2; cpu=$3; n=$4; shift 4
+ulimit -v "$as" || exit 125
+[ "$cpu" = - ] || ulimit -t "$cpu" || exit 125
 while [ "$n" -gt 0 ]; do
   echo $$ > "$1" || { echo "okcvm: cannot join the session's control group" >&2; exit 125; }
   shift; n=$((n - 1))
@@ -211,9 +215,23 @@ impl Sandbox {
                     .arg(LAUNCHER)
                     .arg("okcvm-sandbox")
                     .arg(workspace_root)
+                    .arg((self.memory_bytes / 1024).to_string())
+                    .arg(match lifetime {
+                        Lifetime::Command => self.cpu_secs.to_string(),
+                        Lifetime::Session => "-".to_string(),
+                    })
                     .arg(procs.len().to_string())
                     .args(procs);
-                command.args(self.limits(lifetime)).arg(bwrap).args(&self.bwrap_args);
+                if !self.cgroups.available() && self.run_as.is_some() && self.has_prlimit {
+                    // Without a control group, the processes of the sandbox's own host user
+                    // (all sessions together) are capped instead.
+                    command.args([
+                        PRLIMIT.to_string(),
+                        format!("--nproc={}", self.max_processes),
+                        "--".to_string(),
+                    ]);
+                }
+                command.arg(bwrap).args(&self.bwrap_args);
                 command.arg("--");
                 if let Some(owner) = self.run_as {
                     command.args(drop_privileges(owner));
@@ -237,7 +255,8 @@ impl Sandbox {
         Ok(command)
     }
 
-    /// `prlimit` and its arguments (ending in `--`), or nothing where it is missing.
+    /// `prlimit` and its arguments (ending in `--`) for an unsandboxed command, or nothing
+    /// where it is missing.
     fn limits(&self, lifetime: Lifetime) -> Vec<String> {
         if !self.has_prlimit {
             return Vec::new();
@@ -245,11 +264,6 @@ impl Sandbox {
         let mut args = vec![PRLIMIT.to_string(), format!("--as={}", self.memory_bytes)];
         if lifetime == Lifetime::Command {
             args.push(format!("--cpu={}", self.cpu_secs));
-        }
-        if !self.cgroups.available() && self.run_as.is_some() {
-            // Without a control group, the processes of the sandbox's own host user (all
-            // sessions together) are capped instead.
-            args.push(format!("--nproc={}", self.max_processes));
         }
         args.push("--".into());
         args
