@@ -180,6 +180,10 @@ impl SessionActor {
         } else {
             None
         };
+        // Without git work left, the store writes go to the flusher's thread right before the
+        // flush they need (one thread hop for both); a turn that ran tools first snapshots the
+        // workspace on the blocking pool.
+        let store_only = known_state.is_some();
         let persist = move || {
             let (owner, conversation) = (&key.client_id, &key.conversation_id);
             let workspace_state = match known_state {
@@ -258,7 +262,19 @@ impl SessionActor {
         };
         let flusher = self.services.flusher.clone();
         let work = async move {
-            let mut persisted = tokio::task::spawn_blocking(persist).await;
+            let mut persisted = if store_only {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                flusher.write_soon("storing the end of a turn", move |_| {
+                    let _ = tx.send(persist());
+                    Ok(())
+                });
+                rx.await
+                    .map_err(|_| "the store flusher stopped".to_string())
+            } else {
+                tokio::task::spawn_blocking(persist)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
             // Durable before anyone sees `final`; a flush that failed turns it into an error.
             if let Err(error) = flusher.flush().await {
                 tracing::error!(%error, "cannot flush the store");
