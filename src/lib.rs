@@ -10,7 +10,9 @@
 //! - `agent/`   — pure turn logic: history, request building, the model ↔ tools loop.
 //! - `llm/`     — the OpenAI-compatible client, SSE decoding, tool-call assembly.
 //! - `tools/`   — the tool trait, registry, sandboxed execution and one file per family.
-//! - `workspace`— model paths (`/mnt/okcomputer/…`) ↔ host paths, confined; git snapshots.
+//! - `workspace`— model paths (`/mnt/okcomputer/…`); the confined opener every file access
+//!   goes through (`openat2` beneath the workspace root); git snapshots.
+//! - `blocking` — the one way async code runs file, git and store work (blocking pool, limit).
 //! - `store`    — sled: conversations, history and its versions, turn events, uploads,
 //!   deployments, settings.
 //! - `metrics`  — server-wide counters for `/metrics`.
