@@ -102,9 +102,13 @@ impl Workspace {
 
     /// The workspace root, opened: every file access starts from here.
     pub fn open(&self) -> Result<Dir, OpenError> {
-        Dir::open_root(&self.root, self.owner).map_err(|e| OpenError::Io {
-            shown: format!("{MOUNT}/"),
-            reason: e.to_string(),
+        Dir::open_root(&self.root, self.owner).map_err(|e| match e.kind() {
+            // Nothing was ever made in this session's workspace.
+            std::io::ErrorKind::NotFound => OpenError::NotFound(format!("{MOUNT}/")),
+            _ => OpenError::Io {
+                shown: format!("{MOUNT}/"),
+                reason: e.to_string(),
+            },
         })
     }
 

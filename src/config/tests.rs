@@ -1,0 +1,52 @@
+use super::*;
+
+fn load_str(text: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("okcvm.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load(&path).map(|mut c| {
+        // Paths are relative to the temp dir; strip it so tests compare stable values.
+        c.workspace.root = c
+            .workspace
+            .root
+            .strip_prefix(dir.path())
+            .unwrap()
+            .to_path_buf();
+        c
+    })
+}
+
+#[test]
+fn defaults_fill_missing_sections() {
+    let config = load_str("[server]\nport = 9000\n").unwrap();
+    assert_eq!(config.server.port, 9000);
+    assert_eq!(config.llm.base_url, "http://127.0.0.1:11434/v1");
+    assert_eq!(config.workspace.root, PathBuf::from("data/workspaces"));
+}
+
+#[test]
+fn invalid_value_names_its_key() {
+    let err = load_str("[llm]\nbase_url = \"ftp://x\"\n").unwrap_err();
+    assert!(err.to_string().contains("llm.base_url"), "{err}");
+    let err = load_str("[sessions]\nmax_sessions = 0\n").unwrap_err();
+    assert!(err.to_string().contains("sessions.max_sessions"), "{err}");
+    let err = load_str("[search]\nprovider = \"google\"\n").unwrap_err();
+    assert!(err.to_string().contains("search.provider"), "{err}");
+    let err = load_str("[search]\nprovider = \"searxng\"\n").unwrap_err();
+    assert!(err.to_string().contains("search.base_url"), "{err}");
+    let err = load_str("[deploy]\nmax_site_mb = 0\n").unwrap_err();
+    assert!(err.to_string().contains("deploy.max_site_mb"), "{err}");
+}
+
+#[test]
+fn unknown_and_mistyped_keys_are_rejected() {
+    let err = load_str("[server]\nprot = 1\n").unwrap_err();
+    assert!(err.to_string().contains("prot"), "{err}");
+    let err = load_str("[server]\nport = \"abc\"\n").unwrap_err();
+    assert!(err.to_string().contains("port"), "{err}");
+}
+
+#[test]
+fn secret_is_redacted() {
+    assert_eq!(format!("{:?}", Secret::new("sk-123")), "Secret(***)");
+}
