@@ -18,8 +18,16 @@ use crate::workspace::{MOUNT, OUTPUT_DIR};
 
 const WELCOME: &str = "Hi, I'm OK Computer. Tell me what you want built, researched or analysed, and I'll plan it, work through it with my tools in a sandboxed workspace, and hand you the results.";
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// Healthy while the store can still be made durable (the flusher's thread runs).
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    if state.services.flusher.is_alive() {
+        HttpResponse::Ok().json(json!({"status": "ok"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({
+            "status": "unhealthy",
+            "detail": "the store flusher stopped: turns can no longer be made durable",
+        }))
+    }
 }
 
 pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -1,6 +1,9 @@
 //! The flusher: one thread that makes the store durable for everyone (group commit) and
 //! does the store writes a session's thread must not wait for, in the order asked.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use super::{Store, StoreError};
 
 /// Group commit: turns ending at the same time share one flush instead of queueing for one
@@ -11,6 +14,18 @@ use super::{Store, StoreError};
 #[derive(Clone)]
 pub struct Flusher {
     requests: std::sync::mpsc::Sender<FlusherJob>,
+    /// False once the thread has ended (it only ends by a panic): nothing is made durable
+    /// any more, and `/healthz` says so.
+    alive: Arc<AtomicBool>,
+}
+
+/// Marks the flusher dead when its thread ends, panic included.
+struct AliveWhileHeld(Arc<AtomicBool>);
+
+impl Drop for AliveWhileHeld {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 enum FlusherJob {
@@ -22,9 +37,12 @@ enum FlusherJob {
 impl Flusher {
     pub fn start(store: Store) -> Result<Self, std::io::Error> {
         let (requests, queue) = std::sync::mpsc::channel::<FlusherJob>();
+        let alive = Arc::new(AtomicBool::new(true));
+        let held = AliveWhileHeld(alive.clone());
         std::thread::Builder::new()
             .name("okcvm-flusher".into())
             .spawn(move || {
+                let _held = held;
                 while let Ok(first) = queue.recv() {
                     let mut waiters = Vec::new();
                     for job in std::iter::once(first).chain(queue.try_iter()) {
@@ -39,7 +57,12 @@ impl Flusher {
                     }
                 }
             })?;
-        Ok(Self { requests })
+        Ok(Self { requests, alive })
+    }
+
+    /// Whether the flusher's thread still runs.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
     }
 
     /// Asks for a flush without waiting for it.
@@ -70,5 +93,27 @@ impl Flusher {
             .map_err(|_| "the store flusher stopped".to_string())?;
         rx.await
             .map_err(|_| "the store flusher stopped".to_string())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dead_flusher_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let flusher = Flusher::start(Store::open(&dir.path().join("db")).unwrap()).unwrap();
+        assert!(flusher.is_alive());
+        flusher.flush().await.unwrap();
+        flusher.write_soon("a broken write", |_| panic!("a write job that panics"));
+        for _ in 0..100 {
+            if !flusher.is_alive() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(!flusher.is_alive());
+        assert!(flusher.flush().await.is_err());
     }
 }
