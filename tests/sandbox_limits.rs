@@ -8,39 +8,9 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 
+use common::limited::{shell, spawn};
 use common::{tool_messages, Reply, TestApp};
-use okcvm::tools::sandbox::{Mode, Sandbox};
 use serde_json::json;
-
-fn shell(command: &str, timeout_ms: u64) -> Reply {
-    Reply::tool(
-        "mshtools-shell",
-        json!({"command": command, "timeout": timeout_ms}),
-    )
-}
-
-/// The server with small per-session limits; bwrap and writable cgroups are required (CI
-/// runs as root on a host that has both).
-fn spawn() -> TestApp {
-    let app = TestApp::spawn_with(|c| {
-        c.sandbox.allow_unsandboxed = false;
-        c.sandbox.max_processes = 64;
-        c.sandbox.memory_mb = 256;
-        c.sandbox.cpu_percent = 50;
-    });
-    let sandbox = Sandbox::detect(&app.config.sandbox);
-    assert!(
-        matches!(sandbox.mode, Mode::Bubblewrap(_)),
-        "bubblewrap must work here: {:?}",
-        sandbox.mode
-    );
-    assert!(
-        sandbox.cgroups.available(),
-        "these tests need writable cgroups (run as root): {}",
-        sandbox.cgroups.describe()
-    );
-    app
-}
 
 async fn run_shell(app: &TestApp, client: &str, token: &str, command: &str) -> String {
     app.model

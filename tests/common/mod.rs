@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod limited;
 pub mod mock_apis;
 pub mod mock_model;
 pub mod server_process;
