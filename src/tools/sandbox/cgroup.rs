@@ -192,11 +192,6 @@ impl SessionCgroup {
             }
         }
     }
-
-    /// Processes in the group now.
-    pub fn process_count(&self) -> usize {
-        self.dirs.first().map_or(0, |dir| pids_in(dir).len())
-    }
 }
 
 impl Drop for SessionCgroup {
@@ -493,7 +488,7 @@ mod tests {
             .unwrap();
         let mut joined = false;
         for _ in 0..100 {
-            if group.process_count() >= 1 {
+            if !pids_in(&group.dirs[0]).is_empty() {
                 joined = true;
                 break;
             }

@@ -168,7 +168,7 @@ impl Sandbox {
             has_prlimit: Path::new(PRLIMIT).exists(),
         };
         // Worked out once: it looks at the host's system folders.
-        sandbox.bwrap_args = sandbox.bwrap_args();
+        sandbox.bwrap_args = sandbox.make_bwrap_args();
         sandbox
     }
 
@@ -270,7 +270,7 @@ impl Sandbox {
     }
 
     /// bwrap's arguments: sandbox paths only (the workspace comes as descriptor 4).
-    fn bwrap_args(&self) -> Vec<String> {
+    fn make_bwrap_args(&self) -> Vec<String> {
         let mut args: Vec<String> = Vec::new();
         if self.run_as.is_some() {
             // Privileged bwrap without a user namespace; the command drops to the sandbox
