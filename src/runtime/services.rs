@@ -9,9 +9,10 @@ use crate::llm::openai::OpenAiClient;
 use crate::spec::Spec;
 use crate::store::{Flusher, Store};
 use crate::tools::sandbox::Sandbox;
-use crate::tools::ToolRegistry;
+use crate::tools::{ToolContext, ToolRegistry, ToolState};
 use crate::workspace::git::SnapshotPolicy;
 use crate::workspace::Workspace;
+use tokio_util::sync::CancellationToken;
 
 pub struct Services {
     pub config: Arc<Config>,
@@ -57,6 +58,21 @@ impl Services {
                 format!("sites in {}", self.config.deploy.root.display()),
             ),
         ]
+    }
+
+    /// A session's tool context, before its first call: empty tool state, its workspace.
+    pub fn tool_context(&self, key: &SessionKey) -> ToolContext {
+        ToolContext {
+            workspace: self.workspace_for(key),
+            state: ToolState::default(),
+            cancel: CancellationToken::new(),
+            config: self.tools_config.clone(),
+            sandbox: self.sandbox.clone(),
+            workspace_ready: false,
+            services: self.tool_services.clone(),
+            owner: key.client_id.clone(),
+            conversation: key.conversation_id.clone(),
+        }
     }
 
     /// The one place that maps a session to its workspace directory. Ids are validated to

@@ -76,17 +76,7 @@ struct Persisted {
 
 impl SessionActor {
     pub fn new(key: SessionKey, services: Arc<Services>, registry: Addr<Registry>) -> Self {
-        let tools = ToolContext {
-            workspace: services.workspace_for(&key),
-            state: ToolState::default(),
-            cancel: CancellationToken::new(),
-            config: services.tools_config.clone(),
-            sandbox: services.sandbox.clone(),
-            workspace_ready: false,
-            services: services.tool_services.clone(),
-            owner: key.client_id.clone(),
-            conversation: key.conversation_id.clone(),
-        };
+        let tools = services.tool_context(&key);
         let log = SharedLog(Rc::new(RefCell::new(EventLog {
             key: key.clone(),
             services: services.clone(),

@@ -11,11 +11,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{parse_args, unless_cancelled, Tool, ToolContext, ToolError, ToolOutput};
+use super::{ToolContext, ToolError, ToolOutput, TypedTool};
 use crate::config::DataConfig;
 
 const BUILTIN: &str = include_str!("../../spec/data_sources.json");
@@ -262,92 +261,74 @@ fn describe(source: &DataSource) -> String {
 pub struct GetDataSourceDesc;
 
 #[derive(Deserialize)]
-struct DescArgs {
+pub struct DescArgs {
     data_source_name: String,
 }
 
-impl Tool for GetDataSourceDesc {
-    fn name(&self) -> &'static str {
-        "mshtools-get_data_source_desc"
-    }
+impl TypedTool for GetDataSourceDesc {
+    const NAME: &'static str = "mshtools-get_data_source_desc";
+    type Args = DescArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: DescArgs = parse_args(self.name(), args)?;
-            let source = ctx.services.data.source(&args.data_source_name)?;
-            Ok(ToolOutput::text(describe(source)))
-        }
-        .boxed()
+    async fn run(&self, args: DescArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        let source = ctx.services.data.source(&args.data_source_name)?;
+        Ok(ToolOutput::text(describe(source)))
     }
 }
 
 pub struct GetDataSource;
 
 #[derive(Deserialize)]
-struct FetchArgs {
+pub struct FetchArgs {
     data_source_name: String,
     api_name: String,
     #[serde(default)]
     params: Option<Map<String, Value>>,
 }
 
-impl Tool for GetDataSource {
-    fn name(&self) -> &'static str {
-        "mshtools-get_data_source"
-    }
+impl TypedTool for GetDataSource {
+    const NAME: &'static str = "mshtools-get_data_source";
+    type Args = FetchArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: FetchArgs = parse_args(self.name(), args)?;
-            let data = &ctx.services.data;
-            let source = data.source(&args.data_source_name)?;
-            let api = source
-                .apis
-                .iter()
-                .find(|a| a.name == args.api_name.trim())
-                .ok_or_else(|| {
-                    let names: Vec<&str> = source.apis.iter().map(|a| a.name.as_str()).collect();
-                    ToolError::RespondToModel(format!(
-                        "{} has no API {:?}; it has: {}",
-                        source.name,
-                        args.api_name,
-                        names.join(", ")
-                    ))
-                })?;
-            let url = request_url(source, api, &args.params.unwrap_or_default())?;
-            let request = data.http.get(url.clone()).send();
-            let response = unless_cancelled(&ctx.cancel, request).await?.map_err(|e| {
-                ToolError::RespondToModel(format!("{} cannot be reached: {e}", source.name))
+    async fn run(&self, args: FetchArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        let data = &ctx.services.data;
+        let source = data.source(&args.data_source_name)?;
+        let api = source
+            .apis
+            .iter()
+            .find(|a| a.name == args.api_name.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = source.apis.iter().map(|a| a.name.as_str()).collect();
+                ToolError::RespondToModel(format!(
+                    "{} has no API {:?}; it has: {}",
+                    source.name,
+                    args.api_name,
+                    names.join(", ")
+                ))
             })?;
-            let status = response.status();
-            let body = super::read_capped(response, MAX_ANSWER)
-                .await
-                .map_err(|e| ToolError::RespondToModel(format!("{}: {e}", source.name)))?;
-            let text = match serde_json::from_slice::<Value>(&body) {
-                Ok(json) => serde_json::to_string_pretty(&json).unwrap_or_default(),
-                Err(_) => String::from_utf8_lossy(&body).into_owned(),
-            };
-            if !status.is_success() {
-                let detail: String = text.chars().take(500).collect();
-                return Err(ToolError::RespondToModel(format!(
-                    "{}.{} answered {status}: {detail}",
-                    source.name, api.name
-                )));
-            }
-            Ok(ToolOutput::text(format!(
-                "{}.{} ({url}):\n{text}",
+        let url = request_url(source, api, &args.params.unwrap_or_default())?;
+        let request = data.http.get(url.clone()).send();
+        let response = request.await.map_err(|e| {
+            ToolError::RespondToModel(format!("{} cannot be reached: {e}", source.name))
+        })?;
+        let status = response.status();
+        let body = super::read_capped(response, MAX_ANSWER)
+            .await
+            .map_err(|e| ToolError::RespondToModel(format!("{}: {e}", source.name)))?;
+        let text = match serde_json::from_slice::<Value>(&body) {
+            Ok(json) => serde_json::to_string_pretty(&json).unwrap_or_default(),
+            Err(_) => String::from_utf8_lossy(&body).into_owned(),
+        };
+        if !status.is_success() {
+            let detail: String = text.chars().take(500).collect();
+            return Err(ToolError::RespondToModel(format!(
+                "{}.{} answered {status}: {detail}",
                 source.name, api.name
-            )))
+            )));
         }
-        .boxed()
+        Ok(ToolOutput::text(format!(
+            "{}.{} ({url}):\n{text}",
+            source.name, api.name
+        )))
     }
 }
 

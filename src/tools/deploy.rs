@@ -11,11 +11,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::{files, parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use super::{files, ToolContext, ToolError, ToolOutput, TypedTool};
 use crate::config::DeployConfig;
 use crate::protocol::{size_display, WebPreview};
 use crate::store::{DeploymentRecord, Store, StoreError};
@@ -248,68 +246,61 @@ fn page_title(index: std::fs::File) -> Option<String> {
 pub struct DeployWebsite;
 
 #[derive(Deserialize)]
-struct Args {
+pub struct Args {
     r#type: String,
     local_dir: String,
 }
 
-impl Tool for DeployWebsite {
-    fn name(&self) -> &'static str {
-        TOOL
-    }
+impl TypedTool for DeployWebsite {
+    const NAME: &'static str = TOOL;
+    type Args = Args;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: Args = parse_args(TOOL, args)?;
-            if args.r#type != "static" {
-                return Err(ToolError::RespondToModel(format!(
-                    "deployment type {:?} is not supported; use \"static\" for a folder with index.html",
-                    args.r#type
-                )));
-            }
-            let path = ModelPath::parse(&args.local_dir)?;
-            let model_dir = path.canonical().trim_end_matches('/').to_string();
-            let workspace = ctx.workspace.clone();
-            let services = ctx.services.clone();
-            let (owner, conversation) = (ctx.owner.clone(), ctx.conversation.clone());
-            let shown = model_dir.clone();
-            let published = files::blocking(move || {
-                let source = workspace.open_dir(&path).map_err(|error| match error {
-                    OpenError::NotDir(_) | OpenError::NotFound(_) => ToolError::RespondToModel(format!(
+    async fn run(&self, args: Args, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        if args.r#type != "static" {
+            return Err(ToolError::RespondToModel(format!(
+                "deployment type {:?} is not supported; use \"static\" for a folder with index.html",
+                args.r#type
+            )));
+        }
+        let path = ModelPath::parse(&args.local_dir)?;
+        let model_dir = path.canonical().trim_end_matches('/').to_string();
+        let workspace = ctx.workspace.clone();
+        let services = ctx.services.clone();
+        let (owner, conversation) = (ctx.owner.clone(), ctx.conversation.clone());
+        let shown = model_dir.clone();
+        let published = files::blocking(move || {
+            let source = workspace.open_dir(&path).map_err(|error| match error {
+                OpenError::NotDir(_) | OpenError::NotFound(_) => {
+                    ToolError::RespondToModel(format!(
                         "{} is not a folder; give the folder that holds index.html",
                         path.shown
-                    )),
-                    other => other.into(),
-                })?;
-                Ok(services
-                    .deployer
-                    .publish(&owner, &conversation, &source, &shown))
-            })
-            .await?;
-            let (record, title) = published.map_err(|error| match error {
-                DeployError::Site(message) => ToolError::RespondToModel(message),
-                other => ToolError::Fatal(other.to_string()),
+                    ))
+                }
+                other => other.into(),
             })?;
-            let url = ctx.services.deployer.url_of(&record.id);
-            ctx.state.web_preview = Some(WebPreview {
-                url: Some(url.clone()),
-                deployment_id: Some(record.id.clone()),
-                title: title.clone(),
-                html: None,
-            });
-            Ok(ToolOutput::text(format!(
-                "Deployed {} ({} files, {}) to {url}{}\nThe address stays the same when you deploy this folder again.",
-                model_dir,
-                record.files,
-                size_display(record.bytes),
-                title.map(|t| format!(" — \"{t}\"")).unwrap_or_default(),
-            )))
-        }
-        .boxed()
+            Ok(services
+                .deployer
+                .publish(&owner, &conversation, &source, &shown))
+        })
+        .await?;
+        let (record, title) = published.map_err(|error| match error {
+            DeployError::Site(message) => ToolError::RespondToModel(message),
+            other => ToolError::Fatal(other.to_string()),
+        })?;
+        let url = ctx.services.deployer.url_of(&record.id);
+        ctx.state.web_preview = Some(WebPreview {
+            url: Some(url.clone()),
+            deployment_id: Some(record.id.clone()),
+            title: title.clone(),
+            html: None,
+        });
+        Ok(ToolOutput::text(format!(
+            "Deployed {} ({} files, {}) to {url}{}\nThe address stays the same when you deploy this folder again.",
+            model_dir,
+            record.files,
+            size_display(record.bytes),
+            title.map(|t| format!(" — \"{t}\"")).unwrap_or_default(),
+        )))
     }
 }
 

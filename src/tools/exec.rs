@@ -63,6 +63,8 @@ pub async fn run(
     // Our copies of the write end must close, or the pipe never reports EOF.
     drop(command);
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    // Also when this future is dropped mid-run (a stop abandons a tool that is slow to end).
+    let _group = GroupGuard(pgid);
     let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
         .map_err(|e| ToolError::Fatal(format!("cannot read the pipe: {e}")))?;
     let mut buffer = HeadTailBuffer::new(output_cap);
@@ -108,13 +110,22 @@ pub async fn run(
             _ = &mut grace => pipe_open = false,
         }
     }
-    // Like the sandbox's PID namespace, nothing the command started outlives the call.
-    kill_group(pgid);
+    // Like the sandbox's PID namespace, nothing the command started outlives the call (the
+    // guard kills the group as it goes out of scope).
     Ok(ExecResult {
         output: buffer.into_text(),
         ending,
         elapsed: started.elapsed(),
     })
+}
+
+/// Kills the child's process group when dropped.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0);
+    }
 }
 
 /// Kills the process group led by the child (ESRCH when it is already gone is fine).

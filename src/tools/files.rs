@@ -8,12 +8,10 @@
 use std::io::{BufRead, BufReader, Read, Seek, Write as _};
 use std::path::Path;
 
-use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::output::cap_line;
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use super::{ToolContext, ToolError, ToolOutput, TypedTool};
 use crate::workspace::{ModelPath, Workspace, Write};
 
 /// Lines returned when the model gives no `limit`.
@@ -32,7 +30,7 @@ pub struct WriteFile;
 pub struct EditFile;
 
 #[derive(Deserialize)]
-struct ReadArgs {
+pub struct ReadArgs {
     file_path: String,
     #[serde(default)]
     offset: Option<i64>,
@@ -41,7 +39,7 @@ struct ReadArgs {
 }
 
 #[derive(Deserialize)]
-struct WriteArgs {
+pub struct WriteArgs {
     file_path: String,
     content: String,
     #[serde(default)]
@@ -49,7 +47,7 @@ struct WriteArgs {
 }
 
 #[derive(Deserialize)]
-struct EditArgs {
+pub struct EditArgs {
     file_path: String,
     old_string: String,
     new_string: String,
@@ -57,61 +55,34 @@ struct EditArgs {
     replace_all: bool,
 }
 
-impl Tool for ReadFile {
-    fn name(&self) -> &'static str {
-        "mshtools-read_file"
-    }
+impl TypedTool for ReadFile {
+    const NAME: &'static str = "mshtools-read_file";
+    type Args = ReadArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+    async fn run(&self, args: ReadArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
         let workspace = ctx.workspace.clone();
         let vision = ctx.config.vision;
-        async move {
-            let args: ReadArgs = parse_args(self.name(), args)?;
-            blocking(move || read_file(&workspace, &args, vision)).await
-        }
-        .boxed()
+        blocking(move || read_file(&workspace, &args, vision)).await
     }
 }
 
-impl Tool for WriteFile {
-    fn name(&self) -> &'static str {
-        "mshtools-write_file"
-    }
+impl TypedTool for WriteFile {
+    const NAME: &'static str = "mshtools-write_file";
+    type Args = WriteArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+    async fn run(&self, args: WriteArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
         let workspace = ctx.workspace.clone();
-        async move {
-            let args: WriteArgs = parse_args(self.name(), args)?;
-            blocking(move || write_file(&workspace, &args)).await
-        }
-        .boxed()
+        blocking(move || write_file(&workspace, &args)).await
     }
 }
 
-impl Tool for EditFile {
-    fn name(&self) -> &'static str {
-        "mshtools-edit_file"
-    }
+impl TypedTool for EditFile {
+    const NAME: &'static str = "mshtools-edit_file";
+    type Args = EditArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+    async fn run(&self, args: EditArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
         let workspace = ctx.workspace.clone();
-        async move {
-            let args: EditArgs = parse_args(self.name(), args)?;
-            blocking(move || edit_file(&workspace, &args)).await
-        }
-        .boxed()
+        blocking(move || edit_file(&workspace, &args)).await
     }
 }
 

@@ -12,13 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{
-    parse_args, save_artifact, unless_cancelled, Tool, ToolContext, ToolError, ToolOutput,
-};
+use super::{save_artifact, NoArgs, ToolContext, ToolError, ToolOutput, TypedTool};
 use crate::settings::{EndpointSettings, Settings};
 
 /// Largest media answer accepted (bytes).
@@ -290,150 +287,110 @@ fn require_text(tool: &str, field: &str, value: &str) -> Result<(), ToolError> {
 pub struct GenerateImage;
 
 #[derive(Deserialize)]
-struct ImageArgs {
+pub struct ImageArgs {
     description: String,
     output_file: String,
 }
 
-impl Tool for GenerateImage {
-    fn name(&self) -> &'static str {
-        "mshtools-generate_image"
-    }
+impl TypedTool for GenerateImage {
+    const NAME: &'static str = "mshtools-generate_image";
+    type Args = ImageArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: ImageArgs = parse_args(self.name(), args)?;
-            require_text(self.name(), "description", &args.description)?;
-            crate::workspace::ModelPath::parse(&args.output_file)?;
-            let services = ctx.services.clone();
-            let image =
-                unless_cancelled(&ctx.cancel, services.media.image(&args.description)).await??;
-            let Ok(size) = imagesize::blob_size(&image) else {
-                return Err(ToolError::RespondToModel(
-                    "the image endpoint sent something that is not an image".into(),
-                ));
-            };
-            let (path, bytes) = save_artifact(ctx, &args.output_file, image, "image").await?;
-            Ok(ToolOutput::text(format!(
-                "Generated a {}x{} image ({bytes}) at {path}",
-                size.width, size.height
-            )))
-        }
-        .boxed()
+    async fn run(&self, args: ImageArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        require_text(Self::NAME, "description", &args.description)?;
+        crate::workspace::ModelPath::parse(&args.output_file)?;
+        let services = ctx.services.clone();
+        let image = services.media.image(&args.description).await?;
+        let Ok(size) = imagesize::blob_size(&image) else {
+            return Err(ToolError::RespondToModel(
+                "the image endpoint sent something that is not an image".into(),
+            ));
+        };
+        let (path, bytes) = save_artifact(ctx, &args.output_file, image, "image").await?;
+        Ok(ToolOutput::text(format!(
+            "Generated a {}x{} image ({bytes}) at {path}",
+            size.width, size.height
+        )))
     }
 }
 
 pub struct GenerateSpeech;
 
 #[derive(Deserialize)]
-struct SpeechArgs {
+pub struct SpeechArgs {
     text: String,
     voice_id: String,
     output_path: String,
 }
 
-impl Tool for GenerateSpeech {
-    fn name(&self) -> &'static str {
-        "mshtools-generate_speech"
-    }
+impl TypedTool for GenerateSpeech {
+    const NAME: &'static str = "mshtools-generate_speech";
+    type Args = SpeechArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: SpeechArgs = parse_args(self.name(), args)?;
-            require_text(self.name(), "text", &args.text)?;
-            crate::workspace::ModelPath::parse(&args.output_path)?;
-            let format = audio_format(&args.output_path);
-            let services = ctx.services.clone();
-            let audio = unless_cancelled(
-                &ctx.cancel,
-                services
-                    .media
-                    .speech(&args.text, args.voice_id.trim(), format),
-            )
-            .await??;
-            let (path, bytes) = save_artifact(ctx, &args.output_path, audio, "audio").await?;
-            Ok(ToolOutput::text(format!(
-                "Generated speech ({format}, {bytes}) with voice {} at {path}",
-                args.voice_id.trim()
-            )))
-        }
-        .boxed()
+    async fn run(&self, args: SpeechArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        require_text(Self::NAME, "text", &args.text)?;
+        crate::workspace::ModelPath::parse(&args.output_path)?;
+        let format = audio_format(&args.output_path);
+        let services = ctx.services.clone();
+        let audio = services
+            .media
+            .speech(&args.text, args.voice_id.trim(), format)
+            .await?;
+        let (path, bytes) = save_artifact(ctx, &args.output_path, audio, "audio").await?;
+        Ok(ToolOutput::text(format!(
+            "Generated speech ({format}, {bytes}) with voice {} at {path}",
+            args.voice_id.trim()
+        )))
     }
 }
 
 pub struct GetAvailableVoices;
 
-impl Tool for GetAvailableVoices {
-    fn name(&self) -> &'static str {
-        "mshtools-get_available_voices"
-    }
+impl TypedTool for GetAvailableVoices {
+    const NAME: &'static str = "mshtools-get_available_voices";
+    type Args = NoArgs;
 
-    fn call<'a>(
-        &'a self,
-        _args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let voices = ctx.services.media.voices().await?;
-            Ok(ToolOutput::text(format!(
-                "Voices of the speech endpoint (use one as voice_id): {}",
-                voices.join(", ")
-            )))
-        }
-        .boxed()
+    async fn run(&self, _args: NoArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        let voices = ctx.services.media.voices().await?;
+        Ok(ToolOutput::text(format!(
+            "Voices of the speech endpoint (use one as voice_id): {}",
+            voices.join(", ")
+        )))
     }
 }
 
 pub struct GenerateSoundEffects;
 
 #[derive(Deserialize)]
-struct SoundArgs {
+pub struct SoundArgs {
     description: String,
     #[serde(default)]
     duration: Option<f64>,
     output_path: String,
 }
 
-impl Tool for GenerateSoundEffects {
-    fn name(&self) -> &'static str {
-        "mshtools-generate_sound_effects"
-    }
+impl TypedTool for GenerateSoundEffects {
+    const NAME: &'static str = "mshtools-generate_sound_effects";
+    type Args = SoundArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: SoundArgs = parse_args(self.name(), args)?;
-            require_text(self.name(), "description", &args.description)?;
-            let duration = args.duration.unwrap_or(5.0);
-            if !(0.5..=30.0).contains(&duration) {
-                return Err(ToolError::RespondToModel(
-                    "duration must be between 0.5 and 30 seconds".into(),
-                ));
-            }
-            crate::workspace::ModelPath::parse(&args.output_path)?;
-            let services = ctx.services.clone();
-            let audio = unless_cancelled(
-                &ctx.cancel,
-                services.media.sound_effect(&args.description, duration),
-            )
-            .await??;
-            let (path, bytes) = save_artifact(ctx, &args.output_path, audio, "audio").await?;
-            Ok(ToolOutput::text(format!(
-                "Generated a {duration} s sound effect ({bytes}) at {path}"
-            )))
+    async fn run(&self, args: SoundArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        require_text(Self::NAME, "description", &args.description)?;
+        let duration = args.duration.unwrap_or(5.0);
+        if !(0.5..=30.0).contains(&duration) {
+            return Err(ToolError::RespondToModel(
+                "duration must be between 0.5 and 30 seconds".into(),
+            ));
         }
-        .boxed()
+        crate::workspace::ModelPath::parse(&args.output_path)?;
+        let services = ctx.services.clone();
+        let audio = services
+            .media
+            .sound_effect(&args.description, duration)
+            .await?;
+        let (path, bytes) = save_artifact(ctx, &args.output_path, audio, "audio").await?;
+        Ok(ToolOutput::text(format!(
+            "Generated a {duration} s sound effect ({bytes}) at {path}"
+        )))
     }
 }
 

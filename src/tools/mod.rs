@@ -146,11 +146,12 @@ pub struct ToolServices {
     pub search: search::SearchClient,
 }
 
-/// One tool implementation. `call` gets the arguments already checked to be a JSON object
-/// carrying every field the manifest marks as required.
+/// One tool as the registry holds it. Implement [`TypedTool`] instead; this object-safe form
+/// exists for the registry's table and for tools whose name is only known at run time.
 pub trait Tool: Send + Sync {
     fn name(&self) -> &'static str;
 
+    /// `args` is a JSON object carrying every field the manifest marks as required.
     fn call<'a>(
         &'a self,
         args: Value,
@@ -158,16 +159,44 @@ pub trait Tool: Send + Sync {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 }
 
-/// Runs `work` unless the turn is cancelled first (then the model reads "cancelled").
-pub async fn unless_cancelled<T>(
-    cancel: &CancellationToken,
-    work: impl std::future::Future<Output = T>,
-) -> Result<T, ToolError> {
-    tokio::select! {
-        value = work => Ok(value),
-        () = cancel.cancelled() => Err(ToolError::RespondToModel("cancelled".into())),
+/// The one way to write a tool: a name, typed arguments and an async body. Parsing the
+/// arguments (with a message the model can act on) and boxing the future are done once, by
+/// the blanket [`Tool`] impl; the registry races every call with the turn's cancel token.
+pub trait TypedTool: Send + Sync + 'static {
+    const NAME: &'static str;
+    type Args: DeserializeOwned + Send;
+
+    fn run(
+        &self,
+        args: Self::Args,
+        ctx: &mut ToolContext,
+    ) -> impl std::future::Future<Output = Result<ToolOutput, ToolError>> + Send;
+}
+
+impl<T: TypedTool> Tool for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn call<'a>(
+        &'a self,
+        args: Value,
+        ctx: &'a mut ToolContext,
+    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
+        Box::pin(async move {
+            let args = parse_args(T::NAME, args)?;
+            self.run(args, ctx).await
+        })
     }
 }
+
+/// Arguments of a tool that takes none (whatever the model sends is ignored).
+#[derive(Debug, serde::Deserialize)]
+pub struct NoArgs {}
+
+/// How long a cancelled tool gets to wind down by itself (kill its processes, report what it
+/// had) before the registry abandons it.
+pub const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A file of the workspace (`model_path`, as the model names it) as a reply artifact, with
 /// the download address the console resolves for the session.

@@ -9,7 +9,6 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
 use nix::unistd::Pid;
 use serde::Deserialize;
@@ -21,7 +20,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use super::exec::kill_group;
 use super::output::cap_middle;
 use super::sandbox::Lifetime;
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use super::{ToolContext, ToolError, ToolOutput, TypedTool};
 
 const DRIVER: &str = include_str!("python_driver.py");
 /// How long a fresh interpreter may take to say it is ready (IPython imports are slow).
@@ -195,69 +194,66 @@ impl Kernel {
 pub struct IPython;
 
 #[derive(Deserialize)]
-struct Args {
+pub struct Args {
     code: String,
     #[serde(default)]
     restart: bool,
 }
 
-impl Tool for IPython {
-    fn name(&self) -> &'static str {
-        "mshtools-ipython"
-    }
+impl TypedTool for IPython {
+    const NAME: &'static str = "mshtools-ipython";
+    type Args = Args;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: Args = parse_args(self.name(), args)?;
-            if args.restart {
-                ctx.state.python = None;
+    async fn run(&self, args: Args, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        if args.restart {
+            ctx.state.python = None;
+        }
+        if args.code.trim().is_empty() {
+            return if args.restart {
+                Ok(ToolOutput::text(
+                    "The interpreter was restarted; all variables are cleared.",
+                ))
+            } else {
+                Err(ToolError::RespondToModel("code must not be empty".into()))
+            };
+        }
+        let running = ctx
+            .state
+            .python
+            .take()
+            .and_then(|mut kernel| kernel.is_alive().then_some(kernel));
+        let mut kernel = match running {
+            Some(kernel) => kernel,
+            None => Kernel::start(ctx).await?,
+        };
+        let timeout = Duration::from_millis(ctx.config.python_timeout_ms);
+        let cancel = ctx.cancel.clone();
+        let reply = tokio::select! {
+            reply = kernel.run(&args.code, timeout) => reply,
+            _ = cancel.cancelled() => {
+                drop(kernel);
+                return Err(ToolError::RespondToModel(
+                    "cancelled by the user; the interpreter was stopped and its state cleared".into(),
+                ));
             }
-            if args.code.trim().is_empty() {
-                return if args.restart {
-                    Ok(ToolOutput::text("The interpreter was restarted; all variables are cleared."))
+        };
+        match reply {
+            Ok(reply) => {
+                ctx.state.python = Some(kernel);
+                let text = cap_middle(&format_reply(&reply), ctx.config.output_cap_bytes);
+                if reply.error.is_some() || reply.timed_out {
+                    Err(ToolError::RespondToModel(text))
                 } else {
-                    Err(ToolError::RespondToModel("code must not be empty".into()))
-                };
+                    Ok(ToolOutput::text(text))
+                }
             }
-            let running = ctx.state.python.take().and_then(|mut kernel| kernel.is_alive().then_some(kernel));
-            let mut kernel = match running {
-                Some(kernel) => kernel,
-                None => Kernel::start(ctx).await?,
-            };
-            let timeout = Duration::from_millis(ctx.config.python_timeout_ms);
-            let cancel = ctx.cancel.clone();
-            let reply = tokio::select! {
-                reply = kernel.run(&args.code, timeout) => reply,
-                _ = cancel.cancelled() => {
-                    drop(kernel);
-                    return Err(ToolError::RespondToModel(
-                        "cancelled by the user; the interpreter was stopped and its state cleared".into(),
-                    ));
-                }
-            };
-            match reply {
-                Ok(reply) => {
-                    ctx.state.python = Some(kernel);
-                    let text = cap_middle(&format_reply(&reply), ctx.config.output_cap_bytes);
-                    if reply.error.is_some() || reply.timed_out {
-                        Err(ToolError::RespondToModel(text))
-                    } else {
-                        Ok(ToolOutput::text(text))
-                    }
-                }
-                Err(CellError::Lost(reason)) => {
-                    drop(kernel);
-                    Err(ToolError::RespondToModel(format!(
-                        "{reason}; the interpreter was restarted and its state is lost"
-                    )))
-                }
+            Err(CellError::Lost(reason)) => {
+                drop(kernel);
+                Err(ToolError::RespondToModel(format!(
+                    "{reason}; the interpreter was restarted and its state is lost"
+                )))
             }
         }
-        .boxed()
     }
 }
 

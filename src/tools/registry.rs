@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{
     browser, data, deploy, files, media, python, search, shell, slides, todo, Tool, ToolContext,
-    ToolError, ToolOutput,
+    ToolError, ToolOutput, CANCEL_GRACE,
 };
 use crate::spec::Spec;
 
@@ -80,7 +80,10 @@ impl ToolRegistry {
         &self.spec
     }
 
-    /// Checks the call against the manifest, then runs the tool.
+    /// Checks the call against the manifest, then runs the tool, raced with the turn's cancel
+    /// token: once it fires the tool gets [`CANCEL_GRACE`] to end by itself, then its future
+    /// is dropped (blocking work it started is abandoned to the pool and its result dropped),
+    /// so a stop never waits on what a tool is doing.
     pub async fn call(
         &self,
         name: &str,
@@ -94,16 +97,30 @@ impl ToolRegistry {
             )));
         };
         let args = self.check_arguments(name, arguments)?;
-        if !ctx.workspace_ready {
-            // Folders are made on the blocking pool: it can wait on the file system journal.
-            let workspace = ctx.workspace.clone();
-            tokio::task::spawn_blocking(move || workspace.ensure())
-                .await
-                .map_err(|e| ToolError::Fatal(format!("workspace task failed: {e}")))?
-                .map_err(|e| ToolError::Fatal(format!("cannot create the workspace: {e}")))?;
-            ctx.workspace_ready = true;
+        let cancel = ctx.cancel.clone();
+        let abandon = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(CANCEL_GRACE).await;
+        };
+        let work = async {
+            if !ctx.workspace_ready {
+                // Folders are made on the blocking pool: it can wait on the file system.
+                let workspace = ctx.workspace.clone();
+                crate::blocking::run(crate::blocking::FILE_WORK, move || workspace.ensure())
+                    .await
+                    .map_err(|e| ToolError::Fatal(e.to_string()))?
+                    .map_err(|e| ToolError::Fatal(format!("cannot create the workspace: {e}")))?;
+                ctx.workspace_ready = true;
+            }
+            tool.call(args, ctx).await
+        };
+        tokio::select! {
+            biased;
+            result = work => result,
+            () = abandon => Err(ToolError::RespondToModel(
+                "cancelled by the user while it ran; what it was doing was abandoned".into(),
+            )),
         }
-        tool.call(args, ctx).await
     }
 
     /// Parses the model's argument text and checks the required fields (pure).
@@ -168,6 +185,51 @@ mod tests {
         let array = r.check_arguments("mshtools-shell", "[1]").unwrap_err();
         assert!(array.to_string().contains("JSON object"), "{array}");
         assert!(r.check_arguments("mshtools-todo_read", "").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_stop_abandons_a_tool_that_never_ends() {
+        struct Stuck;
+        impl crate::tools::TypedTool for Stuck {
+            const NAME: &'static str = "stuck";
+            type Args = crate::tools::NoArgs;
+
+            async fn run(
+                &self,
+                _args: Self::Args,
+                _ctx: &mut ToolContext,
+            ) -> Result<ToolOutput, ToolError> {
+                std::future::pending().await
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::for_tests(dir.path(), "http://127.0.0.1:9/v1");
+        let services = crate::build_services(config).unwrap();
+        let spec = Spec::from_texts(
+            String::new(),
+            r#"[{"type":"function","function":{"name":"stuck"}}]"#,
+        )
+        .unwrap();
+        let registry = ToolRegistry::with_tools(Arc::new(spec), vec![Box::new(Stuck)]).unwrap();
+        let mut ctx = services.tool_context(&crate::runtime::SessionKey {
+            client_id: "c".into(),
+            conversation_id: "s".into(),
+        });
+        let cancel = ctx.cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            cancel.cancel();
+        });
+        let result = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            registry.call("stuck", "{}", &mut ctx),
+        )
+        .await
+        .expect("the stuck tool held the turn after a stop");
+        assert!(
+            matches!(&result, Err(ToolError::RespondToModel(m)) if m.contains("cancelled")),
+            "{result:?}"
+        );
     }
 
     #[test]

@@ -9,11 +9,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use futures_util::future::{join_all, BoxFuture, FutureExt};
+use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_args, unless_cancelled, Tool, ToolContext, ToolError, ToolOutput};
+use super::{ToolContext, ToolError, ToolOutput, TypedTool};
 use crate::config::SearchConfig;
 
 /// Queries one call may run.
@@ -317,104 +317,84 @@ fn render_web(
 pub struct WebSearch;
 
 #[derive(Deserialize)]
-struct WebArgs {
+pub struct WebArgs {
     queries: Vec<String>,
 }
 
-impl Tool for WebSearch {
-    fn name(&self) -> &'static str {
-        "mshtools-web_search"
-    }
+impl TypedTool for WebSearch {
+    const NAME: &'static str = "mshtools-web_search";
+    type Args = WebArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: WebArgs = parse_args(self.name(), args)?;
-            let search = &ctx.services.search;
-            search.check_configured("web search")?;
-            let queries = clean_queries(self.name(), args.queries)?;
-            let answers =
-                unless_cancelled(&ctx.cancel, join_all(queries.iter().map(|q| search.web(q))))
-                    .await?;
-            let text = render_web(queries.into_iter().zip(answers).collect())?;
-            Ok(ToolOutput::text(text))
-        }
-        .boxed()
+    async fn run(&self, args: WebArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        let search = &ctx.services.search;
+        search.check_configured("web search")?;
+        let queries = clean_queries(Self::NAME, args.queries)?;
+        let answers = join_all(queries.iter().map(|q| search.web(q))).await;
+        let text = render_web(queries.into_iter().zip(answers).collect())?;
+        Ok(ToolOutput::text(text))
     }
 }
 
 pub struct ImageSearch;
 
 #[derive(Deserialize)]
-struct ImageArgs {
+pub struct ImageArgs {
     queries: Vec<String>,
     #[serde(default)]
     total_count: Option<usize>,
 }
 
-impl Tool for ImageSearch {
-    fn name(&self) -> &'static str {
-        "mshtools-image_search"
-    }
+impl TypedTool for ImageSearch {
+    const NAME: &'static str = "mshtools-image_search";
+    type Args = ImageArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: ImageArgs = parse_args(self.name(), args)?;
-            let search = &ctx.services.search;
-            search.check_configured("image search")?;
-            let queries = clean_queries(self.name(), args.queries)?;
-            let total = args.total_count.unwrap_or(10).clamp(1, MAX_IMAGES);
-            let per_query = total.div_ceil(queries.len());
-            let answers = unless_cancelled(&ctx.cancel, join_all(queries.iter().map(|q| search.images(q, per_query)))).await?;
-            let mut seen = HashSet::new();
-            let mut lines = Vec::new();
-            let mut first_error = None;
-            for answer in answers {
-                match answer {
-                    Ok(images) => lines.extend(
-                        images
-                            .into_iter()
-                            .filter(|i| seen.insert(i.image_url.clone())),
-                    ),
-                    Err(error) => {
-                        first_error.get_or_insert(error);
-                    }
+    async fn run(&self, args: ImageArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        let search = &ctx.services.search;
+        search.check_configured("image search")?;
+        let queries = clean_queries(Self::NAME, args.queries)?;
+        let total = args.total_count.unwrap_or(10).clamp(1, MAX_IMAGES);
+        let per_query = total.div_ceil(queries.len());
+        let answers = join_all(queries.iter().map(|q| search.images(q, per_query))).await;
+        let mut seen = HashSet::new();
+        let mut lines = Vec::new();
+        let mut first_error = None;
+        for answer in answers {
+            match answer {
+                Ok(images) => lines.extend(
+                    images
+                        .into_iter()
+                        .filter(|i| seen.insert(i.image_url.clone())),
+                ),
+                Err(error) => {
+                    first_error.get_or_insert(error);
                 }
             }
-            if lines.is_empty() {
-                return match first_error {
-                    Some(error) => Err(error),
-                    None => Ok(ToolOutput::text("No images found.")),
-                };
-            }
-            let text = lines
-                .into_iter()
-                .take(total)
-                .enumerate()
-                .map(|(i, image)| {
-                    format!(
-                        "[{}] {}{}\nimage: {}\npage: {}",
-                        i + 1,
-                        image.title,
-                        image.size.map(|s| format!(" ({s})")).unwrap_or_default(),
-                        image.image_url,
-                        image.page_url
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n\n");
-            Ok(ToolOutput::text(format!(
-                "{text}\n\nDownload the images you use into /mnt/okcomputer/ (e.g. with curl when the sandbox has network) rather than hot-linking them."
-            )))
         }
-        .boxed()
+        if lines.is_empty() {
+            return match first_error {
+                Some(error) => Err(error),
+                None => Ok(ToolOutput::text("No images found.")),
+            };
+        }
+        let text = lines
+            .into_iter()
+            .take(total)
+            .enumerate()
+            .map(|(i, image)| {
+                format!(
+                    "[{}] {}{}\nimage: {}\npage: {}",
+                    i + 1,
+                    image.title,
+                    image.size.map(|s| format!(" ({s})")).unwrap_or_default(),
+                    image.image_url,
+                    image.page_url
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        Ok(ToolOutput::text(format!(
+            "{text}\n\nDownload the images you use into /mnt/okcomputer/ (e.g. with curl when the sandbox has network) rather than hot-linking them."
+        )))
     }
 }
 

@@ -6,18 +6,16 @@
 
 use std::time::Duration;
 
-use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::exec::{self, Ending};
 use super::sandbox::Lifetime;
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use super::{ToolContext, ToolError, ToolOutput, TypedTool};
 
 pub struct Shell;
 
 #[derive(Deserialize)]
-struct Args {
+pub struct Args {
     command: String,
     #[serde(default)]
     #[allow(dead_code)] // part of the contract: the console shows it, the shell ignores it
@@ -26,20 +24,16 @@ struct Args {
     timeout: Option<f64>,
 }
 
-impl Tool for Shell {
-    fn name(&self) -> &'static str {
-        "mshtools-shell"
-    }
+impl TypedTool for Shell {
+    const NAME: &'static str = "mshtools-shell";
+    type Args = Args;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: Args = parse_args(self.name(), args)?;
+    async fn run(&self, args: Args, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        {
             if args.command.trim().is_empty() {
-                return Err(ToolError::RespondToModel("command must not be empty".into()));
+                return Err(ToolError::RespondToModel(
+                    "command must not be empty".into(),
+                ));
             }
             let timeout_ms = effective_timeout_ms(
                 args.timeout,
@@ -78,7 +72,6 @@ impl Tool for Shell {
                 ))),
             }
         }
-        .boxed()
     }
 }
 

@@ -3,11 +3,9 @@
 //! The list lives in [`ToolState`](super::ToolState), so it belongs to one session and is
 //! never shared. A write replaces the whole list; ids must be unique.
 
-use futures_util::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use super::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use super::{NoArgs, ToolContext, ToolError, ToolOutput, TypedTool};
 
 /// Bounds a runaway plan: the list is resent to the model on every read.
 const MAX_TODOS: usize = 200;
@@ -41,41 +39,27 @@ pub struct TodoWrite;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WriteArgs {
+pub struct WriteArgs {
     todos: Vec<TodoItem>,
 }
 
-impl Tool for TodoRead {
-    fn name(&self) -> &'static str {
-        "mshtools-todo_read"
-    }
+impl TypedTool for TodoRead {
+    const NAME: &'static str = "mshtools-todo_read";
+    type Args = NoArgs;
 
-    fn call<'a>(
-        &'a self,
-        _args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        let result = render(&ctx.state.todos);
-        async move { result }.boxed()
+    async fn run(&self, _args: NoArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        render(&ctx.state.todos)
     }
 }
 
-impl Tool for TodoWrite {
-    fn name(&self) -> &'static str {
-        "mshtools-todo_write"
-    }
+impl TypedTool for TodoWrite {
+    const NAME: &'static str = "mshtools-todo_write";
+    type Args = WriteArgs;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        let result = parse_args::<WriteArgs>(self.name(), args).and_then(|args| {
-            validate(&args.todos)?;
-            ctx.state.todos = args.todos;
-            render(&ctx.state.todos)
-        });
-        async move { result }.boxed()
+    async fn run(&self, args: WriteArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        validate(&args.todos)?;
+        ctx.state.todos = args.todos;
+        render(&ctx.state.todos)
     }
 }
 

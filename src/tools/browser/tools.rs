@@ -6,12 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{answers, Tab};
-use crate::tools::{parse_args, Tool, ToolContext, ToolError, ToolOutput};
+use crate::tools::{ToolContext, ToolError, ToolOutput, TypedTool};
 
 /// The page-side half of the tools: one function taking `{op, ...}`.
 const PAGE_SCRIPT: &str = include_str!("browser_page.js");
@@ -118,35 +117,6 @@ fn element_line(element: &Value) -> String {
     line
 }
 
-macro_rules! browser_tool {
-    ($type:ident, $name:literal, $args:ty, |$a:ident, $ctx:ident| $body:block) => {
-        pub struct $type;
-
-        impl Tool for $type {
-            fn name(&self) -> &'static str {
-                $name
-            }
-
-            fn call<'a>(
-                &'a self,
-                args: Value,
-                ctx: &'a mut ToolContext,
-            ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-                async move {
-                    let $a: $args = parse_args($name, args)?;
-                    let $ctx = ctx;
-                    let cancel = $ctx.cancel.clone();
-                    tokio::select! {
-                        result = async $body => result,
-                        () = cancel.cancelled() => Err(ToolError::RespondToModel("cancelled".into())),
-                    }
-                }
-                .boxed()
-            }
-        }
-    };
-}
-
 #[derive(Deserialize)]
 pub struct VisitArgs {
     url: String,
@@ -154,11 +124,13 @@ pub struct VisitArgs {
     citation_id: Option<Value>,
 }
 
-browser_tool!(
-    BrowserVisit,
-    "mshtools-browser_visit",
-    VisitArgs,
-    |args, ctx| {
+pub struct BrowserVisit;
+
+impl TypedTool for BrowserVisit {
+    const NAME: &'static str = "mshtools-browser_visit";
+    type Args = VisitArgs;
+
+    async fn run(&self, args: VisitArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
         let url = ctx.services.browser.check_url(&args.url).await?;
         let page = tab(ctx).await?.page.clone();
         page.goto(url.as_str())
@@ -172,37 +144,42 @@ browser_tool!(
         };
         describe(&page, &heading).await
     }
-);
+}
 
-#[derive(Deserialize)]
-pub struct NoArgs {}
+pub struct BrowserState;
 
-browser_tool!(
-    BrowserState,
-    "mshtools-browser_state",
-    NoArgs,
-    |_args, ctx| {
+impl TypedTool for BrowserState {
+    const NAME: &'static str = "mshtools-browser_state";
+    type Args = crate::tools::NoArgs;
+
+    async fn run(
+        &self,
+        _args: crate::tools::NoArgs,
+        ctx: &mut ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
         let page = tab(ctx).await?.page.clone();
         describe(&page, "").await
     }
-);
+}
 
 #[derive(Deserialize)]
 pub struct ClickArgs {
     element_index: u32,
 }
 
-browser_tool!(
-    BrowserClick,
-    "mshtools-browser_click",
-    ClickArgs,
-    |args, ctx| {
+pub struct BrowserClick;
+
+impl TypedTool for BrowserClick {
+    const NAME: &'static str = "mshtools-browser_click";
+    type Args = ClickArgs;
+
+    async fn run(&self, args: ClickArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
         let page = tab(ctx).await?.page.clone();
         run_script(&page, json!({"op": "click", "index": args.element_index})).await?;
         settle(&page).await;
         describe(&page, &format!("Clicked [{}]", args.element_index)).await
     }
-);
+}
 
 #[derive(Deserialize)]
 pub struct InputArgs {
@@ -210,11 +187,13 @@ pub struct InputArgs {
     content: String,
 }
 
-browser_tool!(
-    BrowserInput,
-    "mshtools-browser_input",
-    InputArgs,
-    |args, ctx| {
+pub struct BrowserInput;
+
+impl TypedTool for BrowserInput {
+    const NAME: &'static str = "mshtools-browser_input";
+    type Args = InputArgs;
+
+    async fn run(&self, args: InputArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
         let page = tab(ctx).await?.page.clone();
         // A trailing newline submits, as pressing Enter would.
         let submit = args.content.ends_with('\n');
@@ -230,7 +209,7 @@ browser_tool!(
         };
         describe(&page, &format!("{done} into [{}]", args.element_index)).await
     }
-);
+}
 
 #[derive(Deserialize)]
 pub struct ScrollArgs {
@@ -254,19 +233,27 @@ async fn scroll(
     describe(&page, if down { "Scrolled down" } else { "Scrolled up" }).await
 }
 
-browser_tool!(
-    BrowserScrollDown,
-    "mshtools-browser_scroll_down",
-    ScrollArgs,
-    |args, ctx| { scroll(ctx, args.scroll_amount, true).await }
-);
+pub struct BrowserScrollDown;
 
-browser_tool!(
-    BrowserScrollUp,
-    "mshtools-browser_scroll_up",
-    ScrollArgs,
-    |args, ctx| { scroll(ctx, args.scroll_amount, false).await }
-);
+impl TypedTool for BrowserScrollDown {
+    const NAME: &'static str = "mshtools-browser_scroll_down";
+    type Args = ScrollArgs;
+
+    async fn run(&self, args: ScrollArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        scroll(ctx, args.scroll_amount, true).await
+    }
+}
+
+pub struct BrowserScrollUp;
+
+impl TypedTool for BrowserScrollUp {
+    const NAME: &'static str = "mshtools-browser_scroll_up";
+    type Args = ScrollArgs;
+
+    async fn run(&self, args: ScrollArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        scroll(ctx, args.scroll_amount, false).await
+    }
+}
 
 #[derive(Deserialize)]
 pub struct FindArgs {
@@ -275,11 +262,13 @@ pub struct FindArgs {
     skip: Option<u32>,
 }
 
-browser_tool!(
-    BrowserFind,
-    "mshtools-browser_find",
-    FindArgs,
-    |args, ctx| {
+pub struct BrowserFind;
+
+impl TypedTool for BrowserFind {
+    const NAME: &'static str = "mshtools-browser_find";
+    type Args = FindArgs;
+
+    async fn run(&self, args: FindArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
         if args.keyword.trim().is_empty() {
             return Err(ToolError::RespondToModel(
                 "keyword must not be empty".into(),
@@ -322,7 +311,7 @@ browser_tool!(
         }
         Ok(ToolOutput::text(out.trim_end().to_string()))
     }
-);
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,11 +9,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use futures_util::future::{BoxFuture, FutureExt};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::{files, parse_args, save_artifact, Tool, ToolContext, ToolError, ToolOutput};
+use super::{files, save_artifact, ToolContext, ToolError, ToolOutput, TypedTool};
 use crate::protocol::{size_display, Slide};
 use crate::workspace::{ModelPath, Workspace, MOUNT};
 use html::parse_deck;
@@ -106,90 +104,81 @@ fn load_pictures(
 pub struct SlidesGenerator;
 
 #[derive(Deserialize)]
-struct Args {
+pub struct Args {
     file_path: String,
     content: String,
 }
 
-impl Tool for SlidesGenerator {
-    fn name(&self) -> &'static str {
-        "mshtools-slides_generator"
-    }
+impl TypedTool for SlidesGenerator {
+    const NAME: &'static str = "mshtools-slides_generator";
+    type Args = Args;
 
-    fn call<'a>(
-        &'a self,
-        args: Value,
-        ctx: &'a mut ToolContext,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        async move {
-            let args: Args = parse_args(self.name(), args)?;
-            if !args.file_path.to_ascii_lowercase().ends_with(".pptx") {
-                return Err(ToolError::RespondToModel(
-                    "file_path must end in .pptx".into(),
-                ));
-            }
-            let target = ModelPath::parse(&args.file_path)?;
-            let specs = parse_deck(&args.content);
-            if specs.is_empty() {
-                return Err(ToolError::RespondToModel(
-                    "no <section> found: write one <section> element per slide".into(),
-                ));
-            }
-            if specs.len() > MAX_SLIDES {
-                return Err(ToolError::RespondToModel(format!(
-                    "at most {MAX_SLIDES} slides per deck"
-                )));
-            }
-            let shown = target.canonical();
-            let deck_dir = Path::new(&shown)
-                .parent()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_else(|| MOUNT.to_string());
-            // Pictures are read and the deck zipped on the blocking pool.
-            let (workspace, deck) = (ctx.workspace.clone(), specs.clone());
-            let (bytes, pictures, notes) = files::blocking(move || {
-                let mut notes = Vec::new();
-                let pictures: Vec<Vec<Picture>> = deck
-                    .iter()
-                    .map(|spec| load_pictures(&workspace, &deck_dir, &spec.images, &mut notes))
-                    .collect();
-                let bytes = build_pptx(&deck, &pictures, &deck[0].title)
-                    .map_err(|e| ToolError::Fatal(format!("cannot build the deck: {e}")))?;
-                let counts: Vec<usize> = pictures.iter().map(Vec::len).collect();
-                Ok((bytes, counts, notes))
-            })
-            .await?;
-            let (shown, size) = save_artifact(ctx, &shown, bytes, "presentation").await?;
-            let outline: Vec<Slide> = specs
-                .iter()
-                .map(|s| Slide {
-                    title: s.title.clone(),
-                    bullets: s.bullets.clone(),
-                })
-                .collect();
-            ctx.state.slides = outline;
-            let mut out = format!("Created {shown} ({size}, {} slides):\n", specs.len());
-            for (i, spec) in specs.iter().enumerate() {
-                let title = if spec.title.is_empty() {
-                    "(no title)"
-                } else {
-                    &spec.title
-                };
-                out.push_str(&format!(
-                    "{}. {title} — {} bullets, {} pictures\n",
-                    i + 1,
-                    spec.bullets.len(),
-                    pictures[i]
-                ));
-            }
-            if !notes.is_empty() {
-                out.push_str("Pictures left out:\n");
-                for note in notes {
-                    out.push_str(&format!("- {note}\n"));
-                }
-            }
-            Ok(ToolOutput::text(out.trim_end().to_string()))
+    async fn run(&self, args: Args, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
+        if !args.file_path.to_ascii_lowercase().ends_with(".pptx") {
+            return Err(ToolError::RespondToModel(
+                "file_path must end in .pptx".into(),
+            ));
         }
-        .boxed()
+        let target = ModelPath::parse(&args.file_path)?;
+        let specs = parse_deck(&args.content);
+        if specs.is_empty() {
+            return Err(ToolError::RespondToModel(
+                "no <section> found: write one <section> element per slide".into(),
+            ));
+        }
+        if specs.len() > MAX_SLIDES {
+            return Err(ToolError::RespondToModel(format!(
+                "at most {MAX_SLIDES} slides per deck"
+            )));
+        }
+        let shown = target.canonical();
+        let deck_dir = Path::new(&shown)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| MOUNT.to_string());
+        // Pictures are read and the deck zipped on the blocking pool.
+        let (workspace, deck) = (ctx.workspace.clone(), specs.clone());
+        let (bytes, pictures, notes) = files::blocking(move || {
+            let mut notes = Vec::new();
+            let pictures: Vec<Vec<Picture>> = deck
+                .iter()
+                .map(|spec| load_pictures(&workspace, &deck_dir, &spec.images, &mut notes))
+                .collect();
+            let bytes = build_pptx(&deck, &pictures, &deck[0].title)
+                .map_err(|e| ToolError::Fatal(format!("cannot build the deck: {e}")))?;
+            let counts: Vec<usize> = pictures.iter().map(Vec::len).collect();
+            Ok((bytes, counts, notes))
+        })
+        .await?;
+        let (shown, size) = save_artifact(ctx, &shown, bytes, "presentation").await?;
+        let outline: Vec<Slide> = specs
+            .iter()
+            .map(|s| Slide {
+                title: s.title.clone(),
+                bullets: s.bullets.clone(),
+            })
+            .collect();
+        ctx.state.slides = outline;
+        let mut out = format!("Created {shown} ({size}, {} slides):\n", specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let title = if spec.title.is_empty() {
+                "(no title)"
+            } else {
+                &spec.title
+            };
+            out.push_str(&format!(
+                "{}. {title} — {} bullets, {} pictures\n",
+                i + 1,
+                spec.bullets.len(),
+                pictures[i]
+            ));
+        }
+        if !notes.is_empty() {
+            out.push_str("Pictures left out:\n");
+            for note in notes {
+                out.push_str(&format!("- {note}\n"));
+            }
+        }
+        Ok(ToolOutput::text(out.trim_end().to_string()))
     }
 }
