@@ -10,6 +10,7 @@ use std::path::Path;
 
 mod flusher;
 mod records;
+mod turns;
 pub use flusher::Flusher;
 use records::Dated;
 pub use records::{
@@ -21,7 +22,6 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 
 use crate::agent::HistoryEntry;
-use crate::protocol::{ChatEvent, SeqEvent};
 
 const SEP: u8 = 0x1f;
 /// How long opening waits for a previous process to release the store.
@@ -40,7 +40,10 @@ pub struct Store {
     db: sled::Db,
     conversations: sled::Tree,
     history: sled::Tree,
+    /// The head of each conversation's last turn (`store/turns.rs`).
     turns: sled::Tree,
+    /// The kept events of each conversation's last turn, one key each.
+    turn_events: sled::Tree,
     uploads: sled::Tree,
     settings: sled::Tree,
     /// Replaced versions of each conversation's history, by the id of their first user message.
@@ -117,6 +120,7 @@ impl Store {
             conversations: db.open_tree("conversations")?,
             history: db.open_tree("history")?,
             turns: db.open_tree("turns")?,
+            turn_events: db.open_tree("turn_events")?,
             uploads: db.open_tree("uploads")?,
             settings: db.open_tree("settings")?,
             branches: db.open_tree("branches")?,
@@ -250,7 +254,7 @@ impl Store {
         let existed = self.conversations.remove(key(owner, id))?.is_some();
         self.activity.remove(key(owner, id))?;
         self.clear_history(owner, id)?;
-        self.turns.remove(key(owner, id))?;
+        self.remove_turn(owner, id)?;
         remove_prefix(&self.uploads, &prefix(owner, id))?;
         Ok(existed)
     }
@@ -395,80 +399,6 @@ impl Store {
         let records = self.list_deployments(owner, conversation)?;
         remove_prefix(&self.deployments, &prefix(owner, conversation))?;
         Ok(records)
-    }
-
-    // ---- turn events ----
-
-    pub fn load_turn(
-        &self,
-        owner: &str,
-        conversation: &str,
-    ) -> Result<Option<TurnRecord>, StoreError> {
-        self.turns
-            .get(key(owner, conversation))?
-            .map(|v| decode(&v))
-            .transpose()
-    }
-
-    pub fn save_turn(
-        &self,
-        owner: &str,
-        conversation: &str,
-        turn: &TurnRecord,
-    ) -> Result<(), StoreError> {
-        self.turns
-            .insert(key(owner, conversation), serde_json::to_vec(turn)?)?;
-        Ok(())
-    }
-
-    /// Stores a running turn's record unless a later one is stored (a
-    /// checkpoint that arrives after the turn's final record must not replace it).
-    pub fn checkpoint_turn(
-        &self,
-        owner: &str,
-        conversation: &str,
-        turn: &TurnRecord,
-    ) -> Result<(), StoreError> {
-        let encoded = serde_json::to_vec(turn)?;
-        self.turns
-            .fetch_and_update(key(owner, conversation), |current| {
-                let newer = current
-                    .and_then(|bytes| decode::<TurnRecord>(bytes).ok())
-                    .is_some_and(|stored| stored.next_seq > turn.next_seq);
-                if newer {
-                    current.map(<[u8]>::to_vec)
-                } else {
-                    Some(encoded.clone())
-                }
-            })?;
-        Ok(())
-    }
-
-    fn interrupt_running_turns(&self) -> Result<(), StoreError> {
-        for item in self.turns.iter() {
-            let (k, value) = item?;
-            let mut turn: TurnRecord = decode(&value)?;
-            if turn.state != TurnState::Running {
-                continue;
-            }
-            turn.state = TurnState::Interrupted;
-            for event in [
-                ChatEvent::Error {
-                    message: "interrupted: the server stopped during this turn".into(),
-                    status: 503,
-                },
-                ChatEvent::Stop,
-            ] {
-                turn.events.push(SeqEvent {
-                    seq: turn.next_seq,
-                    event,
-                });
-                turn.next_seq += 1;
-            }
-            self.turns.insert(k, serde_json::to_vec(&turn)?)?;
-        }
-        self.db.flush()?;
-        Ok(())
     }
 
     // ---- server settings ----

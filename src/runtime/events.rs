@@ -1,6 +1,11 @@
 //! The event log of a session: numbers each event of the current (or last) turn, keeps it
 //! for clients that re-attach, fans it out to live subscribers, and checkpoints a running
 //! turn to the store. Shared only between a session actor and its own turn, on one thread.
+//!
+//! Numbering: a `token` event's number advances by the byte length of its delta, every other
+//! event's by one. Consecutive deltas are kept as one `token` event (numbered as its last
+//! delta), so a long answer costs one kept event, not one per delta, and a client that saw
+//! part of it and re-attaches gets exactly the rest: the bytes it has are the numbers it saw.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -12,7 +17,7 @@ use super::messages::SessionKey;
 use super::services::Services;
 use crate::agent::EventSink;
 use crate::protocol::{ChatEvent, SeqEvent};
-use crate::store::{TurnRecord, TurnState};
+use crate::store::TurnState;
 
 /// The numbered events of the current (or last) turn and who is listening. Shared between
 /// the actor and its running turn on the actor's own thread (hence `Rc<RefCell>`, never
@@ -22,6 +27,8 @@ pub struct EventLog {
     pub services: Arc<Services>,
     pub next_seq: u64,
     pub events: Vec<SeqEvent>,
+    /// How many of `events` have been handed to the store.
+    pub stored: usize,
     pub subscribers: Vec<UnboundedSender<SeqEvent>>,
     pub running: bool,
 }
@@ -42,12 +49,19 @@ impl EventSink for SharedLog {
 
 impl EventLog {
     pub fn number(&mut self, event: ChatEvent) -> SeqEvent {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let width = match &event {
+            ChatEvent::Token { delta } => delta.len().max(1) as u64,
+            _ => 1,
+        };
+        let seq = self.next_seq + width - 1;
+        self.next_seq = seq + 1;
         SeqEvent { seq, event }
     }
 
     pub fn publish(&mut self, event: ChatEvent) {
+        if matches!(&event, ChatEvent::Token { delta } if delta.is_empty()) {
+            return;
+        }
         let event = self.number(event);
         self.deliver(event);
     }
@@ -55,26 +69,51 @@ impl EventLog {
     pub fn deliver(&mut self, event: SeqEvent) {
         self.subscribers
             .retain(|subscriber| subscriber.send(event.clone()).is_ok());
+        let unstored = self.events.len() > self.stored;
+        if let (ChatEvent::Token { delta }, Some(last)) = (&event.event, self.events.last_mut()) {
+            if let (ChatEvent::Token { delta: kept }, true) = (&mut last.event, unstored) {
+                kept.push_str(delta);
+                last.seq = event.seq;
+                return;
+            }
+        }
         self.events.push(event);
     }
 
-    pub fn record(&self, state: TurnState) -> TurnRecord {
-        TurnRecord {
-            state,
-            events: self.events.clone(),
-            next_seq: self.next_seq,
-        }
+    /// The turn's start in the store: the previous turn's events are dropped there.
+    pub fn begin(&mut self) {
+        self.events.clear();
+        self.stored = 0;
+        let (key, next_seq) = (self.key.clone(), self.next_seq);
+        self.services
+            .flusher
+            .write_soon("starting a turn", move |store| {
+                store.begin_turn(&key.client_id, &key.conversation_id, next_seq)
+            });
     }
 
-    /// Has the running turn recorded and flushed (on the flusher's thread, not this one),
-    /// so a crash leaves its partial events behind.
-    pub fn checkpoint(&self) {
-        let record = self.record(TurnState::Running);
-        let key = self.key.clone();
+    /// The kept events not yet handed to the store; they count as stored from now on.
+    pub fn take_unstored(&mut self) -> Vec<SeqEvent> {
+        let unstored = self.events[self.stored..].to_vec();
+        self.stored = self.events.len();
+        unstored
+    }
+
+    /// Has the running turn's new events appended and flushed (on the flusher's thread, not
+    /// this one), so a crash leaves its partial events behind.
+    pub fn checkpoint(&mut self) {
+        let events = self.take_unstored();
+        let (key, next_seq) = (self.key.clone(), self.next_seq);
         self.services
             .flusher
             .write_soon("checkpointing a running turn", move |store| {
-                store.checkpoint_turn(&key.client_id, &key.conversation_id, &record)
+                store.append_turn(
+                    &key.client_id,
+                    &key.conversation_id,
+                    TurnState::Running,
+                    next_seq,
+                    &events,
+                )
             });
     }
 
@@ -82,13 +121,75 @@ impl EventLog {
     pub fn subscribe(&mut self, after: Option<u64>) -> UnboundedReceiver<SeqEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
         for event in &self.events {
-            if after.is_none_or(|after| event.seq > after) {
-                let _ = tx.send(event.clone());
+            if let Some(missed) = missed_part(event, after) {
+                let _ = tx.send(missed);
             }
         }
         if self.running {
             self.subscribers.push(tx);
         }
         rx
+    }
+}
+
+/// What a client that saw every number up to `after` has not seen of `event`: all of it, none
+/// of it, or the rest of a kept run of token deltas.
+pub fn missed_part(event: &SeqEvent, after: Option<u64>) -> Option<SeqEvent> {
+    let Some(after) = after else {
+        return Some(event.clone());
+    };
+    if event.seq <= after {
+        return None;
+    }
+    let ChatEvent::Token { delta } = &event.event else {
+        return Some(event.clone());
+    };
+    let first = event.seq + 1 - delta.len().max(1) as u64;
+    if after < first {
+        return Some(event.clone());
+    }
+    let mut seen = (after + 1 - first) as usize;
+    while !delta.is_char_boundary(seen) {
+        seen += 1;
+    }
+    Some(SeqEvent {
+        seq: event.seq,
+        event: ChatEvent::Token {
+            delta: delta[seen..].to_string(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(seq: u64, delta: &str) -> SeqEvent {
+        SeqEvent {
+            seq,
+            event: ChatEvent::Token {
+                delta: delta.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_client_that_saw_part_of_a_kept_run_gets_exactly_the_rest() {
+        // Deltas "ab" (seqs 1-2), "cé" (3-5) and "f" (6), kept as one event numbered 6.
+        let kept = token(6, "abcéf");
+        assert_eq!(missed_part(&kept, None), Some(kept.clone()));
+        assert_eq!(missed_part(&kept, Some(0)), Some(kept.clone()));
+        assert_eq!(missed_part(&kept, Some(2)), Some(token(6, "céf")));
+        assert_eq!(missed_part(&kept, Some(5)), Some(token(6, "f")));
+        assert_eq!(missed_part(&kept, Some(6)), None);
+        // A number that is not a delta boundary never splits a character.
+        assert_eq!(missed_part(&kept, Some(3)), Some(token(6, "éf")));
+        assert_eq!(missed_part(&kept, Some(4)), Some(token(6, "f")));
+        let stop = SeqEvent {
+            seq: 7,
+            event: ChatEvent::Stop,
+        };
+        assert_eq!(missed_part(&stop, Some(6)), Some(stop.clone()));
+        assert_eq!(missed_part(&stop, Some(7)), None);
     }
 }

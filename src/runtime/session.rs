@@ -29,7 +29,7 @@ pub use super::turn_end::{remove_workspace, upload_entries};
 use crate::agent::{run_turn, Conversation, HistoryEntry, TurnOutcome, TurnSettings};
 use crate::llm::{LlmClient, Message};
 use crate::protocol::{Artifact, ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
-use crate::store::{HistoryBranch, TurnRecord, TurnState, UploadRecord};
+use crate::store::{HistoryBranch, TurnState, UploadRecord};
 use crate::tools::{ToolContext, ToolState};
 use crate::workspace::git::GitError;
 use crate::workspace::{MOUNT, UPLOAD_DIR};
@@ -82,6 +82,7 @@ impl SessionActor {
             services: services.clone(),
             next_seq: 1,
             events: Vec::new(),
+            stored: 0,
             subscribers: Vec::new(),
             running: false,
         })));
@@ -148,8 +149,8 @@ impl SessionActor {
         let label = last_user_message(&parts.history);
         let root = parts.tools.workspace.root().to_path_buf();
         let (events, mut next_seq) = {
-            let log = self.log.0.borrow();
-            (log.events.clone(), log.next_seq)
+            let mut log = self.log.0.borrow_mut();
+            (log.take_unstored(), log.next_seq)
         };
         let web_preview = parts.tools.state.web_preview.take();
         let ppt_slides = std::mem::take(&mut parts.tools.state.slides);
@@ -239,12 +240,13 @@ impl SessionActor {
             }
             let mut all_events = events;
             all_events.extend(closing.iter().cloned());
-            let record = TurnRecord {
-                state: TurnState::Finished,
-                events: all_events,
+            if let Err(error) = store.append_turn(
+                owner,
+                conversation,
+                TurnState::Finished,
                 next_seq,
-            };
-            if let Err(error) = store.save_turn(owner, conversation, &record) {
+                &all_events,
+            ) {
                 tracing::error!(%error, "cannot keep the turn's events");
             }
             Persisted {
@@ -300,6 +302,7 @@ impl SessionActor {
                     for event in persisted.closing {
                         log.deliver(event);
                     }
+                    log.stored = log.events.len();
                     log.running = false;
                     log.subscribers.clear();
                 }
@@ -378,6 +381,7 @@ impl Actor for SessionActor {
                             let mut log = actor.log.0.borrow_mut();
                             log.next_seq = turn.next_seq;
                             log.events = turn.events;
+                            log.stored = log.events.len();
                         }
                     }
                     Ok(Err(error)) => {
@@ -430,10 +434,9 @@ impl Handler<StartTurn> for SessionActor {
         parts.tools.cancel = cancel.clone();
         let events = {
             let mut log = self.log.0.borrow_mut();
-            log.events.clear();
             log.subscribers.clear();
             log.running = true;
-            log.checkpoint();
+            log.begin();
             log.subscribe(None)
         };
         self.running = Some(RunningTurn {

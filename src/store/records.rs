@@ -80,6 +80,8 @@ pub enum TurnState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TurnRecord {
     pub state: TurnState,
+    /// Empty in the stored head (events have keys of their own); filled by `load_turn`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<SeqEvent>,
     pub next_seq: u64,
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::agent::Conversation;
+use crate::protocol::{ChatEvent, SeqEvent};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -107,23 +108,25 @@ fn conversations_are_per_owner_and_newest_first() {
     assert_eq!(store.list_conversations("alice").unwrap().len(), 1);
 }
 
+fn token(seq: u64, delta: &str) -> SeqEvent {
+    SeqEvent {
+        seq,
+        event: ChatEvent::Token {
+            delta: delta.into(),
+        },
+    }
+}
+
 #[test]
 fn running_turns_become_interrupted_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     {
         let store = Store::open(&path).unwrap();
-        let turn = TurnRecord {
-            state: TurnState::Running,
-            events: vec![SeqEvent {
-                seq: 4,
-                event: ChatEvent::Token {
-                    delta: "par".into(),
-                },
-            }],
-            next_seq: 5,
-        };
-        store.save_turn("o", "c", &turn).unwrap();
+        store.begin_turn("o", "c", 1).unwrap();
+        store
+            .append_turn("o", "c", TurnState::Running, 5, &[token(4, "par")])
+            .unwrap();
         store.flush().unwrap();
     }
     let store = Store::open(&path).unwrap();
@@ -136,28 +139,40 @@ fn running_turns_become_interrupted_on_open() {
 }
 
 #[test]
-fn a_late_checkpoint_never_replaces_the_final_record() {
+fn a_turn_is_appended_and_a_late_checkpoint_never_undoes_its_end() {
     let (_dir, store) = open();
-    let record = |state, next_seq| TurnRecord {
-        state,
-        events: Vec::new(),
-        next_seq,
-    };
+    store.begin_turn("o", "c", 1).unwrap();
     store
-        .checkpoint_turn("o", "c", &record(TurnState::Running, 5))
+        .append_turn("o", "c", TurnState::Running, 5, &[token(4, "abcd")])
         .unwrap();
     store
-        .save_turn("o", "c", &record(TurnState::Finished, 9))
+        .append_turn("o", "c", TurnState::Finished, 9, &[token(8, "efgh")])
         .unwrap();
+    // A checkpoint that arrives after the end, and a start that does, change nothing.
     store
-        .checkpoint_turn("o", "c", &record(TurnState::Running, 7))
+        .append_turn("o", "c", TurnState::Running, 7, &[token(6, "xy")])
         .unwrap();
+    store.begin_turn("o", "c", 7).unwrap();
     let stored = store.load_turn("o", "c").unwrap().unwrap();
     assert_eq!((stored.state, stored.next_seq), (TurnState::Finished, 9));
-    // The next turn starts where the last one ended.
-    store
-        .checkpoint_turn("o", "c", &record(TurnState::Running, 9))
-        .unwrap();
+    assert_eq!(stored.events, [token(4, "abcd"), token(8, "efgh")]);
+    // The next turn starts where the last one ended, without the last one's events.
+    store.begin_turn("o", "c", 9).unwrap();
     let stored = store.load_turn("o", "c").unwrap().unwrap();
     assert_eq!(stored.state, TurnState::Running);
+    assert!(stored.events.is_empty());
+    // Events of an old-format head (kept inside it) still load.
+    let legacy = TurnRecord {
+        state: TurnState::Finished,
+        events: vec![token(1, "old")],
+        next_seq: 2,
+    };
+    store
+        .turns
+        .insert(
+            super::key("o", "legacy"),
+            serde_json::to_vec(&legacy).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(store.load_turn("o", "legacy").unwrap(), Some(legacy));
 }

@@ -33,6 +33,13 @@ pub enum Reply {
     BrokenStream(String),
     /// A stream whose chunk is not JSON.
     Garbage,
+    /// `count` text deltas of `delta` each, then a call of tool `name` with `arguments`.
+    ChattyTool {
+        count: usize,
+        delta: String,
+        name: String,
+        arguments: String,
+    },
 }
 
 impl Reply {
@@ -282,6 +289,21 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
                 }
             }
             chunks.push(Ok(chunk(json!({}), Some("stop"))));
+            chunks.extend(tail_chunks());
+            sse_response(chunks)
+        }
+        Reply::ChattyTool {
+            count,
+            delta,
+            name,
+            arguments,
+        } => {
+            let mut chunks: Vec<Result<Bytes, std::io::Error>> = (0..count)
+                .map(|_| Ok(chunk(json!({"content": &delta}), None)))
+                .collect();
+            let id = format!("call_0_{}", uuid::Uuid::new_v4().simple());
+            chunks.push(Ok(chunk(json!({"tool_calls": [{"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": arguments}}]}), None)));
+            chunks.push(Ok(chunk(json!({}), Some("tool_calls"))));
             chunks.extend(tail_chunks());
             sse_response(chunks)
         }

@@ -228,6 +228,7 @@ impl Handler<ClearHistory> for SessionActor {
         {
             let mut log = self.log.0.borrow_mut();
             log.events.clear();
+            log.stored = 0;
             log.subscribers.clear();
         }
         let root = parts.tools.workspace.root().to_path_buf();
@@ -238,17 +239,7 @@ impl Handler<ClearHistory> for SessionActor {
             store
                 .clear_history(owner, conversation)
                 .and_then(|()| store.clear_uploads(owner, conversation))
-                .and_then(|()| {
-                    store.save_turn(
-                        owner,
-                        conversation,
-                        &TurnRecord {
-                            state: TurnState::Finished,
-                            events: Vec::new(),
-                            next_seq: 1,
-                        },
-                    )
-                })
+                .and_then(|()| store.reset_turn(owner, conversation))
                 .and_then(|()| store.flush())
                 .map_err(|e| e.to_string())?;
             remove_workspace(&root).map_err(|e| format!("cannot empty the workspace: {e}"))
