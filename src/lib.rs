@@ -136,18 +136,32 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let workers = match config.server.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
+    let services = services_for(config, &listener)?;
+    serve(Arc::new(services), listener, shutdown).await
+}
+
+/// The shared services for a server on `listener`: links the agent hands out (deployed
+/// sites) use the address actually bound unless `[server] public_url` says otherwise.
+pub fn services_for(config: Config, listener: &TcpListener) -> Result<Services, StartError> {
     let mut config = config;
     if config.server.public_url.is_none() {
-        // Links the agent hands out (deployed sites) use the address actually bound.
         if let Ok(address) = listener.local_addr() {
             config.server.public_url = Some(config.public_base(address.port()));
         }
     }
-    let services = Arc::new(build_services(config)?);
+    build_services(config)
+}
+
+/// Serves `services` on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn serve(
+    services: Arc<Services>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let workers = match services.config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
     for (family, state) in services.readiness() {
         tracing::info!("{family}: {state}");
     }

@@ -104,6 +104,13 @@ impl Metrics {
             "Sessions evicted.",
         );
         let _ = writeln!(page, "okcvm_sessions_evicted_total {}", registry.evictions);
+        family(
+            &mut page,
+            "okcvm_sessions_failed_total",
+            "counter",
+            "Session actors that ended without being asked to (a panic); their slots were freed.",
+        );
+        let _ = writeln!(page, "okcvm_sessions_failed_total {}", registry.failed);
 
         family(
             &mut page,
@@ -242,6 +249,7 @@ mod tests {
             }],
             evictions: 3,
             started: 5,
+            failed: 0,
         };
         let page = metrics.render(&registry);
         for line in [

@@ -12,7 +12,7 @@ use super::identity::session_key;
 use super::sse::event_stream;
 use super::{ask, AppState};
 use crate::protocol::{ChatEvent, ChatRequest};
-use crate::runtime::messages::{CancelTurn, StartTurn, Subscribe};
+use crate::runtime::messages::{CancelTurn, Delivery, StartTurn, Subscribe, Subscription};
 
 pub async fn chat(
     state: web::Data<AppState>,
@@ -29,6 +29,11 @@ pub async fn chat(
         message: body.message,
         replace_last: body.replace_last,
         replace_from: body.replace_from,
+        delivery: if wants_stream {
+            Delivery::Everything
+        } else {
+            Delivery::Ending
+        },
     };
     let handle = ask(&state, &key, turn).await?;
     if wants_stream {
@@ -41,7 +46,7 @@ pub async fn chat(
 /// Waits for the end of a turn: its `final` payload, or the error it failed with (502/504
 /// for the model, 409 when it was cancelled).
 pub async fn final_payload(
-    mut events: tokio::sync::mpsc::UnboundedReceiver<crate::protocol::SeqEvent>,
+    mut events: Subscription,
 ) -> Result<std::sync::Arc<crate::protocol::ChatResponse>, ApiError> {
     let mut failure = None;
     while let Some(event) = events.recv().await {
@@ -55,7 +60,10 @@ pub async fn final_payload(
     match failure {
         Some((409, message)) => Err(ApiError::Conflict(format!("the turn was {message}"))),
         Some((status, message)) => Err(ApiError::Upstream { status, message }),
-        None => Err(ApiError::Internal("the turn ended without a result".into())),
+        None => Err(ApiError::Internal(
+            "the session ended before the turn did; its conversation goes on from the last stored turn"
+                .into(),
+        )),
     }
 }
 

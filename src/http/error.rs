@@ -20,6 +20,8 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
     Unavailable(String),
     /// The model endpoint failed; `status` is 502 or 504.
     #[error("{message}")]
@@ -36,6 +38,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
@@ -86,6 +89,7 @@ impl From<SessionError> for ApiError {
             SessionError::Busy => ApiError::Conflict(error.to_string()),
             SessionError::NotRunning => ApiError::Conflict(error.to_string()),
             SessionError::AtCapacity(_) => ApiError::Unavailable(error.to_string()),
+            SessionError::TooManyAttachments(_) => ApiError::TooManyRequests(error.to_string()),
             SessionError::Gone => ApiError::Unavailable(error.to_string()),
             SessionError::Invalid(message) => ApiError::BadRequest(message),
             SessionError::Internal(message) => ApiError::Internal(message),

@@ -21,7 +21,7 @@ use super::identity::session_key;
 use super::sse::rendered_stream;
 use super::{ask, AppState};
 use crate::protocol::{ChatEvent, SeqEvent};
-use crate::runtime::messages::StartTurn;
+use crate::runtime::messages::{Delivery, StartTurn};
 
 #[derive(Deserialize)]
 pub struct CompletionRequest {
@@ -74,6 +74,11 @@ pub async fn completions(
         message,
         replace_last: false,
         replace_from: None,
+        delivery: if body.stream {
+            Delivery::Everything
+        } else {
+            Delivery::Ending
+        },
     };
     let handle = ask(&state, &key, turn).await?;
     let id = completion_id();

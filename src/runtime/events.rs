@@ -11,13 +11,59 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use std::collections::VecDeque;
 
-use super::messages::SessionKey;
+use tokio::sync::mpsc;
+
+use super::messages::{SessionError, SessionKey};
 use super::services::Services;
 use crate::agent::EventSink;
 use crate::protocol::{ChatEvent, SeqEvent};
 use crate::store::TurnState;
+
+/// Events a live subscriber may have waiting; one that falls further behind is dropped (its
+/// stream ends with `error` + `stop`, and it can re-attach from the last number it saw).
+pub const SUBSCRIBER_BUFFER: usize = 4096;
+
+/// What a subscriber is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every event (a stream).
+    Everything,
+    /// Only `final`, `error` and `stop` (a client waiting for the JSON answer).
+    Ending,
+}
+
+impl Delivery {
+    fn wants(self, event: &ChatEvent) -> bool {
+        self == Delivery::Everything
+            || matches!(
+                event,
+                ChatEvent::Final { .. } | ChatEvent::Error { .. } | ChatEvent::Stop
+            )
+    }
+}
+
+pub struct Subscriber {
+    sender: mpsc::Sender<SeqEvent>,
+    delivery: Delivery,
+}
+
+/// A client's view of a turn: the kept events it missed, then live ones. Ends after `stop`,
+/// or early when the session dropped it (too slow) or ended.
+pub struct Subscription {
+    backlog: VecDeque<SeqEvent>,
+    live: Option<mpsc::Receiver<SeqEvent>>,
+}
+
+impl Subscription {
+    pub async fn recv(&mut self) -> Option<SeqEvent> {
+        if let Some(event) = self.backlog.pop_front() {
+            return Some(event);
+        }
+        self.live.as_mut()?.recv().await
+    }
+}
 
 /// The numbered events of the current (or last) turn and who is listening. Shared between
 /// the actor and its running turn on the actor's own thread (hence `Rc<RefCell>`, never
@@ -29,7 +75,7 @@ pub struct EventLog {
     pub events: Vec<SeqEvent>,
     /// How many of `events` have been handed to the store.
     pub stored: usize,
-    pub subscribers: Vec<UnboundedSender<SeqEvent>>,
+    pub subscribers: Vec<Subscriber>,
     pub running: bool,
 }
 
@@ -67,8 +113,19 @@ impl EventLog {
     }
 
     pub fn deliver(&mut self, event: SeqEvent) {
-        self.subscribers
-            .retain(|subscriber| subscriber.send(event.clone()).is_ok());
+        self.subscribers.retain(|subscriber| {
+            if !subscriber.delivery.wants(&event.event) {
+                return !subscriber.sender.is_closed();
+            }
+            match subscriber.sender.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!("a client fell too far behind the turn's events; it is dropped");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
         let unstored = self.events.len() > self.stored;
         if let (ChatEvent::Token { delta }, Some(last)) = (&event.event, self.events.last_mut()) {
             if let (ChatEvent::Token { delta: kept }, true) = (&mut last.event, unstored) {
@@ -117,18 +174,35 @@ impl EventLog {
             });
     }
 
-    /// A receiver that gets every kept event after `after`, then live ones while running.
-    pub fn subscribe(&mut self, after: Option<u64>) -> UnboundedReceiver<SeqEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        for event in &self.events {
-            if let Some(missed) = missed_part(event, after) {
-                let _ = tx.send(missed);
-            }
+    /// The kept events after `after`, then live ones while the turn runs; refused when the
+    /// session already has `limit` live subscribers.
+    pub fn subscribe(
+        &mut self,
+        after: Option<u64>,
+        delivery: Delivery,
+        limit: usize,
+    ) -> Result<Subscription, SessionError> {
+        self.subscribers.retain(|s| !s.sender.is_closed());
+        if self.running && self.subscribers.len() >= limit {
+            return Err(SessionError::TooManyAttachments(limit));
         }
-        if self.running {
-            self.subscribers.push(tx);
-        }
-        rx
+        Ok(self.subscribe_unchecked(after, delivery))
+    }
+
+    /// [`Self::subscribe`] without the limit (the client starting a turn is always let in).
+    pub fn subscribe_unchecked(&mut self, after: Option<u64>, delivery: Delivery) -> Subscription {
+        let backlog = self
+            .events
+            .iter()
+            .filter_map(|event| missed_part(event, after))
+            .filter(|event| delivery.wants(&event.event))
+            .collect();
+        let live = self.running.then(|| {
+            let (sender, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+            self.subscribers.push(Subscriber { sender, delivery });
+            receiver
+        });
+        Subscription { backlog, live }
     }
 }
 

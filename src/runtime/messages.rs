@@ -2,12 +2,11 @@
 //!
 //! Imperative names (`StartTurn`, `Evict`) are requests; `SessionActivity` reports a fact.
 
+pub use super::events::{Delivery, Subscription};
 use actix::prelude::*;
 use serde::Serialize;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::agent::HistoryEntry;
-use crate::protocol::SeqEvent;
 use crate::workspace::git::GitError;
 
 /// One session: a client's conversation.
@@ -27,6 +26,8 @@ pub enum SessionError {
     NotRunning,
     #[error("the server is at its limit of {0} active sessions, all busy; try again shortly")]
     AtCapacity(usize),
+    #[error("this session already has {0} clients following its events; close one first")]
+    TooManyAttachments(usize),
     #[error("the session stopped unexpectedly; retry the request")]
     Gone,
     #[error("{0}")]
@@ -78,6 +79,8 @@ pub struct RegistryStats {
     pub sessions: Vec<SessionSummary>,
     pub evictions: u64,
     pub started: u64,
+    /// Session actors that ended without being asked to (a panic), since start.
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,10 +105,12 @@ pub struct StartTurn {
     pub message: String,
     pub replace_last: bool,
     pub replace_from: Option<String>,
+    /// What the client that started the turn is sent.
+    pub delivery: Delivery,
 }
 
 pub struct TurnHandle {
-    pub events: UnboundedReceiver<SeqEvent>,
+    pub events: Subscription,
 }
 
 /// A git operation on the workspace (snapshot, restore, branch), run off the actor thread
@@ -143,7 +148,7 @@ pub struct Evict {
 
 /// Re-attach: the kept events after `after`, then live ones while the turn runs.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<tokio::sync::mpsc::UnboundedReceiver<SeqEvent>, SessionError>")]
+#[rtype(result = "Result<Subscription, SessionError>")]
 pub struct Subscribe {
     pub after: Option<u64>,
 }

@@ -38,6 +38,7 @@ pub struct Registry {
     next_arbiter: usize,
     evictions: u64,
     started: u64,
+    failed: u64,
 }
 
 impl Registry {
@@ -49,6 +50,7 @@ impl Registry {
             next_arbiter: 0,
             evictions: 0,
             started: 0,
+            failed: 0,
         }
     }
 
@@ -111,6 +113,20 @@ impl Registry {
         tracing::info!(client = %key.client_id, conversation = %key.conversation_id, "session evicted");
     }
 
+    /// Forgets sessions whose actor is gone (it panicked, or stopped without being asked), so
+    /// they neither hold a slot nor show in the stats.
+    fn forget_dead(&mut self) {
+        let before = self.sessions.len();
+        self.sessions.retain(|key, entry| {
+            let alive = entry.addr.connected();
+            if !alive {
+                tracing::warn!(client = %key.client_id, conversation = %key.conversation_id, "session actor is gone; its slot is free");
+            }
+            alive
+        });
+        self.failed += (before - self.sessions.len()) as u64;
+    }
+
     /// Sessions that count towards `max_sessions`: those not on their way out.
     fn active_sessions(&self) -> usize {
         self.sessions.values().filter(|e| !e.evicting).count()
@@ -151,6 +167,7 @@ impl Actor for Registry {
     fn started(&mut self, ctx: &mut Self::Context) {
         let every = Duration::from_secs(self.services.config.sessions.sweep_interval_secs);
         ctx.run_interval(every, |registry, ctx| {
+            registry.forget_dead();
             let keys = select_evictions(
                 &registry.views(Instant::now()),
                 registry.idle_timeout(),
@@ -166,13 +183,10 @@ impl Handler<GetSession> for Registry {
     type Result = Result<Addr<SessionActor>, SessionError>;
 
     fn handle(&mut self, msg: GetSession, ctx: &mut Self::Context) -> Self::Result {
+        self.forget_dead();
         if let Some(entry) = self.sessions.get_mut(&msg.key) {
-            if entry.addr.connected() {
-                entry.last_used = Instant::now();
-                return Ok(entry.addr.clone());
-            }
-            tracing::warn!(client = %msg.key.client_id, conversation = %msg.key.conversation_id, "session had stopped; restarting it");
-            self.sessions.remove(&msg.key);
+            entry.last_used = Instant::now();
+            return Ok(entry.addr.clone());
         }
         let max = self.services.config.sessions.max_sessions;
         if self.active_sessions() >= max {
@@ -218,6 +232,7 @@ impl Handler<GetStats> for Registry {
     type Result = MessageResult<GetStats>;
 
     fn handle(&mut self, _msg: GetStats, _ctx: &mut Self::Context) -> Self::Result {
+        self.forget_dead();
         let now = Instant::now();
         let mut sessions: Vec<SessionSummary> = self
             .sessions
@@ -242,6 +257,7 @@ impl Handler<GetStats> for Registry {
             sessions,
             evictions: self.evictions,
             started: self.started,
+            failed: self.failed,
         })
     }
 }

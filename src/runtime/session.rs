@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use tokio::sync::mpsc::UnboundedReceiver;
+use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{EventLog, SharedLog};
@@ -323,6 +323,42 @@ impl SessionActor {
         }));
     }
 
+    /// Ends a turn that panicked: `error` + `stop` for its clients and in the store, then the
+    /// session stops.
+    fn turn_panicked(&mut self, panic: &(dyn std::any::Any + Send), ctx: &mut Context<Self>) {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        tracing::error!(%reason, "the turn panicked; the session stops");
+        self.running = None;
+        let mut log = self.log.0.borrow_mut();
+        log.publish(ChatEvent::Error {
+            message: format!(
+                "internal error: the turn failed ({reason}); the conversation goes on from its last stored turn"
+            ),
+            status: 500,
+        });
+        log.publish(ChatEvent::Stop);
+        log.running = false;
+        log.subscribers.clear();
+        let events = log.take_unstored();
+        let (key, next_seq) = (self.key.clone(), log.next_seq);
+        self.services
+            .flusher
+            .write_soon("ending a turn that panicked", move |store| {
+                store.append_turn(
+                    &key.client_id,
+                    &key.conversation_id,
+                    TurnState::Interrupted,
+                    next_seq,
+                    &events,
+                )
+            });
+        ctx.stop();
+    }
+
     /// Once the parts are back: stops the session if a forced eviction waits for it.
     fn stop_if_asked(&mut self, ctx: &mut Context<Self>) {
         if self.stop_waiters.is_empty() {
@@ -437,7 +473,7 @@ impl Handler<StartTurn> for SessionActor {
             log.subscribers.clear();
             log.running = true;
             log.begin();
-            log.subscribe(None)
+            log.subscribe_unchecked(None, msg.delivery)
         };
         self.running = Some(RunningTurn {
             cancel,
@@ -470,19 +506,30 @@ impl Handler<StartTurn> for SessionActor {
             .await;
             (parts, outcome)
         };
+        // A panic anywhere in the turn ends it for the client and stops the session (its parts
+        // went with the panic); the registry frees the slot and the next request starts it
+        // again from the store.
+        let turn = std::panic::AssertUnwindSafe(turn).catch_unwind();
         ctx.spawn(
             turn.into_actor(self)
-                .map(|(parts, outcome), actor, ctx| actor.finish_turn(parts, outcome, ctx)),
+                .map(|result, actor, ctx| match result {
+                    Ok((parts, outcome)) => actor.finish_turn(parts, outcome, ctx),
+                    Err(panic) => actor.turn_panicked(&*panic, ctx),
+                }),
         );
         Ok(TurnHandle { events })
     }
 }
 
 impl Handler<Subscribe> for SessionActor {
-    type Result = Result<UnboundedReceiver<SeqEvent>, SessionError>;
+    type Result = Result<Subscription, SessionError>;
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
-        Ok(self.log.0.borrow_mut().subscribe(msg.after))
+        let limit = self.services.config.limits.attachments_per_session;
+        self.log
+            .0
+            .borrow_mut()
+            .subscribe(msg.after, Delivery::Everything, limit)
     }
 }
 

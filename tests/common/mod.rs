@@ -51,6 +51,29 @@ impl TestApp {
     }
 
     pub fn spawn_on(config: Config, model: MockModel, dir: tempfile::TempDir) -> Self {
+        Self::spawn_tuned(config, model, dir, |_| {})
+    }
+
+    /// Starts the server with its shared services adjusted by `tune_services` (e.g. a tool
+    /// registry with a tool that misbehaves on purpose).
+    pub fn spawn_with_services(
+        tune: impl FnOnce(&mut Config),
+        tune_services: impl FnOnce(&mut okcvm::runtime::Services) + Send + 'static,
+    ) -> Self {
+        let model = MockModel::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path(), &model.url);
+        config.sandbox.allow_unsandboxed = true;
+        tune(&mut config);
+        Self::spawn_tuned(config, model, dir, tune_services)
+    }
+
+    fn spawn_tuned(
+        config: Config,
+        model: MockModel,
+        dir: tempfile::TempDir,
+        tune_services: impl FnOnce(&mut okcvm::runtime::Services) + Send + 'static,
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("OKCVM_LOG")
@@ -68,7 +91,11 @@ impl TestApp {
                 let shutdown = async move {
                     let _ = shutdown_rx.await;
                 };
-                if let Err(e) = okcvm::run(config, listener, shutdown).await {
+                let mut services = okcvm::services_for(config, &listener).unwrap();
+                tune_services(&mut services);
+                if let Err(e) =
+                    okcvm::serve(std::sync::Arc::new(services), listener, shutdown).await
+                {
                     panic!("server failed: {e}");
                 }
             })
