@@ -175,6 +175,7 @@ pub async fn serve(
     tracing::info!(address = ?listener.local_addr().ok(), workers, "OKCVM listening");
     let server = HttpServer::new(move || {
         App::new()
+            .wrap_fn(http::trace::traced)
             .app_data(web::Data::new(state.clone()))
             .configure(http::routes)
     })

@@ -29,10 +29,12 @@ pub fn session_key(req: &HttpRequest) -> Result<SessionKey, ApiError> {
         Some(id) => Some(id),
         None => header(req, "x-okc-conversation-id")?,
     };
-    Ok(SessionKey {
+    let key = SessionKey {
         client_id: validate_id("client_id", client)?,
         conversation_id: validate_id("conversation_id", conversation)?,
-    })
+    };
+    super::trace::record_session(&key.client_id, &key.conversation_id);
+    Ok(key)
 }
 
 /// The header's value; one that is not visible ASCII is refused rather than ignored (it

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod openai;
 pub mod session;
 pub mod sse;
+pub mod trace;
 pub mod workspace;
 
 use std::sync::Arc;

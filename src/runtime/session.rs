@@ -48,6 +48,8 @@ struct Parts {
 struct RunningTurn {
     cancel: CancellationToken,
     started: Instant,
+    /// Every log line of the turn, wherever it runs, is written inside this span.
+    span: tracing::Span,
 }
 
 pub struct SessionActor {
@@ -138,6 +140,9 @@ impl SessionActor {
         let Some(running) = self.running.take() else {
             return;
         };
+        let span = running.span.clone();
+        let _in_turn = span.enter();
+        tracing::info!(end = ?outcome.end, tools = outcome.tool_calls.len(), ms = running.started.elapsed().as_millis() as u64, "turn finished");
         let services = self.services.clone();
         let key = self.key.clone();
         let persisted_from = parts.persisted;
@@ -178,7 +183,9 @@ impl SessionActor {
         // flush they need (one thread hop for both); a turn that ran tools first snapshots the
         // workspace on the blocking pool.
         let store_only = known_state.is_some();
+        let persist_span = span.clone();
         let persist = move || {
+            let _in_turn = persist_span.enter();
             let (owner, conversation) = (&key.client_id, &key.conversation_id);
             let workspace_state = match known_state {
                 Some(state) => state,
@@ -282,7 +289,10 @@ impl SessionActor {
             persisted
         };
         let mut parts = Some(parts);
+        let work = tracing::Instrument::instrument(work, span.clone());
+        let span_for_end = span.clone();
         ctx.spawn(work.into_actor(self).map(move |result, actor, ctx| {
+            let _in_turn = span_for_end.enter();
             let Some(mut parts) = parts.take() else {
                 return;
             };
@@ -331,8 +341,9 @@ impl SessionActor {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic".into());
-        tracing::error!(%reason, "the turn panicked; the session stops");
-        self.running = None;
+        if let Some(running) = self.running.take() {
+            tracing::error!(parent: &running.span, %reason, "the turn panicked; the session stops");
+        }
         let mut log = self.log.0.borrow_mut();
         log.publish(ChatEvent::Error {
             message: format!(
@@ -475,9 +486,18 @@ impl Handler<StartTurn> for SessionActor {
             log.begin();
             log.subscribe_unchecked(None, msg.delivery)
         };
+        let turn_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let span = tracing::info_span!(
+            "turn",
+            owner = %self.key.client_id,
+            conversation = %self.key.conversation_id,
+            turn = %turn_id,
+        );
+        tracing::info!(parent: &span, "turn started");
         self.running = Some(RunningTurn {
             cancel,
             started: Instant::now(),
+            span: span.clone(),
         });
         self.registry.do_send(SessionActivity {
             key: self.key.clone(),
@@ -509,7 +529,8 @@ impl Handler<StartTurn> for SessionActor {
         // A panic anywhere in the turn ends it for the client and stops the session (its parts
         // went with the panic); the registry frees the slot and the next request starts it
         // again from the store.
-        let turn = std::panic::AssertUnwindSafe(turn).catch_unwind();
+        let turn = std::panic::AssertUnwindSafe(tracing::Instrument::instrument(turn, span))
+            .catch_unwind();
         ctx.spawn(
             turn.into_actor(self)
                 .map(|result, actor, ctx| match result {

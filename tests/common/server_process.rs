@@ -35,13 +35,29 @@ pub async fn start(
     port: u16,
     http: &reqwest::Client,
 ) -> (ServerProcess, Duration) {
+    start_logging(binary, config, port, http, None).await
+}
+
+/// [`start`], with the server's log (at `OKCVM_LOG` level `filter`) written to a file.
+pub async fn start_logging(
+    binary: &str,
+    config: &Path,
+    port: u16,
+    http: &reqwest::Client,
+    log: Option<(&Path, &str)>,
+) -> (ServerProcess, Duration) {
     let started = Instant::now();
+    let (filter, stderr) = match log {
+        Some((path, filter)) => (filter, Stdio::from(std::fs::File::create(path).unwrap())),
+        None => ("error", Stdio::null()),
+    };
     let child = Command::new(binary)
         .args(["serve", "--config", config.to_str().unwrap()])
         .env("OKCVM__SERVER__PORT", port.to_string())
-        .env("OKCVM_LOG", "error")
+        .env("OKCVM_LOG", filter)
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
