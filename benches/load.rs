@@ -178,16 +178,22 @@ fn persistence_figures() -> (Duration, Duration) {
 /// Sandbox figures on the library directly: shell `echo` round trip through bwrap, a warm
 /// Python cell, and the resident memory of an idle interpreter.
 async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
-    use okcvm::tools::{exec, python::Kernel, sandbox::Sandbox, ToolContext, ToolState};
+    use okcvm::tools::{exec, python::Kernel};
     let dir = tempfile::tempdir().unwrap();
     let config = okcvm::config::Config::for_tests(dir.path(), "http://127.0.0.1:9/v1");
-    let sandbox = Sandbox::detect(&config.sandbox);
+    let services = okcvm::build_services(config).unwrap();
+    let sandbox = services.sandbox.clone();
     if !matches!(sandbox.mode, okcvm::tools::sandbox::Mode::Bubblewrap(_)) {
         println!("(bubblewrap unavailable: sandbox figures skipped)");
         return None;
     }
-    let workspace = okcvm::workspace::Workspace::new(dir.path().join("ws"));
+    let mut ctx = services.tool_context(&okcvm::runtime::SessionKey {
+        client_id: "bench".into(),
+        conversation_id: "default".into(),
+    });
+    let workspace = ctx.workspace.clone();
     workspace.ensure().unwrap();
+    ctx.workspace_ready = true;
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut echo = Vec::new();
     for _ in 0..30 {
@@ -211,27 +217,6 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
         assert_eq!(result.output, "hi\n");
     }
     echo.sort();
-    let store = okcvm::store::Store::open(&dir.path().join("tool-store")).unwrap();
-    let llm = okcvm::llm::openai::OpenAiClient::new(&config.llm).unwrap();
-    let settings = okcvm::settings::Settings::load(&store, &config.llm, &llm).unwrap();
-    let services = okcvm::tools::ToolServices {
-        browser: okcvm::tools::browser::BrowserPool::new(&config.browser),
-        data: okcvm::tools::data::DataClient::new(&config.data).unwrap(),
-        deployer: okcvm::tools::deploy::Deployer::new(&config.deploy, "http://127.0.0.1", store),
-        media: okcvm::tools::media::MediaClient::new(std::sync::Arc::new(settings)).unwrap(),
-        search: okcvm::tools::search::SearchClient::new(&config.search).unwrap(),
-    };
-    let mut ctx = ToolContext {
-        workspace,
-        state: ToolState::default(),
-        cancel,
-        config: std::sync::Arc::new(config.tools.clone()),
-        sandbox: std::sync::Arc::new(sandbox),
-        workspace_ready: true,
-        services: std::sync::Arc::new(services),
-        owner: "bench".into(),
-        conversation: "default".into(),
-    };
     let mut kernel = Kernel::start(&mut ctx).await.unwrap();
     kernel.run("x = 1", Duration::from_secs(10)).await.unwrap();
     let mut cells = Vec::new();

@@ -128,12 +128,21 @@ pub struct LimitsConfig {
     /// Clients following one session's events at once (`/api/chat` streams and
     /// `/api/chat/events` attachments).
     pub attachments_per_session: usize,
+    /// Shell commands running at once, all sessions together.
+    pub sandboxed_commands: usize,
+    /// Python interpreters alive at once, all sessions together.
+    pub python_interpreters: usize,
+    /// Browser tabs open at once, all sessions together.
+    pub browser_tabs: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             attachments_per_session: 16,
+            sandboxed_commands: 64,
+            python_interpreters: 32,
+            browser_tabs: 16,
         }
     }
 }

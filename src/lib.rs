@@ -103,7 +103,15 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
     };
     let settings = Arc::new(settings::Settings::load(&store, &config.llm, &llm)?);
     let tool_services = ToolServices {
-        browser: BrowserPool::new(&config.browser),
+        browser: BrowserPool::new(&config.browser, config.limits.browser_tabs),
+        commands: Arc::new(tokio::sync::Semaphore::new(
+            config.limits.sandboxed_commands,
+        )),
+        interpreters: tools::slots::Slots::new(
+            "Python interpreters",
+            "python_interpreters",
+            config.limits.python_interpreters,
+        ),
         data: DataClient::new(&config.data)?,
         deployer: Deployer::new(
             &config.deploy,

@@ -235,3 +235,41 @@ async fn websockets_workers_and_service_workers_cannot_reach_private_addresses()
         "a WebSocket, worker or service worker reached a loopback port"
     );
 }
+
+#[tokio::test]
+async fn at_the_tab_cap_the_least_recently_used_idle_tab_makes_room() {
+    let pages = MockApis::start();
+    let app = TestApp::spawn_with(|c| {
+        c.browser.allow_private_networks = true;
+        c.limits.browser_tabs = 1;
+    });
+    let home = format!("{}/pages/home", pages.origin);
+    let about = format!("{}/pages/about", pages.origin);
+    app.model.script(
+        "TABONE",
+        vec![step("visit", json!({"url": home})), Reply::text("one")],
+    );
+    app.model.script(
+        "TABTWO",
+        vec![step("visit", json!({"url": about})), Reply::text("two")],
+    );
+    app.model.script(
+        "TABBACK",
+        vec![step("state", json!({})), Reply::text("back")],
+    );
+    assert_eq!(app.chat_json("tab-a", "TABONE go").await.0, 200);
+    assert_eq!(app.chat_json("tab-b", "TABTWO go").await.0, 200);
+    let second = tool_messages(&app.model.requests_for("TABTWO")[1])
+        .pop()
+        .unwrap();
+    assert!(second.contains("/pages/about"), "{second}");
+    // The first session's tab was closed for the second's; it gets a fresh, blank one.
+    assert_eq!(app.chat_json("tab-a", "TABBACK go").await.0, 200);
+    let back = tool_messages(&app.model.requests_for("TABBACK")[1])
+        .pop()
+        .unwrap();
+    assert!(
+        back.contains("about:blank") && !back.contains("Fruit market"),
+        "{back}"
+    );
+}

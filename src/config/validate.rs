@@ -132,11 +132,19 @@ impl Config {
                 return Err(invalid("server.public_url", "must be an absolute URL"));
             }
         }
-        if self.limits.attachments_per_session == 0 {
-            return Err(invalid(
+        let limits = &self.limits;
+        for (key, value) in [
+            (
                 "limits.attachments_per_session",
-                "must be at least 1",
-            ));
+                limits.attachments_per_session,
+            ),
+            ("limits.sandboxed_commands", limits.sandboxed_commands),
+            ("limits.python_interpreters", limits.python_interpreters),
+            ("limits.browser_tabs", limits.browser_tabs),
+        ] {
+            if !(1..=1_000_000).contains(&value) {
+                return Err(invalid(key, "must be between 1 and 1000000"));
+            }
         }
         Ok(())
     }

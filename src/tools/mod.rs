@@ -19,6 +19,7 @@ pub mod sandbox;
 pub mod search;
 pub mod shell;
 pub mod slides;
+pub mod slots;
 pub mod todo;
 
 use std::sync::Arc;
@@ -140,6 +141,10 @@ impl ToolContext {
 /// What tools reach beyond the session: one of each for the whole server.
 pub struct ToolServices {
     pub browser: browser::BrowserPool,
+    /// Shell commands running at once, server-wide (`[limits] sandboxed_commands`).
+    pub commands: Arc<tokio::sync::Semaphore>,
+    /// Live Python interpreters, server-wide (`[limits] python_interpreters`).
+    pub interpreters: Arc<slots::Slots>,
     pub data: data::DataClient,
     pub deployer: deploy::Deployer,
     pub media: media::MediaClient,

@@ -7,6 +7,8 @@
 //! interpreter's whole process group.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -20,6 +22,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use super::exec::kill_group;
 use super::output::cap_middle;
 use super::sandbox::Lifetime;
+use super::slots::Slot;
 use super::{ToolContext, ToolError, ToolOutput, TypedTool};
 
 const DRIVER: &str = include_str!("python_driver.py");
@@ -39,6 +42,8 @@ pub struct Kernel {
     pgid: Option<Pid>,
     next_id: u64,
     pub engine: String,
+    /// Its place among the server's interpreters (`[limits] python_interpreters`).
+    slot: Slot,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -82,6 +87,15 @@ pub enum CellError {
 impl Kernel {
     /// Starts the driver in the sandbox and waits for its ready line.
     pub async fn start(ctx: &mut ToolContext) -> Result<Self, ToolError> {
+        // Reclaiming the slot kills the interpreter's process group (known once it runs).
+        let group = Arc::new(AtomicI32::new(0));
+        let slot = ctx.services.interpreters.acquire({
+            let group = group.clone();
+            move || match group.load(Ordering::Acquire) {
+                0 => {}
+                pgid => kill_group(Some(Pid::from_raw(pgid))),
+            }
+        })?;
         let mut command = ctx
             .sandboxed("python3", &["-u", "-c", DRIVER], Lifetime::Session)
             .await?;
@@ -95,6 +109,7 @@ impl Kernel {
             .spawn()
             .map_err(|e| ToolError::RespondToModel(format!("cannot start Python: {e}")))?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+        group.store(pgid.map_or(0, Pid::as_raw), Ordering::Release);
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             kill_group(pgid);
             return Err(ToolError::Fatal("Python started without pipes".into()));
@@ -106,6 +121,7 @@ impl Kernel {
             pgid,
             next_id: 1,
             engine: String::new(),
+            slot,
         };
         let ready = tokio::time::timeout(START_TIMEOUT, kernel.stdout.next()).await;
         match ready {
@@ -130,6 +146,7 @@ impl Kernel {
 
     /// Runs one cell; the driver enforces `timeout`, this side allows a grace period more.
     pub async fn run(&mut self, code: &str, timeout: Duration) -> Result<CellReply, CellError> {
+        let _in_use = self.slot.in_use();
         let id = self.next_id;
         self.next_id += 1;
         let mut request =
@@ -186,6 +203,11 @@ impl Kernel {
         self.pgid.map(Pid::as_raw)
     }
 
+    /// Whether it was closed to make room for another session's interpreter.
+    pub fn was_reclaimed(&self) -> bool {
+        self.slot.was_reclaimed()
+    }
+
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -217,11 +239,17 @@ impl TypedTool for IPython {
                 Err(ToolError::RespondToModel("code must not be empty".into()))
             };
         }
-        let running = ctx
-            .state
-            .python
-            .take()
-            .and_then(|mut kernel| kernel.is_alive().then_some(kernel));
+        let mut note = "";
+        let running = match ctx.state.python.take() {
+            Some(kernel) if kernel.was_reclaimed() => {
+                note = "[The previous interpreter was closed to make room for other sessions' \
+                        work ([limits] python_interpreters); variables and imports are gone and \
+                        this cell ran in a fresh one.]\n";
+                None
+            }
+            Some(mut kernel) => kernel.is_alive().then_some(kernel),
+            None => None,
+        };
         let mut kernel = match running {
             Some(kernel) => kernel,
             None => Kernel::start(ctx).await?,
@@ -240,7 +268,10 @@ impl TypedTool for IPython {
         match reply {
             Ok(reply) => {
                 ctx.state.python = Some(kernel);
-                let text = cap_middle(&format_reply(&reply), ctx.config.output_cap_bytes);
+                let text = cap_middle(
+                    &format!("{note}{}", format_reply(&reply)),
+                    ctx.config.output_cap_bytes,
+                );
                 if reply.error.is_some() || reply.timed_out {
                     Err(ToolError::RespondToModel(text))
                 } else {

@@ -29,48 +29,54 @@ impl TypedTool for Shell {
     type Args = Args;
 
     async fn run(&self, args: Args, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
-        {
-            if args.command.trim().is_empty() {
-                return Err(ToolError::RespondToModel(
-                    "command must not be empty".into(),
-                ));
-            }
-            let timeout_ms = effective_timeout_ms(
-                args.timeout,
-                ctx.config.shell_default_timeout_ms,
-                ctx.config.shell_max_timeout_ms,
-            )?;
-            let command = ctx
-                .sandboxed("bash", &["-c", &args.command], Lifetime::Command)
-                .await?;
-            let result = exec::run(
-                command,
-                Duration::from_millis(timeout_ms),
-                ctx.config.output_cap_bytes,
-                &ctx.cancel,
+        if args.command.trim().is_empty() {
+            return Err(ToolError::RespondToModel(
+                "command must not be empty".into(),
+            ));
+        }
+        let timeout_ms = effective_timeout_ms(
+            args.timeout,
+            ctx.config.shell_default_timeout_ms,
+            ctx.config.shell_max_timeout_ms,
+        )?;
+        let limit = &ctx.services.commands;
+        let _running = limit.clone().try_acquire_owned().map_err(|_| {
+            ToolError::RespondToModel(
+                "the server is already running as many shell commands as it allows for all \
+                 users together ([limits] sandboxed_commands); try again in a moment"
+                    .into(),
             )
+        })?;
+        let command = ctx
+            .sandboxed("bash", &["-c", &args.command], Lifetime::Command)
             .await?;
-            let output = if result.output.is_empty() {
-                "(no output)".to_string()
-            } else {
-                result.output
-            };
-            match result.ending {
-                Ending::Exited(0) => Ok(ToolOutput::text(format!("{output}\n[exit code: 0]"))),
-                Ending::Exited(code) => Err(ToolError::RespondToModel(format!(
-                    "{output}\n[exit code: {code}]"
-                ))),
-                Ending::Signalled(signal) => Err(ToolError::RespondToModel(format!(
-                    "{output}\n[killed by signal {signal}; a CPU or memory limit may have been reached]"
-                ))),
-                Ending::TimedOut => Err(ToolError::RespondToModel(format!(
-                    "{output}\n[timed out after {timeout_ms} ms; the command and everything it started were killed. Use a longer timeout (max {} ms) or run less at once]",
-                    ctx.config.shell_max_timeout_ms
-                ))),
-                Ending::Cancelled => Err(ToolError::RespondToModel(format!(
-                    "{output}\n[cancelled by the user]"
-                ))),
-            }
+        let result = exec::run(
+            command,
+            Duration::from_millis(timeout_ms),
+            ctx.config.output_cap_bytes,
+            &ctx.cancel,
+        )
+        .await?;
+        let output = if result.output.is_empty() {
+            "(no output)".to_string()
+        } else {
+            result.output
+        };
+        match result.ending {
+            Ending::Exited(0) => Ok(ToolOutput::text(format!("{output}\n[exit code: 0]"))),
+            Ending::Exited(code) => Err(ToolError::RespondToModel(format!(
+                "{output}\n[exit code: {code}]"
+            ))),
+            Ending::Signalled(signal) => Err(ToolError::RespondToModel(format!(
+                "{output}\n[killed by signal {signal}; a CPU or memory limit may have been reached]"
+            ))),
+            Ending::TimedOut => Err(ToolError::RespondToModel(format!(
+                "{output}\n[timed out after {timeout_ms} ms; the command and everything it started were killed. Use a longer timeout (max {} ms) or run less at once]",
+                ctx.config.shell_max_timeout_ms
+            ))),
+            Ending::Cancelled => Err(ToolError::RespondToModel(format!(
+                "{output}\n[cancelled by the user]"
+            ))),
         }
     }
 }

@@ -43,6 +43,7 @@ pub use tools::{
     BrowserVisit,
 };
 
+use super::slots::{InUse, Slot, Slots};
 use super::ToolError;
 use crate::config::BrowserConfig;
 use address::Policy;
@@ -50,6 +51,8 @@ use address::Policy;
 /// The server's Chromium, started on first use (and again if it died).
 pub struct BrowserPool {
     config: BrowserConfig,
+    /// Open tabs, all sessions together.
+    tabs: Arc<Slots>,
     policy: Policy,
     browser: Mutex<Option<Running>>,
     /// Chromium's profile folder, removed with the pool.
@@ -79,6 +82,15 @@ pub struct Tab {
     context: BrowserContextId,
     browser: Arc<Browser>,
     alive: Arc<AtomicBool>,
+    /// Its place among the server's tabs (`[limits] browser_tabs`).
+    slot: Slot,
+}
+
+impl Tab {
+    /// The page, held busy (never reclaimed) while the guard lives.
+    fn use_page(&self) -> (Page, InUse) {
+        (self.page.clone(), self.slot.in_use())
+    }
 }
 
 impl std::fmt::Debug for Tab {
@@ -111,9 +123,10 @@ fn unavailable(why: impl std::fmt::Display) -> ToolError {
 }
 
 impl BrowserPool {
-    pub fn new(config: &BrowserConfig) -> Self {
+    pub fn new(config: &BrowserConfig, max_tabs: usize) -> Self {
         Self {
             config: config.clone(),
+            tabs: Slots::new("browser tabs", "browser_tabs", max_tabs),
             policy: Policy {
                 allow_private_networks: config.allow_private_networks,
                 allowed_hosts: config.allowed_hosts.clone(),
@@ -270,6 +283,21 @@ impl BrowserPool {
             runtime,
             alive,
         } = self.browser().await?;
+        // Reclaiming the slot closes the tab and its context (once they exist).
+        let opened: Arc<std::sync::Mutex<Option<(Page, BrowserContextId)>>> = Arc::default();
+        let slot = self.tabs.acquire({
+            let (opened, browser, runtime) = (opened.clone(), browser.clone(), runtime.clone());
+            move || {
+                let taken = opened.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some((page, context)) = taken {
+                    let browser = browser.clone();
+                    runtime.spawn(async move {
+                        let _ = page.close().await;
+                        let _ = browser.dispose_browser_context(context).await;
+                    });
+                }
+            }
+        })?;
         let failed =
             |e: chromiumoxide::error::CdpError| unavailable(format!("cannot open a tab: {e}"));
         let context = browser
@@ -282,6 +310,7 @@ impl BrowserPool {
             .build()
             .map_err(unavailable)?;
         let page = browser.new_page(target).await.map_err(failed)?;
+        *opened.lock().unwrap_or_else(|p| p.into_inner()) = Some((page.clone(), context.clone()));
         if !self.config.allow_private_networks {
             // Every request of the tab (redirects, links, scripts, forms) waits for a verdict.
             let mut paused = page
@@ -312,6 +341,7 @@ impl BrowserPool {
             context,
             browser,
             alive,
+            slot,
         })
     }
 

@@ -17,10 +17,13 @@ const PAGE_SCRIPT: &str = include_str!("browser_page.js");
 /// How long a click or submit may keep the page loading before its state is read.
 const SETTLE: Duration = Duration::from_secs(5);
 
-/// The session's tab, opened on first use (again if its browser died).
+/// The session's tab, opened on first use (again if its browser died, or if it was closed to
+/// make room for another session's tab: the new one starts blank).
 async fn tab(ctx: &mut ToolContext) -> Result<&Tab, ToolError> {
     if let Some(tab) = ctx.state.browser.as_ref() {
-        if !tab.alive.load(Ordering::Acquire) || !answers(&tab.browser).await {
+        if tab.slot.was_reclaimed() {
+            ctx.state.browser = None;
+        } else if !tab.alive.load(Ordering::Acquire) || !answers(&tab.browser).await {
             tab.alive.store(false, Ordering::Release);
             ctx.state.browser = None;
         }
@@ -132,7 +135,7 @@ impl TypedTool for BrowserVisit {
 
     async fn run(&self, args: VisitArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
         let url = ctx.services.browser.check_url(&args.url).await?;
-        let page = tab(ctx).await?.page.clone();
+        let (page, _in_use) = tab(ctx).await?.use_page();
         page.goto(url.as_str())
             .await
             .map_err(|e| ToolError::RespondToModel(format!("cannot open {url}: {e}")))?;
@@ -157,7 +160,7 @@ impl TypedTool for BrowserState {
         _args: crate::tools::NoArgs,
         ctx: &mut ToolContext,
     ) -> Result<ToolOutput, ToolError> {
-        let page = tab(ctx).await?.page.clone();
+        let (page, _in_use) = tab(ctx).await?.use_page();
         describe(&page, "").await
     }
 }
@@ -174,7 +177,7 @@ impl TypedTool for BrowserClick {
     type Args = ClickArgs;
 
     async fn run(&self, args: ClickArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
-        let page = tab(ctx).await?.page.clone();
+        let (page, _in_use) = tab(ctx).await?.use_page();
         run_script(&page, json!({"op": "click", "index": args.element_index})).await?;
         settle(&page).await;
         describe(&page, &format!("Clicked [{}]", args.element_index)).await
@@ -194,7 +197,7 @@ impl TypedTool for BrowserInput {
     type Args = InputArgs;
 
     async fn run(&self, args: InputArgs, ctx: &mut ToolContext) -> Result<ToolOutput, ToolError> {
-        let page = tab(ctx).await?.page.clone();
+        let (page, _in_use) = tab(ctx).await?.use_page();
         // A trailing newline submits, as pressing Enter would.
         let submit = args.content.ends_with('\n');
         let text = args.content.trim_end_matches('\n');
@@ -222,7 +225,7 @@ async fn scroll(
     amount: Option<i64>,
     down: bool,
 ) -> Result<ToolOutput, ToolError> {
-    let page = tab(ctx).await?.page.clone();
+    let (page, _in_use) = tab(ctx).await?.use_page();
     let amount = amount.map(|a| a.clamp(1, 100_000));
     let signed = |a: i64| if down { a } else { -a };
     run_script(
@@ -274,7 +277,7 @@ impl TypedTool for BrowserFind {
                 "keyword must not be empty".into(),
             ));
         }
-        let page = tab(ctx).await?.page.clone();
+        let (page, _in_use) = tab(ctx).await?.use_page();
         let skip = args.skip.unwrap_or(0);
         let found = run_script(
             &page,
