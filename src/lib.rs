@@ -13,6 +13,7 @@
 //! - `workspace`— model paths (`/mnt/okcomputer/…`); the confined opener every file access
 //!   goes through (`openat2` beneath the workspace root); git snapshots.
 //! - `blocking` — the one way async code runs file, git and store work (blocking pool, limit).
+//! - `capped_body` — the one way a body from outside is read whole (at most N bytes).
 //! - `store`    — sled: conversations, history and its versions, turn events, uploads,
 //!   deployments, settings.
 //! - `metrics`  — server-wide counters for `/metrics`.
@@ -26,6 +27,7 @@
 
 pub mod agent;
 pub mod blocking;
+pub mod capped_body;
 pub mod config;
 pub mod http;
 pub mod llm;

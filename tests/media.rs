@@ -175,3 +175,56 @@ async fn without_an_endpoint_the_tools_say_which_setting_they_need() {
     );
     assert!(reply["artifacts"].as_array().unwrap().is_empty());
 }
+
+/// An endpoint that answers every request with a chunked body that never ends.
+fn endless_api() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+                while stream.write_all(chunk.as_bytes()).is_ok() {}
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn an_endless_voice_list_is_cut_off_not_buffered() {
+    let app = TestApp::spawn();
+    let endless = endless_api();
+    let (status, _) = app
+        .post_json(
+            "/api/config",
+            "admin",
+            json!({"speech": {"base_url": endless, "model": "tts"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.model.script(
+        "VOICES",
+        vec![
+            Reply::tool("mshtools-get_available_voices", json!({})),
+            Reply::text("listed"),
+        ],
+    );
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.chat_json("listener", "VOICES please"),
+    )
+    .await
+    .expect("the voice list was read without end");
+    assert_eq!(answered.0, 200, "{}", answered.1);
+    let result = tool_messages(&app.model.requests_for("VOICES")[1]).pop().unwrap();
+    assert!(result.contains("alloy"), "the standard voices are offered: {result}");
+}

@@ -481,22 +481,13 @@ fn too_large(max: usize) -> LlmError {
 }
 
 /// A whole (non-streamed) answer, refused as soon as it passes `max` bytes.
-async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, LlmError> {
-    if response.content_length().is_some_and(|n| n > max as u64) {
-        return Err(too_large(max));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+async fn read_capped(response: reqwest::Response, max: usize) -> Result<Vec<u8>, LlmError> {
+    crate::capped_body::read(response, max)
         .await
-        .map_err(|e| LlmError::Unreachable(describe_reqwest(&e)))?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(too_large(max));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        .map_err(|error| match error {
+            crate::capped_body::BodyError::TooLarge(max) => too_large(max),
+            crate::capped_body::BodyError::Broken(e) => LlmError::Unreachable(describe_reqwest(&e)),
+        })
 }
 
 /// `Retry-After` as seconds or an HTTP date; any number (even 1e300) becomes a duration

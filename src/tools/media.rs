@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 use super::{save_artifact, NoArgs, ToolContext, ToolError, ToolOutput, TypedTool};
 use crate::settings::{EndpointSettings, Settings};
 
+/// Largest voice list read from a speech endpoint.
+const MAX_VOICE_LIST: usize = 1024 * 1024;
 /// Largest media answer accepted (bytes).
 const MAX_MEDIA_BYTES: usize = 64 * 1024 * 1024;
 /// Voices of OpenAI-compatible speech endpoints, when the endpoint cannot list its own.
@@ -199,7 +201,11 @@ impl MediaClient {
         // standard names.
         let listed = match request.send().await {
             Ok(response) if response.status().is_success() => {
-                response.json::<Value>().await.ok().map(|v| voice_names(&v))
+                super::read_capped(response, MAX_VOICE_LIST)
+                    .await
+                    .ok()
+                    .and_then(|body| serde_json::from_slice::<Value>(&body).ok())
+                    .map(|v| voice_names(&v))
             }
             _ => None,
         };

@@ -242,30 +242,11 @@ pub async fn save_artifact(
     Ok((shown, size))
 }
 
-/// Reads an HTTP answer of at most `max` bytes, stopping as soon as it is larger (a missing or
-/// false `Content-Length` cannot make the server buffer more).
-pub async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
-    let too_big = || {
-        format!(
-            "the answer is larger than {}",
-            crate::protocol::size_display(max as u64)
-        )
-    };
-    if response.content_length().is_some_and(|n| n > max as u64) {
-        return Err(too_big());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+/// Reads a third-party answer of at most `max` bytes (see [`crate::capped_body`]).
+pub async fn read_capped(response: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    crate::capped_body::read(response, max)
         .await
-        .map_err(|e| format!("the answer broke off: {e}"))?
-    {
-        if body.len() + chunk.len() > max {
-            return Err(too_big());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        .map_err(|e| e.to_string())
 }
 
 /// Deserialises a tool's private `Args` struct, turning serde's complaint into a message the
