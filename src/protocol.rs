@@ -226,6 +226,13 @@ pub struct ErrorBody {
 }
 
 /// Human size as the console shows it: "12 B", "1.5 KB", "2 MB".
+/// Whether a message has nothing to answer: only white space, as the OpenAPI document's
+/// `\S` pattern (a Python/ECMAScript class, which also counts U+001C–U+001F) sees it.
+pub fn is_blank(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
 pub fn size_display(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
     if bytes < 1024 {

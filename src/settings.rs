@@ -2,8 +2,8 @@
 //! endpoints (image, speech, sound effects, speech recognition).
 //!
 //! Guarantees: keys are never returned (only `api_key_present`) and never logged; an omitted
-//! key keeps the old one, `""` clears it; every value is trimmed and validated before it is
-//! applied; the chat endpoint applies to every session's next model call; everything is
+//! key keeps the old one, `""` clears it; every value is validated as sent (the OpenAPI
+//! document states the same rules) before it is applied; the chat endpoint applies to every session's next model call; everything is
 //! persisted in the store so a restart keeps it. Removing the chat section restores the
 //! endpoint of okcvm.toml.
 
@@ -42,8 +42,22 @@ pub struct EndpointSet {
 pub enum SettingsError {
     #[error("{0}")]
     Invalid(String),
+    /// A section that does not exist yet was patched without what it needs to exist.
+    #[error("{0}")]
+    NotSetUp(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The endpoint addresses accepted: http(s), a host name (letters, digits, `_`, `-`; labels
+/// start with a letter) or a dotted IPv4 address, an optional port, an
+/// optional path. The OpenAPI document carries the same pattern.
+pub const BASE_URL_PATTERN: &str = r"^https?://(?:[A-Za-z][A-Za-z0-9_-]{0,62}(?:\.[A-Za-z][A-Za-z0-9_-]{0,62})*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?(?:/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?$";
+
+fn is_endpoint_url(url: &str) -> bool {
+    static PATTERN: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(BASE_URL_PATTERN).ok());
+    PATTERN.as_ref().is_some_and(|p| p.is_match(url)) && reqwest::Url::parse(url).is_ok()
 }
 
 pub struct Settings {
@@ -225,11 +239,12 @@ fn apply_patch(
     let text = |key: &str| -> Result<Option<String>, SettingsError> {
         match fields.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(invalid(format!("{key} must be a string"))),
         }
     };
     // A new chat section starts from okcvm.toml's endpoint, other sections from nothing.
+    let old_is_none = old.is_none() && !is_chat;
     let base = old.unwrap_or_else(|| EndpointSettings {
         model: if is_chat {
             defaults.model.clone()
@@ -248,8 +263,14 @@ fn apply_patch(
         },
         supports_streaming: if is_chat { defaults.stream } else { false },
     });
-    let model = text("model")?.unwrap_or(base.model);
-    let base_url = text("base_url")?.unwrap_or(base.base_url);
+    let (model, base_url) = (text("model")?, text("base_url")?);
+    if old_is_none && (model.is_none() || base_url.is_none()) {
+        return Err(SettingsError::NotSetUp(format!(
+            "{section} is not set up yet: give its model and base_url"
+        )));
+    }
+    let model = model.unwrap_or(base.model);
+    let base_url = base_url.unwrap_or(base.base_url);
     let api_key = match text("api_key")? {
         None => base.api_key,
         Some(key) if key.is_empty() => None,
@@ -260,19 +281,17 @@ fn apply_patch(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(invalid("supports_streaming must be true or false".into())),
     };
-    if model.is_empty() || model.len() > 200 {
+    if model.is_empty() || model.chars().count() > 200 {
         return Err(invalid("model must be 1-200 characters".into()));
     }
-    let url_ok = (base_url.starts_with("http://") || base_url.starts_with("https://"))
-        && reqwest::Url::parse(&base_url).is_ok();
-    if !url_ok {
+    if !is_endpoint_url(&base_url) {
         return Err(invalid(
-            "base_url must be an http:// or https:// URL".into(),
+            "base_url must be an http:// or https:// URL with a host name or IPv4 address".into(),
         ));
     }
     if api_key
         .as_ref()
-        .is_some_and(|k| k.len() > 4096 || k.chars().any(char::is_control))
+        .is_some_and(|k| k.chars().count() > 4096 || k.chars().any(char::is_control))
     {
         return Err(invalid("api_key is not a valid key".into()));
     }
@@ -282,4 +301,32 @@ fn apply_patch(
         api_key,
         supports_streaming,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_addresses_follow_the_documented_pattern() {
+        for good in [
+            "http://localhost:11434/v1",
+            "https://api.openai.com/v1",
+            "http://ollama_server:11434",
+            "http://10.0.0.7:8080/v1/",
+        ] {
+            assert!(is_endpoint_url(good), "{good}");
+        }
+        for bad in [
+            "ftp://x",
+            " http://x",
+            "http://999.1.1.1",
+            "http://1.2.3.4.5",
+            "http://x:70000",
+            "http://",
+            "http://x y",
+        ] {
+            assert!(!is_endpoint_url(bad), "{bad}");
+        }
+    }
 }

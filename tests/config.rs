@@ -32,7 +32,7 @@ async fn endpoints_update_at_runtime_without_ever_returning_keys() {
 
     let (status, view) = post(
         &app,
-        json!({"chat": {"model": "  other-model ", "api_key": "sk-secret"}}),
+        json!({"chat": {"model": "other-model", "api_key": "sk-secret"}}),
     )
     .await;
     assert_eq!(status, 200, "{view}");
@@ -60,13 +60,17 @@ async fn endpoints_update_at_runtime_without_ever_returning_keys() {
         json!({"video": {"model": "x"}}),
         json!({"chat": {"model": 5}}),
         json!({"chat": {"colour": "red"}}),
-        json!({"speech": {"model": "tts"}}),
+        json!({"chat": {"base_url": " http://x"}}),
         json!([1]),
     ] {
         let (status, body) = post(&app, bad.clone()).await;
         assert_eq!(status, 400, "{bad} → {body}");
         assert!(body["detail"].is_string());
     }
+    // A section that is not set up yet needs its model and its address.
+    let (status, body) = post(&app, json!({"speech": {"model": "tts"}})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("base_url"), "{body}");
 
     let app = app.restart();
     let (_, view) = app.get("/api/config", "x").await;

@@ -143,7 +143,7 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind() {
         (vec![("..", b"x".to_vec())], 400),
         (
             vec![("a.txt", b"1".to_vec()), ("a.txt", b"2".to_vec())],
-            400,
+            409,
         ),
         (
             vec![
@@ -254,33 +254,36 @@ async fn snapshot_restore_and_branch_round_trip() {
     assert_eq!(status, 200);
     assert_eq!(body["latest_snapshot"]["label"], "by hand");
 
-    for (path, body) in [
+    // What does not exist is 404, what is malformed 400.
+    let (restore, branch) = (
+        "/api/session/workspace/restore",
+        "/api/session/workspace/branch",
+    );
+    for (path, body, want) in [
         (
-            "/api/session/workspace/restore",
+            restore,
             json!({"snapshot_id": "0123456789abcdef0123456789abcdef01234567"}),
+            404,
         ),
-        (
-            "/api/session/workspace/restore",
-            json!({"snapshot_id": "HEAD~1"}),
-        ),
-        ("/api/session/workspace/restore", json!({"branch": "nope"})),
-        ("/api/session/workspace/restore", json!({})),
-        (
-            "/api/session/workspace/branch",
-            json!({"branch": "../evil"}),
-        ),
-        ("/api/session/workspace/branch", json!({"branch": ""})),
-        (
-            "/api/session/workspace/branch",
-            json!({"branch": "x", "snapshot_id": "zzz"}),
-        ),
+        (restore, json!({"snapshot_id": "HEAD~1"}), 404),
+        (restore, json!({"branch": "nope"}), 404),
+        (restore, json!({}), 400),
+        (branch, json!({"branch": "../evil"}), 400),
+        (branch, json!({"branch": ""}), 400),
+        (branch, json!({"branch": "x", "snapshot_id": "zzz"}), 404),
         (
             "/api/session/workspace/snapshots",
             json!({"label": "l".repeat(201)}),
+            400,
+        ),
+        (
+            "/api/session/workspace/snapshots",
+            json!({"label": {}}),
+            400,
         ),
     ] {
         let (status, reply) = app.post_json(path, "sam", body.clone()).await;
-        assert_eq!(status, 400, "{path} {body} → {reply}");
+        assert_eq!(status, want, "{path} {body} → {reply}");
     }
     // Another client's snapshot is unknown in this client's workspace.
     let (status, _) = app
@@ -290,7 +293,7 @@ async fn snapshot_restore_and_branch_round_trip() {
             json!({"snapshot_id": v1}),
         )
         .await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
@@ -341,7 +344,12 @@ async fn path_parameters_cannot_escape_the_workspace() {
         let status = common::raw_get_status(&app.url, &path).await;
         assert!(status == 400 || status == 404, "{id}: {status}");
     }
+    // Dots alone are an ordinary id: the directory is prefixed (`s-..`) and stays inside.
     let (status, body) = app.get("/api/session/info?conversation_id=..", "pat").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .get("/api/session/info?conversation_id=a/b", "pat")
+        .await;
     assert_eq!(status, 400, "{body}");
 }
 

@@ -225,6 +225,11 @@ async fn an_endless_voice_list_is_cut_off_not_buffered() {
     .await
     .expect("the voice list was read without end");
     assert_eq!(answered.0, 200, "{}", answered.1);
-    let result = tool_messages(&app.model.requests_for("VOICES")[1]).pop().unwrap();
-    assert!(result.contains("alloy"), "the standard voices are offered: {result}");
+    let result = tool_messages(&app.model.requests_for("VOICES")[1])
+        .pop()
+        .unwrap();
+    assert!(
+        result.contains("alloy"),
+        "the standard voices are offered: {result}"
+    );
 }

@@ -29,6 +29,15 @@ pub struct Conversation {
     entries: Vec<HistoryEntry>,
 }
 
+/// Why an entry named by a client cannot be edited from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("no history entry {0}")]
+    Missing(String),
+    #[error("history entry {0} is not a user message")]
+    NotUserMessage(String),
+}
+
 impl Conversation {
     pub fn new() -> Self {
         Self::default()
@@ -120,13 +129,13 @@ impl Conversation {
 
     /// For editing an earlier message: drops the user entry `id` and everything after it, and
     /// returns what was dropped. Only a message the person typed can be replaced.
-    pub fn drop_from(&mut self, id: &str) -> Result<Vec<HistoryEntry>, String> {
+    pub fn drop_from(&mut self, id: &str) -> Result<Vec<HistoryEntry>, EntryError> {
         match self.entries.iter().position(|e| e.id == id) {
             Some(at) if self.entries[at].message.user_text().is_some() => {
                 Ok(self.entries.split_off(at))
             }
-            Some(_) => Err(format!("history entry {id} is not a user message")),
-            None => Err(format!("no history entry {id}")),
+            Some(_) => Err(EntryError::NotUserMessage(id.to_string())),
+            None => Err(EntryError::Missing(id.to_string())),
         }
     }
 

@@ -21,7 +21,7 @@ pub async fn chat(
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
     let body = body.into_inner();
-    if body.message.trim().is_empty() {
+    if crate::protocol::is_blank(&body.message) {
         return Err(ApiError::BadRequest("message must not be empty".into()));
     }
     let wants_stream = body.stream && accepts_event_stream(&req);

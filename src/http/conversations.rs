@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::identity::{session_key, validate_id};
+use super::identity::{check_id, session_key};
 use super::{blocking, AppState};
 use crate::runtime::messages::RemoveSession;
 use crate::runtime::session::remove_workspace;
@@ -63,7 +63,7 @@ pub async fn create(
     }
     let id = match body.get("id") {
         Some(Value::String(id)) => conversation_id(id.clone())?,
-        Some(Value::Number(n)) => conversation_id(n.to_string())?,
+        Some(Value::Number(n)) if n.is_u64() => conversation_id(n.to_string())?,
         _ => {
             return Err(ApiError::BadRequest(
                 "the conversation needs an `id`".into(),
@@ -136,6 +136,13 @@ async fn save(
     id: String,
     body: Value,
 ) -> Result<HttpResponse, ApiError> {
+    for field in ["title", "created_at", "updated_at"] {
+        if body.get(field).is_some_and(|value| !value.is_string()) {
+            return Err(ApiError::BadRequest(format!(
+                "the conversation's `{field}` must be a string"
+            )));
+        }
+    }
     let store = state.services.store.clone();
     let record = blocking(move || {
         let record = store.put_conversation(&owner, &id, body)?;
@@ -156,10 +163,5 @@ async fn find(state: &AppState, owner: &str, id: &str) -> Result<ConversationRec
 }
 
 fn conversation_id(raw: String) -> Result<String, ApiError> {
-    if raw.trim().is_empty() {
-        return Err(ApiError::BadRequest(
-            "conversation id must not be empty".into(),
-        ));
-    }
-    validate_id("conversation id", Some(raw))
+    check_id("conversation id", &raw)
 }

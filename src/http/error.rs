@@ -92,6 +92,8 @@ impl From<SessionError> for ApiError {
             SessionError::TooManyAttachments(_) => ApiError::TooManyRequests(error.to_string()),
             SessionError::Gone => ApiError::Unavailable(error.to_string()),
             SessionError::Invalid(message) => ApiError::BadRequest(message),
+            SessionError::NotFound(message) => ApiError::NotFound(message),
+            SessionError::Conflict(message) => ApiError::Conflict(message),
             SessionError::Internal(message) => ApiError::Internal(message),
         }
     }
@@ -101,6 +103,7 @@ impl From<crate::settings::SettingsError> for ApiError {
     fn from(error: crate::settings::SettingsError) -> Self {
         match error {
             crate::settings::SettingsError::Invalid(message) => ApiError::BadRequest(message),
+            crate::settings::SettingsError::NotSetUp(message) => ApiError::Conflict(message),
             crate::settings::SettingsError::Store(e) => ApiError::Internal(e.to_string()),
         }
     }
@@ -114,10 +117,14 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl From<crate::workspace::git::GitError> for ApiError {
     fn from(error: crate::workspace::git::GitError) -> Self {
-        if error.is_client_error() {
-            ApiError::BadRequest(error.to_string())
-        } else {
-            ApiError::Internal(error.to_string())
+        use crate::workspace::git::GitError;
+        match error {
+            GitError::UnknownSnapshot(_) | GitError::UnknownBranch(_) => {
+                ApiError::NotFound(error.to_string())
+            }
+            GitError::BranchExists(_) => ApiError::Conflict(error.to_string()),
+            GitError::InvalidBranch(_) => ApiError::BadRequest(error.to_string()),
+            GitError::Git(_) => ApiError::Internal(error.to_string()),
         }
     }
 }

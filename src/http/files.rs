@@ -79,15 +79,12 @@ pub async fn upload(
             .map_err(|e| ApiError::BadRequest(format!("invalid multipart body: {e}")))?
         {
             let disposition = field.content_disposition().cloned();
-            if disposition.as_ref().and_then(|d| d.get_name()) != Some("files") {
-                // Other form fields are not part of the contract; drain and ignore them.
-                while field
-                    .try_next()
-                    .await
-                    .map_err(|e| ApiError::BadRequest(e.to_string()))?
-                    .is_some()
-                {}
-                continue;
+            let part = disposition.as_ref().and_then(|d| d.get_name());
+            if part != Some("files") {
+                return Err(ApiError::BadRequest(format!(
+                    "unexpected form field {:?}: an upload has only `files` parts",
+                    part.unwrap_or("")
+                )));
             }
             let raw_name = disposition
                 .as_ref()
@@ -97,7 +94,7 @@ pub async fn upload(
                 ApiError::BadRequest(format!("invalid or empty file name {raw_name:?}"))
             })?;
             if staged.iter().any(|s| s.name == name) {
-                return Err(ApiError::BadRequest(format!(
+                return Err(ApiError::Conflict(format!(
                     "the file name {name} appears twice in this upload"
                 )));
             }

@@ -17,21 +17,29 @@ struct IdQuery {
     conversation_id: Option<String>,
 }
 
-/// The session a request addresses.
+/// The session a request addresses. Every id the request carries is checked, also one that
+/// a source of higher precedence overrides, so a malformed id is never silently ignored.
 pub fn session_key(req: &HttpRequest) -> Result<SessionKey, ApiError> {
     let query: IdQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    let client = match query.client_id {
-        Some(id) => Some(id),
-        None => header(req, "x-okc-client-id")?,
-    }
-    .or_else(|| req.cookie("okc_client_id").map(|c| c.value().to_string()));
-    let conversation = match query.conversation_id {
-        Some(id) => Some(id),
-        None => header(req, "x-okc-conversation-id")?,
-    };
+    let query_client = given("client_id", query.client_id)?;
+    let header_client = given("x-okc-client-id", header(req, "x-okc-client-id")?)?;
+    let cookie_client = given(
+        "the okc_client_id cookie",
+        raw_cookie(req, "okc_client_id")?,
+    )?;
+    let query_conversation = given("conversation_id", query.conversation_id)?;
+    let header_conversation = given(
+        "x-okc-conversation-id",
+        header(req, "x-okc-conversation-id")?,
+    )?;
     let key = SessionKey {
-        client_id: validate_id("client_id", client)?,
-        conversation_id: validate_id("conversation_id", conversation)?,
+        client_id: query_client
+            .or(header_client)
+            .or(cookie_client)
+            .unwrap_or_else(|| DEFAULT_ID.to_string()),
+        conversation_id: query_conversation
+            .or(header_conversation)
+            .unwrap_or_else(|| DEFAULT_ID.to_string()),
     };
     super::trace::record_session(&key.client_id, &key.conversation_id);
     Ok(key)
@@ -50,11 +58,38 @@ fn header(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Trims; empty means "default"; checks length and characters.
-pub fn validate_id(what: &str, raw: Option<String>) -> Result<String, ApiError> {
-    let id = raw.as_deref().map(str::trim).unwrap_or("");
+/// The raw value of cookie `name`, read from the `Cookie` headers as sent (a header the
+/// cookie parser would give up on must not make a malformed id disappear).
+fn raw_cookie(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {
+    let mut found = None;
+    for value in req.headers().get_all(actix_web::http::header::COOKIE) {
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("the Cookie header must be visible ASCII".into()))?;
+        for pair in text.split(';') {
+            if let Some((key, value)) = pair.trim().split_once('=') {
+                if key.trim() == name {
+                    found = Some(value.trim().to_string());
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// An id the request gave (empty counts as not given), checked.
+fn given(what: &str, raw: Option<String>) -> Result<Option<String>, ApiError> {
+    match raw {
+        Some(id) if !id.is_empty() => check_id(what, &id).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The ids of `/api/conversations/{id}` and the session key: 1–128 bytes of
+/// `[A-Za-z0-9._-]`, so they are safe as store keys and (prefixed) directory names.
+pub fn check_id(what: &str, id: &str) -> Result<String, ApiError> {
     if id.is_empty() {
-        return Ok(DEFAULT_ID.to_string());
+        return Err(ApiError::BadRequest(format!("{what} must not be empty")));
     }
     if id.len() > MAX_ID_BYTES {
         return Err(ApiError::BadRequest(format!(
@@ -69,11 +104,6 @@ pub fn validate_id(what: &str, raw: Option<String>) -> Result<String, ApiError> 
             "{what} may only contain letters, digits, '.', '_' and '-'"
         )));
     }
-    if id.bytes().all(|b| b == b'.') {
-        return Err(ApiError::BadRequest(format!(
-            "{what} must not be only dots"
-        )));
-    }
     Ok(id.to_string())
 }
 
@@ -82,15 +112,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_trimmed_defaulted_and_checked() {
-        assert_eq!(validate_id("c", None).unwrap(), "default");
-        assert_eq!(
-            validate_id("c", Some("  ab-1.x_Y ".into())).unwrap(),
-            "ab-1.x_Y"
-        );
-        assert!(validate_id("c", Some("a/b".into())).is_err());
-        assert!(validate_id("c", Some("..".into())).is_err());
-        assert!(validate_id("c", Some("x".repeat(129))).is_err());
-        assert!(validate_id("c", Some("é".into())).is_err());
+    fn ids_are_checked_and_empty_means_not_given() {
+        assert_eq!(given("c", None).unwrap(), None);
+        assert_eq!(given("c", Some(String::new())).unwrap(), None);
+        assert_eq!(check_id("c", "ab-1.x_Y").unwrap(), "ab-1.x_Y");
+        // Directory names are prefixed, so dots alone are harmless.
+        assert_eq!(check_id("c", "..").unwrap(), "..");
+        assert!(check_id("c", " ab").is_err());
+        assert!(check_id("c", "a/b").is_err());
+        assert!(check_id("c", &"x".repeat(129)).is_err());
+        assert!(check_id("c", "é").is_err());
+        assert!(check_id("c", "").is_err());
     }
 }

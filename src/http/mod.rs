@@ -14,6 +14,7 @@ pub mod openai;
 pub mod session;
 pub mod sse;
 pub mod trace;
+pub mod unrouted;
 pub mod workspace;
 
 use std::sync::Arc;
@@ -120,7 +121,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/sessions", web::get().to(session::sessions)),
         )
-        .default_service(web::to(not_found));
+        .default_service(web::to(unrouted::unrouted));
 }
 
 /// Sends `message` to the session of `key`, starting the session if needed. A session that
@@ -158,14 +159,4 @@ where
         .await
         .map_err(error::ApiError::from)?
         .map_err(Into::into)
-}
-
-async fn not_found(
-    req: actix_web::HttpRequest,
-) -> Result<actix_web::HttpResponse, error::ApiError> {
-    Err(error::ApiError::NotFound(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
 }

@@ -57,18 +57,20 @@ pub async fn completions(
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
     let body = body.into_inner();
-    let Some(last) = body.messages.last() else {
-        return Err(ApiError::BadRequest("messages must not be empty".into()));
-    };
-    if last["role"] != "user" {
+    // The agent answers the latest user message with text (clients may end the list with
+    // their own assistant prefill or a system note).
+    let Some(message) = body
+        .messages
+        .iter()
+        .rev()
+        .filter(|m| m["role"] == "user")
+        .map(|m| text_of(&m["content"]))
+        .find(|text| !crate::protocol::is_blank(text))
+    else {
         return Err(ApiError::BadRequest(
-            "the last message must be the user's: it is what the agent answers".into(),
+            "messages must hold a user message with text: it is what the agent answers".into(),
         ));
-    }
-    let message = text_of(&last["content"]);
-    if message.trim().is_empty() {
-        return Err(ApiError::BadRequest("the last message has no text".into()));
-    }
+    };
     let model = body.model.unwrap_or_else(|| "okcvm-agent".into());
     let turn = StartTurn {
         message,

@@ -116,16 +116,8 @@ pub async fn switch_version(
     body: web::Json<SwitchVersionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    let entry_id = body.into_inner().entry_id;
-    let entry_id = entry_id.trim();
-    if entry_id.is_empty() || entry_id.len() > 128 || entry_id.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "entry_id must be a history entry id (1-128 printable characters)".into(),
-        ));
-    }
-    let switch = SwitchVersion {
-        entry_id: entry_id.to_string(),
-    };
+    let entry_id = super::identity::check_id("entry_id", &body.into_inner().entry_id)?;
+    let switch = SwitchVersion { entry_id };
     ask(&state, &key, switch).await?;
     let info = ask(&state, &key, GetInfo).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -150,7 +142,7 @@ pub async fn openapi() -> HttpResponse {
 }
 
 /// The OpenAPI document, `spec/openapi.json`.
-const OPENAPI: &str = include_str!("../../spec/openapi.json");
+pub const OPENAPI: &str = include_str!("../../spec/openapi.json");
 
 /// Admin view of the live sessions.
 pub async fn sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

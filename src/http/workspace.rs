@@ -32,6 +32,7 @@ pub struct LimitQuery {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SnapshotBody {
     label: Option<String>,
 }
@@ -84,22 +85,29 @@ pub async fn snapshots(
     query: web::Query<LimitQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    let limit = query
-        .limit
-        .unwrap_or(DEFAULT_SNAPSHOT_LIMIT)
-        .clamp(1, MAX_SNAPSHOT_LIMIT);
+    let limit = query.limit.unwrap_or(DEFAULT_SNAPSHOT_LIMIT);
+    if !(1..=MAX_SNAPSHOT_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_SNAPSHOT_LIMIT}"
+        )));
+    }
     Ok(HttpResponse::Ok().json(workspace_state(&state, &key, limit).await?))
 }
 
 pub async fn create_snapshot(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: Option<web::Json<SnapshotBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    let label = body
-        .and_then(|b| b.into_inner().label)
-        .unwrap_or_else(|| "Manual snapshot".into());
+    // The body is optional; one that is sent must be the documented object.
+    let body: SnapshotBody = if body.iter().all(u8::is_ascii_whitespace) {
+        SnapshotBody { label: None }
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid snapshot request: {e}")))?
+    };
+    let label = body.label.unwrap_or_else(|| "Manual snapshot".into());
     if label.chars().count() > 200 {
         return Err(ApiError::BadRequest(
             "label must be at most 200 characters".into(),
@@ -136,8 +144,8 @@ pub async fn restore(
     change_workspace(&state, &key, effect, move || {
         let root = workspace.root();
         match (&body.snapshot_id, &body.branch) {
-            (Some(id), _) => git::restore_snapshot(root, id.trim(), body.checkout, &policy),
-            (None, Some(branch)) => git::switch_branch(root, branch.trim(), body.checkout, &policy),
+            (Some(id), _) => git::restore_snapshot(root, id, body.checkout, &policy),
+            (None, Some(branch)) => git::switch_branch(root, branch, body.checkout, &policy),
             (None, None) => Ok(()),
         }?;
         give_checkout_to_sandbox(&workspace);
@@ -155,7 +163,7 @@ pub async fn branch(
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
     let body = body.into_inner();
-    git::check_branch_name(body.branch.trim())?;
+    git::check_branch_name(&body.branch)?;
     let workspace = state.services.workspace_for(&key);
     let policy = state.services.snapshot_policy.clone();
     let effect = if body.checkout {
@@ -166,7 +174,7 @@ pub async fn branch(
     change_workspace(&state, &key, effect, move || {
         git::create_branch(
             workspace.root(),
-            body.branch.trim(),
+            &body.branch,
             body.snapshot_id.as_deref().map(str::trim),
             body.checkout,
             &policy,

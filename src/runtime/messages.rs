@@ -32,6 +32,12 @@ pub enum SessionError {
     Gone,
     #[error("{0}")]
     Invalid(String),
+    /// What the request names does not exist (a history entry, an earlier version).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request does not fit the session's current state.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -26,6 +26,7 @@ use super::turn_end::{
     vm_history, VM_HISTORY_LEN,
 };
 pub use super::turn_end::{remove_workspace, upload_entries};
+use crate::agent::conversation::EntryError;
 use crate::agent::{run_turn, Conversation, HistoryEntry, TurnOutcome, TurnSettings};
 use crate::llm::{LlmClient, Message};
 use crate::protocol::{Artifact, ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
@@ -460,9 +461,12 @@ impl Handler<StartTurn> for SessionActor {
         let replaced = if let Some(id) = &msg.replace_from {
             match parts.history.drop_from(id) {
                 Ok(replaced) => replaced,
-                Err(message) => {
+                Err(error) => {
                     self.parts = Some(parts);
-                    return Err(SessionError::Invalid(message));
+                    return Err(match error {
+                        EntryError::Missing(_) => SessionError::NotFound(error.to_string()),
+                        EntryError::NotUserMessage(_) => SessionError::Conflict(error.to_string()),
+                    });
                 }
             }
         } else if msg.replace_last {

@@ -306,7 +306,8 @@ pub fn empty_state() -> WorkspaceState {
     }
 }
 
-/// 1-200 characters of `[A-Za-z0-9._/-]`, not starting with `-` or `/`, no `..`, no `.lock`.
+/// 1-200 characters of `[A-Za-z0-9._/-]`, not starting with `-`, `/` or `.`, without `..`, `//`
+/// or `/.`, no component ending in `.lock`, not ending in `/` or `.` (the OpenAPI pattern).
 pub fn check_branch_name(name: &str) -> Result<(), GitError> {
     let valid = (1..=200).contains(&name.len())
         && name
@@ -316,6 +317,8 @@ pub fn check_branch_name(name: &str) -> Result<(), GitError> {
         && !name.ends_with(['/', '.'])
         && !name.contains("..")
         && !name.contains("//")
+        && !name.contains("/.")
+        && !name.contains(".lock/")
         && !name.ends_with(".lock")
         && git2::Branch::name_is_valid(name).unwrap_or(false);
     if valid {

@@ -181,7 +181,7 @@ fn switch_version(
         .take_branch(owner, conversation, entry_id)
         .map_err(internal)?
         .ok_or_else(|| {
-            SessionError::Invalid(format!(
+            SessionError::NotFound(format!(
                 "no earlier version of the history starts with entry {entry_id}"
             ))
         })?;
@@ -189,7 +189,7 @@ fn switch_version(
         store
             .save_branch(owner, conversation, &branch)
             .map_err(internal)?;
-        return Err(SessionError::Invalid(format!(
+        return Err(SessionError::Conflict(format!(
             "the version starting with entry {entry_id} continues another version of an \
              earlier message; switch that message first"
         )));
