@@ -23,12 +23,21 @@ async fn start_server(
     model_url: &str,
     http: &reqwest::Client,
 ) -> (ServerProcess, Duration, tempfile::TempDir) {
+    start_server_with(model_url, http, "stream = false").await
+}
+
+/// [`start_server`] with these lines in `[llm]`.
+async fn start_server_with(
+    model_url: &str,
+    http: &reqwest::Client,
+    llm: &str,
+) -> (ServerProcess, Duration, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("okcvm.toml");
     std::fs::write(
         &config,
         format!(
-            "[llm]\nbase_url = \"{model_url}\"\nmodel = \"mock\"\nstream = false\n\
+            "[llm]\nbase_url = \"{model_url}\"\nmodel = \"mock\"\n{llm}\n\
              [sessions]\nmax_sessions = 50000\nidle_timeout_secs = 3600\n[sandbox]\nallow_unsandboxed = true\n"
         ),
     )
@@ -58,6 +67,83 @@ async fn echo_turn(http: &reqwest::Client, url: &str, client: &str, message: &st
     );
     let _ = response.bytes().await.unwrap();
     started.elapsed()
+}
+
+/// Bytes of every file under `path`.
+fn disk_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|entry| match entry.metadata() {
+                Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
+                Ok(meta) => meta.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
+/// Cost per tool call of one long turn (100 streamed deltas before each call), in time and
+/// in bytes added to the store, for a turn of `calls` calls.
+async fn long_turn_cost(
+    model: &MockModel,
+    http: &reqwest::Client,
+    calls: usize,
+) -> (Duration, u64) {
+    model.script(
+        "LONGTURN",
+        vec![Reply::ChattyTool {
+            count: 100,
+            delta: "token ".into(),
+            name: "mshtools-todo_read".into(),
+            arguments: "{}".into(),
+        }],
+    );
+    let llm = format!("stream = true\nmax_steps = {calls}");
+    let (server, _, dir) = start_server_with(&model.url, http, &llm).await;
+    let store = dir.path().join("data/store");
+    echo_turn(http, &server.url, "warm", "hello").await;
+    let before = disk_bytes(&store);
+    let took = echo_turn(http, &server.url, "long", "LONGTURN go").await;
+    let grown = disk_bytes(&store).saturating_sub(before);
+    (took / calls as u32, grown / calls as u64)
+}
+
+/// Server RSS once `sessions` sessions each hold a conversation of `turns` turns with one tool
+/// call each, then sit idle.
+async fn idle_conversations_rss(
+    model: &MockModel,
+    http: &reqwest::Client,
+    sessions: usize,
+    turns: usize,
+) -> (u64, u64) {
+    model.script(
+        "HOLDTURN",
+        vec![Reply::ToolThenText {
+            name: "mshtools-todo_read".into(),
+            text: "noted".into(),
+        }],
+    );
+    let (server, _, _dir) = start_server(&model.url, http).await;
+    let base = rss_kib(server.child.id());
+    let workers: Vec<_> = (0..64)
+        .map(|w| {
+            let (http, url) = (http.clone(), server.url.clone());
+            tokio::spawn(async move {
+                for session in (w..sessions).step_by(64) {
+                    for turn in 0..turns {
+                        let message = format!("HOLDTURN {turn}");
+                        echo_turn(&http, &url, &format!("hold{session}"), &message).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (base, rss_kib(server.child.id()))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -472,6 +558,32 @@ async fn run(quick: bool) {
             "{:.1} KiB",
             rss.saturating_sub(base_rss) as f64 / sessions.max(1) as f64
         ),
+        "-",
+    );
+    drop(server);
+
+    let (ten, ten_bytes) = long_turn_cost(&model, &http, 10).await;
+    let (thousand, thousand_bytes) = long_turn_cost(&model, &http, 1000).await;
+    line(
+        "one turn, 10 tool calls: per call",
+        format!("{} {:.1} KiB", ms(ten), ten_bytes as f64 / 1024.0),
+        "-",
+    );
+    line(
+        "one turn, 1,000 tool calls: per call",
+        format!("{} {:.1} KiB", ms(thousand), thousand_bytes as f64 / 1024.0),
+        "<= 2x the 10-call cost",
+    );
+    let held = if quick { 100 } else { 1000 };
+    let (base, rss) = idle_conversations_rss(&model, &http, held, 20).await;
+    line(
+        &format!("server RSS, {held} idle sessions x 20 turns"),
+        format!("{:.1} MiB", rss as f64 / 1024.0),
+        "-",
+    );
+    line(
+        "  per session (with its 20-turn history)",
+        format!("{:.1} KiB", rss.saturating_sub(base) as f64 / held as f64),
         "-",
     );
     println!(

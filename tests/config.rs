@@ -70,7 +70,10 @@ async fn endpoints_update_at_runtime_without_ever_returning_keys() {
     // A section that is not set up yet needs its model and its address.
     let (status, body) = post(&app, json!({"speech": {"model": "tts"}})).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("base_url"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("base_url"),
+        "{body}"
+    );
 
     let app = app.restart();
     let (_, view) = app.get("/api/config", "x").await;

@@ -33,6 +33,9 @@ pub enum Reply {
     BrokenStream(String),
     /// A stream whose chunk is not JSON.
     Garbage,
+    /// A call of tool `name` (arguments `{}`), or `text` when the request ends with a tool
+    /// result: one script gives every session a turn with one tool call.
+    ToolThenText { name: String, text: String },
     /// `count` text deltas of `delta` each, then a call of tool `name` with `arguments`.
     ChattyTool {
         count: usize,
@@ -182,6 +185,10 @@ async fn completions(state: web::Data<Arc<Mutex<State>>>, body: Bytes) -> HttpRe
     };
     let user = latest_user_message(&request);
     let stream = request["stream"].as_bool().unwrap_or(false);
+    let after_tool = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .is_some_and(|m| m["role"] == "tool");
     let reply = {
         let mut state = state.lock().unwrap();
         let found = state
@@ -204,7 +211,18 @@ async fn completions(state: web::Data<Arc<Mutex<State>>>, body: Bytes) -> HttpRe
         }
         reply
     };
-    respond(reply, stream).await
+    respond(resolve(reply, after_tool), stream).await
+}
+
+/// Picks the branch of a reply that depends on the request.
+fn resolve(reply: Reply, after_tool: bool) -> Reply {
+    match reply {
+        Reply::ToolThenText { text, .. } if after_tool => Reply::Text(text),
+        Reply::ToolThenText { name, .. } => {
+            Reply::ToolCalls(String::new(), vec![(name, "{}".into())])
+        }
+        other => other,
+    }
 }
 
 /// The benchmark's path: no request is kept, so none is parsed either (the load generator
@@ -221,7 +239,8 @@ async fn respond_quickly(state: &Mutex<State>, body: &[u8]) -> HttpResponse {
             .find(|(token, _)| text.contains(token.as_str()))
             .map_or_else(|| Reply::text("echo"), |(_, replies)| replies[0].clone())
     };
-    respond(reply, stream).await
+    let after_tool = text.rfind("\"role\":\"tool\"") > text.rfind("\"role\":\"user\"");
+    respond(resolve(reply, after_tool), stream).await
 }
 
 async fn respond(reply: Reply, stream: bool) -> HttpResponse {
@@ -297,6 +316,16 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
             delta,
             name,
             arguments,
+        } if !stream => HttpResponse::Ok().json(json!({
+            "id": "cmpl-mock", "object": "chat.completion", "model": "mock-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": delta.repeat(count), "tool_calls": [{"id": format!("call_0_{}", uuid::Uuid::new_v4().simple()), "type": "function", "function": {"name": name, "arguments": arguments}}]}, "finish_reason": "tool_calls"}],
+            "usage": usage(),
+        })),
+        Reply::ChattyTool {
+            count,
+            delta,
+            name,
+            arguments,
         } => {
             let mut chunks: Vec<Result<Bytes, std::io::Error>> = (0..count)
                 .map(|_| Ok(chunk(json!({"content": &delta}), None)))
@@ -323,6 +352,7 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
             sse_response(chunks)
         }
         Reply::Delayed(..) => unreachable!("delays are unwrapped above"),
+        Reply::ToolThenText { .. } => unreachable!("resolved against the request first"),
     }
 }
 
