@@ -447,11 +447,14 @@ impl Store {
 
 fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<(), StoreError> {
     let mut batch = sled::Batch::default();
-    for item in tree.scan_prefix(prefix) {
-        let (k, _) = item?;
-        batch.remove(k);
+    let mut any = false;
+    for item in tree.scan_prefix(prefix).keys() {
+        batch.remove(item?);
+        any = true;
     }
-    tree.apply_batch(batch)?;
+    if any {
+        tree.apply_batch(batch)?;
+    }
     Ok(())
 }
 

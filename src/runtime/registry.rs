@@ -183,12 +183,23 @@ impl Handler<GetSession> for Registry {
     type Result = Result<Addr<SessionActor>, SessionError>;
 
     fn handle(&mut self, msg: GetSession, ctx: &mut Self::Context) -> Self::Result {
-        self.forget_dead();
-        if let Some(entry) = self.sessions.get_mut(&msg.key) {
-            entry.last_used = Instant::now();
-            return Ok(entry.addr.clone());
+        match self.sessions.get_mut(&msg.key) {
+            Some(entry) if entry.addr.connected() => {
+                entry.last_used = Instant::now();
+                return Ok(entry.addr.clone());
+            }
+            Some(_) => {
+                tracing::warn!(client = %msg.key.client_id, conversation = %msg.key.conversation_id, "session actor is gone; starting it again");
+                self.sessions.remove(&msg.key);
+                self.failed += 1;
+            }
+            None => {}
         }
         let max = self.services.config.sessions.max_sessions;
+        if self.active_sessions() >= max {
+            // Only at the limit is every entry looked at: dead actors free their slots first.
+            self.forget_dead();
+        }
         if self.active_sessions() >= max {
             let keys = select_evictions(&self.views(Instant::now()), self.idle_timeout(), max, 1);
             self.evict(keys, ctx);

@@ -49,7 +49,7 @@ impl Store {
         if self.head_is_ahead(owner, conversation, next_seq)? {
             return Ok(());
         }
-        remove_prefix(&self.turn_events, &prefix(owner, conversation))?;
+        self.remove_events(owner, conversation)?;
         self.set_head(owner, conversation, TurnState::Running, next_seq)
     }
 
@@ -66,14 +66,15 @@ impl Store {
         if self.head_is_ahead(owner, conversation, next_seq)? {
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
+        // One insert each, events before the head: a crash in between leaves events at or
+        // past the stored head's `next_seq`, which `load_turn` leaves out. (A sled batch would
+        // take the store-wide write lock on every turn.)
         for event in events {
-            batch.insert(
+            self.turn_events.insert(
                 event_key(owner, conversation, event.seq),
                 serde_json::to_vec(event)?,
-            );
+            )?;
         }
-        self.turn_events.apply_batch(batch)?;
         self.set_head(owner, conversation, state, next_seq)
     }
 
@@ -86,6 +87,19 @@ impl Store {
     pub(super) fn remove_turn(&self, owner: &str, conversation: &str) -> Result<(), StoreError> {
         self.turns.remove(key(owner, conversation))?;
         remove_prefix(&self.turn_events, &prefix(owner, conversation))
+    }
+
+    /// The turn's events, removed one by one (a turn's start must not take the store-wide
+    /// lock a batch does).
+    fn remove_events(&self, owner: &str, conversation: &str) -> Result<(), StoreError> {
+        for key in self
+            .turn_events
+            .scan_prefix(prefix(owner, conversation))
+            .keys()
+        {
+            self.turn_events.remove(key?)?;
+        }
+        Ok(())
     }
 
     /// Ends the streams of turns that were running when the server died with `error` + `stop`.
