@@ -26,6 +26,10 @@ pub struct EndpointSettings {
     #[serde(default)]
     pub api_key: Option<String>,
     pub supports_streaming: bool,
+    /// The chat section uses okcvm.toml's key, which is never copied into the store (and
+    /// only ever sent to okcvm.toml's origin: changing the address drops it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uses_config_key: bool,
 }
 
 /// Every section; `None` means not configured (for chat: the okcvm.toml endpoint).
@@ -96,7 +100,16 @@ impl Settings {
         defaults: &LlmConfig,
         llm: &OpenAiClient,
     ) -> Result<Self, StoreError> {
-        let saved: EndpointSet = store.get_setting("endpoints")?.unwrap_or_default();
+        let mut saved: EndpointSet = store.get_setting("endpoints")?.unwrap_or_default();
+        // Older stores kept a copy of okcvm.toml's key in the chat section: refer to it instead.
+        if let (Some(chat), Some(key)) = (saved.chat.as_mut(), defaults.api_key.as_ref()) {
+            if chat.api_key.as_deref() == Some(key.expose()) {
+                chat.api_key = None;
+                chat.uses_config_key = true;
+                store.put_setting("endpoints", &saved)?;
+                store.flush()?;
+            }
+        }
         let settings = Self {
             current: RwLock::new(saved),
             defaults: defaults.clone(),
@@ -116,9 +129,13 @@ impl Settings {
     pub fn chat_endpoint(&self) -> Endpoint {
         match self.snapshot().chat {
             Some(chat) => Endpoint {
+                api_key: if chat.uses_config_key {
+                    self.defaults.api_key.clone()
+                } else {
+                    chat.api_key.map(Secret::new)
+                },
                 base_url: chat.base_url,
                 model: chat.model,
-                api_key: chat.api_key.map(Secret::new),
                 stream: chat.supports_streaming,
             },
             None => Endpoint {
@@ -256,12 +273,9 @@ fn apply_patch(
         } else {
             String::new()
         },
-        api_key: if is_chat {
-            defaults.api_key.as_ref().map(|k| k.expose().to_string())
-        } else {
-            None
-        },
+        api_key: None,
         supports_streaming: if is_chat { defaults.stream } else { false },
+        uses_config_key: is_chat && defaults.api_key.is_some(),
     });
     let (model, base_url) = (text("model")?, text("base_url")?);
     if old_is_none && (model.is_none() || base_url.is_none()) {
@@ -270,11 +284,14 @@ fn apply_patch(
         )));
     }
     let model = model.unwrap_or(base.model);
-    let base_url = base_url.unwrap_or(base.base_url);
-    let api_key = match text("api_key")? {
-        None => base.api_key,
-        Some(key) if key.is_empty() => None,
-        Some(key) => Some(key),
+    let base_url = base_url.unwrap_or_else(|| base.base_url.clone());
+    // A key is only ever sent to the origin it was given for: a new address drops it.
+    let same_origin = origin(&base.base_url) == origin(&base_url);
+    let (api_key, uses_config_key) = match text("api_key")? {
+        Some(key) if key.is_empty() => (None, false),
+        Some(key) => (Some(key), false),
+        None if same_origin => (base.api_key, base.uses_config_key),
+        None => (None, false),
     };
     let supports_streaming = match fields.get("supports_streaming") {
         None | Some(Value::Null) => base.supports_streaming,
@@ -300,7 +317,15 @@ fn apply_patch(
         base_url,
         api_key,
         supports_streaming,
+        uses_config_key,
     })
+}
+
+/// `scheme://host:port` of an address (None when it does not parse).
+fn origin(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()
+        .map(|url| url.origin().ascii_serialization())
 }
 
 #[cfg(test)]

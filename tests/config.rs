@@ -130,3 +130,91 @@ fn check_reports_what_each_tool_family_can_do() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("search.provider"));
 }
+
+/// A model endpoint elsewhere that records the head of every request it gets and answers 500.
+fn recording_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = vec![0u8; 64 * 1024];
+            let n = stream.read(&mut buffer).unwrap_or(0);
+            let text = String::from_utf8_lossy(&buffer[..n]).to_string();
+            let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+            seen.lock().unwrap().push(head);
+            let _ = stream.write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    (url, heads)
+}
+
+fn store_holds(app: &TestApp, needle: &[u8]) -> bool {
+    fn walk(path: &std::path::Path, needle: &[u8]) -> bool {
+        std::fs::read_dir(path).unwrap().flatten().any(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, needle)
+            } else {
+                std::fs::read(&path)
+                    .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                    .unwrap_or(false)
+            }
+        })
+    }
+    walk(&app.config.store.path, needle)
+}
+
+#[tokio::test]
+async fn the_operators_key_never_follows_the_chat_endpoint_elsewhere() {
+    let app = TestApp::spawn_with(|c| {
+        c.llm.api_key = Some(okcvm::config::Secret::new("sk-operator-key"));
+        c.llm.max_retries = 0;
+    });
+    // Another model on okcvm.toml's endpoint keeps its key, by reference, not copied.
+    let (status, view) = post(&app, json!({"chat": {"model": "other-model"}})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["chat"]["api_key_present"], true);
+    assert!(
+        !store_holds(&app, b"sk-operator-key"),
+        "okcvm.toml's key was copied into the store"
+    );
+
+    // Pointing chat elsewhere sends no key there.
+    let (elsewhere, heads) = recording_endpoint();
+    let (status, view) = post(&app, json!({"chat": {"base_url": elsewhere}})).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["chat"]["api_key_present"], false);
+    let (status, _) = app.chat_json("victim", "hello").await;
+    assert_eq!(status, 502);
+    let head = heads.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        !head.to_ascii_lowercase().contains("authorization"),
+        "a key went elsewhere: {head}"
+    );
+
+    // A key given for it goes there; moving the section to another host again drops it.
+    let (status, _) = post(
+        &app,
+        json!({"chat": {"base_url": elsewhere, "api_key": "sk-elsewhere"}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.chat_json("victim", "hello").await;
+    let head = heads.lock().unwrap().last().cloned().unwrap();
+    assert!(head.contains("Bearer sk-elsewhere"), "{head}");
+    let (elsewhere_too, heads_too) = recording_endpoint();
+    let (_, view) = post(&app, json!({"chat": {"base_url": elsewhere_too}})).await;
+    assert_eq!(view["chat"]["api_key_present"], false);
+    app.chat_json("victim", "hello").await;
+    let head = heads_too.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        !head.to_ascii_lowercase().contains("authorization"),
+        "the key followed the section to a new host: {head}"
+    );
+}
