@@ -28,6 +28,7 @@ pub struct Config {
     pub browser: BrowserConfig,
     pub data: DataConfig,
     pub limits: LimitsConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -118,6 +119,27 @@ pub struct ToolsConfig {
 pub struct UploadsConfig {
     pub max_files: usize,
     pub max_file_size_mb: u64,
+}
+
+/// Who may use the server (`[auth]`). OKCVM does not authenticate users yet: every client is
+/// trusted with the id it gives, so it listens only on loopback unless the operator says the
+/// network is trusted.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Listen on a non-loopback address without authentication (a warning at every start).
+    pub allow_unauthenticated: bool,
+}
+
+impl ServerConfig {
+    /// Whether `host` is a loopback address (`localhost`, 127.0.0.0/8, ::1).
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host.trim().trim_matches(['[', ']']);
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 /// Server-wide caps on what sessions hold at once (`[limits]`): reaching one refuses the one

@@ -175,6 +175,13 @@ pub async fn serve(
     for (family, state) in services.readiness() {
         tracing::info!("{family}: {state}");
     }
+    if !services.config.server.is_loopback() {
+        tracing::warn!(
+            host = %services.config.server.host,
+            "listening beyond loopback WITHOUT authentication ([auth] allow_unauthenticated = true): \
+             every client is trusted with the id it gives"
+        );
+    }
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
     let registry = Registry::new(
         services.clone(),

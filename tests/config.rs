@@ -218,3 +218,44 @@ async fn the_operators_key_never_follows_the_chat_endpoint_elsewhere() {
         "the key followed the section to a new host: {head}"
     );
 }
+
+#[tokio::test]
+async fn without_authentication_the_server_listens_only_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("okcvm.toml");
+    let port = common::server_process::free_port();
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!("[server]\nhost = \"0.0.0.0\"\nport = {port}\n[sandbox]\nallow_unsandboxed = true\n{extra}"),
+        )
+        .unwrap()
+    };
+    write("");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "it started on 0.0.0.0");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("server.host") && said.contains("[auth] allow_unauthenticated"),
+        "{said}"
+    );
+
+    // The operator may say the network is trusted; every start then warns.
+    write("[auth]\nallow_unauthenticated = true\n");
+    let log = dir.path().join("server.log");
+    let http = reqwest::Client::new();
+    let (server, _) = common::server_process::start_logging(
+        env!("CARGO_BIN_EXE_okcvm"),
+        &config,
+        port,
+        &http,
+        Some((&log, "warn")),
+    )
+    .await;
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("WITHOUT authentication"), "{logged}");
+}
