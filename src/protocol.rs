@@ -148,7 +148,8 @@ pub struct WorkspaceState {
     #[serde(default)]
     pub not_in_snapshots: Vec<String>,
     pub snapshots: Vec<SnapshotView>,
-    pub latest_snapshot: Option<SnapshotView>,
+    /// The commit id of the newest snapshot (the list has the details).
+    pub latest_snapshot: Option<String>,
     pub paths: WorkspacePaths,
     pub git: GitState,
 }

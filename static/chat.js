@@ -64,7 +64,7 @@ export function applyEvent(version, event) {
       version.web_preview = p.web_preview || null;
       version.ppt_slides = p.ppt_slides || [];
       version.artifacts = p.artifacts || [];
-      version.snapshot = p.workspace_state?.latest_snapshot?.id || version.snapshot || null;
+      version.snapshot = p.workspace_state?.latest_snapshot || version.snapshot || null;
       if (!segments.some((s) => s.type === 'text' && s.text.trim()) && p.reply) {
         segments.push({ type: 'text', text: p.reply });
       }
@@ -326,7 +326,7 @@ export async function sendMessage(text) {
   if (!message || state.busy || state.switching || !state.conv) return;
   const conv = state.conv;
   const version = { user: message, segments: [], created_at: new Date().toISOString(),
-    base_snapshot: state.workspace?.latest_snapshot?.id || null };
+    base_snapshot: state.workspace?.latest_snapshot || null };
   conv.turns = conv.turns || [];
   conv.turns.push({ versions: [version], current: 0 });
   if (!conv.title_edited && conv.turns.length === 1) conv.title = titleFrom(message);

@@ -37,7 +37,9 @@ async fn a_site_is_published_served_redeployed_and_removed_with_its_conversation
             Reply::text("published"),
         ],
     );
-    let (status, reply) = app.chat_json("pub", "PUBLISH the site").await;
+    let (status, reply) = app
+        .chat_json("pub&conversation_id=site", "PUBLISH the site")
+        .await;
     assert_eq!(status, 200, "{reply}");
     let preview = &reply["web_preview"];
     let url = preview["url"].as_str().unwrap().to_string();
@@ -104,7 +106,9 @@ async fn a_site_is_published_served_redeployed_and_removed_with_its_conversation
             Reply::text("edited"),
         ],
     );
-    let (_, reply) = app.chat_json("pub", "REDEPLOY it").await;
+    let (_, reply) = app
+        .chat_json("pub&conversation_id=site", "REDEPLOY it")
+        .await;
     assert_eq!(reply["web_preview"]["deployment_id"], id.as_str());
     assert!(app
         .http
@@ -116,7 +120,9 @@ async fn a_site_is_published_served_redeployed_and_removed_with_its_conversation
         .await
         .unwrap()
         .contains("v2"));
-    let (_, reply) = app.chat_json("pub", "EDITONLY please").await;
+    let (_, reply) = app
+        .chat_json("pub&conversation_id=site", "EDITONLY please")
+        .await;
     assert!(reply["web_preview"].is_null(), "no deployment in this turn");
     assert!(app
         .http
@@ -130,7 +136,7 @@ async fn a_site_is_published_served_redeployed_and_removed_with_its_conversation
         .contains("v2"));
 
     // Deleting the conversation removes its site.
-    let (status, deleted) = app.delete("/api/conversations/default", "pub").await;
+    let (status, deleted) = app.delete("/api/conversations/site", "pub").await;
     assert_eq!(status, 200, "{deleted}");
     assert_eq!(deleted["workspace"]["deployments_removed"], 1);
     let gone = app.http.get(&url).send().await.unwrap();

@@ -38,12 +38,14 @@ async fn a_restart_keeps_history_conversations_files_and_snapshots() {
     );
     let (status, body) = app.chat_json("ann", "KEEP this").await;
     assert_eq!(status, 200, "{body}");
-    let snapshot = body["workspace_state"]["latest_snapshot"]["id"]
+    // `latest_snapshot` is the commit id; the list carries its label.
+    let snapshot = body["workspace_state"]["latest_snapshot"]
         .as_str()
         .unwrap()
         .to_string();
+    assert_eq!(body["workspace_state"]["snapshots"][0]["id"], snapshot);
     assert_eq!(
-        body["workspace_state"]["latest_snapshot"]["label"],
+        body["workspace_state"]["snapshots"][0]["label"],
         "KEEP this"
     );
     let (status, _) = upload(&app, "ann", &[("notes.txt", b"hello notes".to_vec())]).await;
@@ -56,6 +58,15 @@ async fn a_restart_keeps_history_conversations_files_and_snapshots() {
         )
         .await;
     assert_eq!(status, 200);
+    // PUT creates a conversation that does not exist yet.
+    let response = app
+        .http
+        .put(app.api("/api/conversations/saved-by-put", "ann"))
+        .json(&json!({"title": "Saved by PUT"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 
     let app = app.restart();
     let (_, info) = app.get("/api/session/info", "ann").await;
@@ -70,7 +81,9 @@ async fn a_restart_keeps_history_conversations_files_and_snapshots() {
     );
     let (_, list) = app.get("/api/conversations", "ann").await;
     let ids: Vec<&str> = common::strings(&list["conversations"], "id");
-    assert_eq!(ids, ["default", "other"]);
+    // Turns without a conversation id created no record of an implicit `default` one.
+    assert_eq!(ids, ["saved-by-put", "other"]);
+    assert_eq!(list["conversations"][0]["title"], "Saved by PUT");
     assert_eq!(list["conversations"][1]["pinned"], true);
     let (_, summaries) = app.get("/api/conversations?summary=true", "ann").await;
     assert_eq!(common::strings(&summaries["conversations"], "id"), ids);
@@ -201,12 +214,12 @@ async fn snapshot_restore_and_branch_round_trip() {
     app.model
         .script("V2", vec![write("version two"), Reply::text("v2")]);
     let (_, first) = app.chat_json("sam", "V1 write").await;
-    let v1 = first["workspace_state"]["latest_snapshot"]["id"]
+    let v1 = first["workspace_state"]["latest_snapshot"]
         .as_str()
         .unwrap()
         .to_string();
     let (_, second) = app.chat_json("sam", "V2 write").await;
-    let v2 = second["workspace_state"]["latest_snapshot"]["id"]
+    let v2 = second["workspace_state"]["latest_snapshot"]
         .as_str()
         .unwrap()
         .to_string();
@@ -252,7 +265,8 @@ async fn snapshot_restore_and_branch_round_trip() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(body["latest_snapshot"]["label"], "by hand");
+    assert_eq!(body["snapshots"][0]["label"], "by hand");
+    assert_eq!(body["snapshots"][0]["id"], body["latest_snapshot"]);
 
     // What does not exist is 404, what is malformed 400.
     let (restore, branch) = (
@@ -397,8 +411,17 @@ async fn conversations_are_separate_sessions_and_private_to_their_client() {
         .send()
         .await
         .unwrap();
-    assert_eq!(put.status(), 404);
-    assert_eq!(app.delete("/api/conversations/one", "dog").await.0, 404);
+    // A PUT of the same id creates dog's own record; cat's is untouched (checked below).
+    assert_eq!(put.status(), 200);
+    let (_, dogs) = app.get("/api/conversations", "dog").await;
+    assert_eq!(
+        common::strings(&dogs["conversations"], "title"),
+        ["mine now"]
+    );
+    let (_, cats) = app.get("/api/conversations/one", "cat").await;
+    assert_eq!(cats["conversation"]["title"], "first conversation");
+    assert_eq!(app.delete("/api/conversations/one", "dog").await.0, 200);
+    assert_eq!(app.get("/api/conversations/one", "cat").await.0, 200);
     let (_, dog_files) = app
         .get("/api/session/workspace/files?conversation_id=one", "dog")
         .await;

@@ -34,6 +34,7 @@ pub async fn chat(
         } else {
             Delivery::Ending
         },
+        named_conversation: super::identity::names_conversation(&req),
     };
     let handle = ask(&state, &key, turn).await?;
     if wants_stream {

@@ -88,7 +88,8 @@ pub async fn update(
         ));
     };
     fields.insert("id".into(), Value::String(id.clone()));
-    find(&state, &owner, &id).await?;
+    // A PUT of an id the owner does not have yet creates it (the console saves every
+    // conversation this way); records are keyed by owner, so it never reaches another's.
     save(&state, owner, id, body).await
 }
 

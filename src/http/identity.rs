@@ -45,6 +45,17 @@ pub fn session_key(req: &HttpRequest) -> Result<SessionKey, ApiError> {
     Ok(key)
 }
 
+/// Whether the request named its conversation (query or header), rather than using the
+/// implicit `default` one.
+pub fn names_conversation(req: &HttpRequest) -> bool {
+    let query: IdQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    query.conversation_id.is_some_and(|id| !id.is_empty())
+        || req
+            .headers()
+            .get("x-okc-conversation-id")
+            .is_some_and(|v| !v.is_empty())
+}
+
 /// The header's value; one that is not visible ASCII is refused rather than ignored (it
 /// would otherwise fall back to another identity).
 fn header(req: &HttpRequest, name: &str) -> Result<Option<String>, ApiError> {

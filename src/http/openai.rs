@@ -81,6 +81,7 @@ pub async fn completions(
         } else {
             Delivery::Ending
         },
+        named_conversation: super::identity::names_conversation(&req),
     };
     let handle = ask(&state, &key, turn).await?;
     let id = completion_id();

@@ -41,7 +41,8 @@ pub async fn boot(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let info = session_info(&state, &key).await?;
     let uploads = &state.services.config.uploads;
     Ok(HttpResponse::Ok().json(json!({
-        "reply": info.last_reply.clone().unwrap_or_else(|| WELCOME.to_string()),
+        // The welcome text, never the last reply (the console shows it above the history).
+        "reply": info.opening_reply.clone().unwrap_or_else(|| WELCOME.to_string()),
         "meta": {
             "model": state.services.llm.endpoint().model.clone(),
             "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -113,6 +113,9 @@ pub struct StartTurn {
     pub replace_from: Option<String>,
     /// What the client that started the turn is sent.
     pub delivery: Delivery,
+    /// The request named its conversation: the turn creates or touches its record. Turns on
+    /// the implicit conversation (no id given) leave the conversation list alone.
+    pub named_conversation: bool,
 }
 
 pub struct TurnHandle {
@@ -170,7 +173,9 @@ pub struct SessionInfo {
     pub busy: bool,
     pub system_prompt: String,
     pub vm_history: crate::protocol::RawJson,
-    pub last_reply: Option<String>,
+    /// The first history entry's text when it is the assistant's (the boot screen shows it
+    /// instead of the welcome text).
+    pub opening_reply: Option<String>,
 }
 
 /// One history entry by id.

@@ -51,6 +51,8 @@ struct RunningTurn {
     started: Instant,
     /// Every log line of the turn, wherever it runs, is written inside this span.
     span: tracing::Span,
+    /// See `StartTurn::named_conversation`.
+    named_conversation: bool,
 }
 
 pub struct SessionActor {
@@ -142,6 +144,7 @@ impl SessionActor {
             return;
         };
         let span = running.span.clone();
+        let named_conversation = running.named_conversation;
         let _in_turn = span.enter();
         tracing::info!(end = ?outcome.end, tools = outcome.tool_calls.len(), ms = running.started.elapsed().as_millis() as u64, "turn finished");
         let services = self.services.clone();
@@ -229,7 +232,13 @@ impl SessionActor {
                     persisted_from,
                     &tail[persisted_from - tail_start..],
                 )
-                .and_then(|()| store.touch_conversation(owner, conversation, &first_message));
+                .and_then(|()| {
+                    if named_conversation {
+                        store.touch_conversation(owner, conversation, &first_message)
+                    } else {
+                        Ok(())
+                    }
+                });
             // A turn that was not stored is never reported as done.
             let closing_event = match &saved {
                 Ok(()) => closing_event,
@@ -502,6 +511,7 @@ impl Handler<StartTurn> for SessionActor {
             cancel,
             started: Instant::now(),
             span: span.clone(),
+            named_conversation: msg.named_conversation,
         });
         self.registry.do_send(SessionActivity {
             key: self.key.clone(),

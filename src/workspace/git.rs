@@ -204,7 +204,7 @@ pub fn state(
             .iter()
             .map(|path| model_path_of(path))
             .collect(),
-        latest_snapshot: head_commit.as_ref().map(view),
+        latest_snapshot: head_commit.as_ref().map(|commit| commit.id().to_string()),
         snapshots,
         paths: paths(),
         git: GitState {

@@ -29,7 +29,7 @@ impl Handler<GetInfo> for SessionActor {
             Ok::<_, crate::store::StoreError>((uploads, view, system_prompt))
         });
         Box::pin(load.into_actor(self).map(move |loaded, actor, _ctx| {
-            let (uploads, (history_length, vm_history, last_reply), system_prompt) = loaded
+            let (uploads, (history_length, vm_history, opening_reply), system_prompt) = loaded
                 .map_err(|e| SessionError::Internal(e.to_string()))?
                 .map_err(|e| SessionError::Internal(e.to_string()))?;
             actor.uploads = uploads;
@@ -38,18 +38,18 @@ impl Handler<GetInfo> for SessionActor {
                 busy,
                 system_prompt,
                 vm_history,
-                last_reply,
+                opening_reply,
             })
         }))
     }
 }
 
-/// `(length, vm_history, last reply)` of a history, as `GetInfo` answers them.
+/// `(length, vm_history, opening reply)` of a history, as `GetInfo` answers them.
 fn history_view(history: &Conversation) -> (usize, crate::protocol::RawJson, Option<String>) {
     (
         history.len(),
         vm_history(history.entries()),
-        last_assistant_text(history),
+        opening_assistant_text(history),
     )
 }
 
@@ -68,18 +68,15 @@ pub(super) fn render_system_prompt(services: &Services, uploads: &[UploadRecord]
     services.spec.render_prompt(&date, &uploads)
 }
 
-fn last_assistant_text(history: &Conversation) -> Option<String> {
-    history
-        .entries()
-        .iter()
-        .rev()
-        .find_map(|e| match &e.message {
-            Message::Assistant {
-                content: Some(text),
-                ..
-            } if !text.is_empty() => Some(text.clone()),
-            _ => None,
-        })
+/// The text of the history's first entry when the assistant spoke first (a greeting).
+fn opening_assistant_text(history: &Conversation) -> Option<String> {
+    match &history.entries().first()?.message {
+        Message::Assistant {
+            content: Some(text),
+            ..
+        } if !text.is_empty() => Some(text.clone()),
+        _ => None,
+    }
 }
 
 impl Handler<GetHistoryEntry> for SessionActor {
