@@ -257,6 +257,30 @@ async fn snapshot_restore_and_branch_round_trip() {
     assert_eq!(status, 200);
     assert_eq!(std::fs::read_to_string(&doc).unwrap(), "version one");
 
+    // A snapshot and a branch: the branch is pointed at the snapshot (created, or moved like
+    // `git checkout -B`) and checked out.
+    for _ in 0..2 {
+        let (status, body) = app
+            .post_json(
+                "/api/session/workspace/restore",
+                "sam",
+                json!({"snapshot_id": v2, "branch": "from-v2"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["workspace_state"]["git"]["branch"], "from-v2");
+        assert_eq!(body["workspace_state"]["git"]["commit"], v2.as_str());
+        assert_eq!(std::fs::read_to_string(&doc).unwrap(), "version two");
+    }
+    let (status, _) = app
+        .post_json(
+            "/api/session/workspace/restore",
+            "sam",
+            json!({"branch": "main"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
     let (status, body) = app
         .post_json(
             "/api/session/workspace/snapshots",

@@ -144,7 +144,10 @@ pub async fn restore(
     change_workspace(&state, &key, effect, move || {
         let root = workspace.root();
         match (&body.snapshot_id, &body.branch) {
-            (Some(id), _) => git::restore_snapshot(root, id, body.checkout, &policy),
+            (Some(id), Some(branch)) => {
+                git::branch_at_snapshot(root, branch, id, body.checkout, &policy)
+            }
+            (Some(id), None) => git::restore_snapshot(root, id, body.checkout, &policy),
             (None, Some(branch)) => git::switch_branch(root, branch, body.checkout, &policy),
             (None, None) => Ok(()),
         }?;

@@ -253,6 +253,33 @@ pub fn switch_branch(
     Ok(())
 }
 
+/// Points branch `name` at snapshot `id`, creating it or moving it (`git checkout -B`), and
+/// switches to it (files too, with `checkout`).
+pub fn branch_at_snapshot(
+    root: &Path,
+    name: &str,
+    id: &str,
+    checkout: bool,
+    policy: &SnapshotPolicy,
+) -> Result<(), GitError> {
+    check_branch_name(name)?;
+    let repo = open_or_init(root, policy)?;
+    let current = repo.head().ok().and_then(|h| h.shorthand().map(str::to_string));
+    if current.as_deref() == Some(name) {
+        // git will not move the branch it is on; moving it is a reset of the current branch.
+        return restore_snapshot(root, id, checkout, policy);
+    }
+    {
+        let commit = find_commit(&repo, id)?;
+        repo.branch(name, &commit, true)?;
+    }
+    repo.set_head(&format!("refs/heads/{name}"))?;
+    if checkout {
+        repo.checkout_head(Some(CheckoutBuilder::new().force().remove_untracked(true)))?;
+    }
+    Ok(())
+}
+
 /// Creates a branch at a snapshot (or the current commit) and optionally switches to it.
 pub fn create_branch(
     root: &Path,
