@@ -3,7 +3,7 @@
 //!
 //! Key scheme: every key starts with `owner 0x1F conversation` (ids are validated to exclude
 //! 0x1F), so no lookup can cross owners. Values are JSON. All methods block: call them through
-//! `spawn_blocking`. `flush` makes everything written so far durable; the runtime calls it at
+//! `blocking::run`. `flush` makes everything written so far durable; the runtime calls it at
 //! the end of every turn, before `final` is sent.
 
 use std::path::Path;

@@ -283,7 +283,7 @@ impl SessionActor {
                 rx.await
                     .map_err(|_| "the store flusher stopped".to_string())
             } else {
-                tokio::task::spawn_blocking(persist)
+                crate::blocking::run(crate::blocking::STORE_WORK, persist)
                     .await
                     .map_err(|e| e.to_string())
             };
@@ -419,7 +419,7 @@ impl Actor for SessionActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let store = self.services.store.clone();
         let key = self.key.clone();
-        let load = tokio::task::spawn_blocking(move || {
+        let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
             let history = store.load_history(&key.client_id, &key.conversation_id)?;
             let turn = store.load_turn(&key.client_id, &key.conversation_id)?;
             let uploads = store.list_uploads(&key.client_id, &key.conversation_id)?;
@@ -589,7 +589,7 @@ impl Handler<ChangeWorkspace> for SessionActor {
                     .map(|group| group.stopper())
             }
         };
-        let work = tokio::task::spawn_blocking(move || {
+        let work = crate::blocking::run(crate::blocking::STORE_WORK, move || {
             if let Some(stop) = stop_processes {
                 stop();
             }

@@ -1,7 +1,7 @@
 //! Git history of a workspace (git2): a commit per turn, explicit snapshots, restore and
 //! branches, and the `workspace_state` the API reports.
 //!
-//! Every function blocks: call them through `spawn_blocking`. Snapshot ids are full or
+//! Every function blocks: call them through `blocking::run`. Snapshot ids are full or
 //! abbreviated hex commit ids and nothing else (no rev expressions); branch names are
 //! validated. Files over the size cap and the ignore patterns of `[workspace]` stay out of
 //! snapshots. What a snapshot stores is read through the confined opener (`open.rs`), so a
@@ -264,7 +264,10 @@ pub fn branch_at_snapshot(
 ) -> Result<(), GitError> {
     check_branch_name(name)?;
     let repo = open_or_init(root, policy)?;
-    let current = repo.head().ok().and_then(|h| h.shorthand().map(str::to_string));
+    let current = repo
+        .head()
+        .ok()
+        .and_then(|h| h.shorthand().map(str::to_string));
     if current.as_deref() == Some(name) {
         // git will not move the branch it is on; moving it is a reset of the current branch.
         return restore_snapshot(root, id, checkout, policy);

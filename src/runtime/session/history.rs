@@ -125,7 +125,7 @@ impl Handler<SwitchVersion> for SessionActor {
         let persisted = parts.persisted;
         let store = self.services.store.clone();
         let key = self.key.clone();
-        let work = tokio::task::spawn_blocking(move || {
+        let work = crate::blocking::run(crate::blocking::STORE_WORK, move || {
             let (owner, conversation) = (&key.client_id, &key.conversation_id);
             let switched = switch_version(
                 &store,
@@ -231,7 +231,7 @@ impl Handler<ClearHistory> for SessionActor {
         let root = parts.tools.workspace.root().to_path_buf();
         let store = self.services.store.clone();
         let key = self.key.clone();
-        let wipe = tokio::task::spawn_blocking(move || {
+        let wipe = crate::blocking::run(crate::blocking::STORE_WORK, move || {
             let (owner, conversation) = (&key.client_id, &key.conversation_id);
             store
                 .clear_history(owner, conversation)
