@@ -90,6 +90,8 @@ async fn idle_sessions_are_evicted_and_come_back_on_the_next_request() {
     })
     .await;
     assert!(evicted, "the idle session was never evicted");
+    let (_, stats) = app.get("/api/sessions", "admin").await;
+    assert_eq!(stats["failed"], 0, "an eviction is not a failure: {stats}");
     let (status, body) = app.chat_json("sleepy", "still there?").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["reply"], "echo: still there?");

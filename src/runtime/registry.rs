@@ -118,7 +118,8 @@ impl Registry {
     fn forget_dead(&mut self) {
         let before = self.sessions.len();
         self.sessions.retain(|key, entry| {
-            let alive = entry.addr.connected();
+            // An entry being evicted stops on purpose; its answer removes and counts it.
+            let alive = entry.evicting || entry.addr.connected();
             if !alive {
                 tracing::warn!(client = %key.client_id, conversation = %key.conversation_id, "session actor is gone; its slot is free");
             }
@@ -188,10 +189,15 @@ impl Handler<GetSession> for Registry {
                 entry.last_used = Instant::now();
                 return Ok(entry.addr.clone());
             }
-            Some(_) => {
-                tracing::warn!(client = %msg.key.client_id, conversation = %msg.key.conversation_id, "session actor is gone; starting it again");
+            Some(entry) => {
+                // Stopped by an eviction whose answer is still on its way, or by a panic.
+                if entry.evicting {
+                    self.evictions += 1;
+                } else {
+                    tracing::warn!(client = %msg.key.client_id, conversation = %msg.key.conversation_id, "session actor is gone; starting it again");
+                    self.failed += 1;
+                }
                 self.sessions.remove(&msg.key);
-                self.failed += 1;
             }
             None => {}
         }
