@@ -476,8 +476,38 @@ async fn the_agent_answers_as_an_openai_compatible_model() {
         json!({"messages": []}),
         json!({"messages": [{"role": "assistant", "content": "yo"}]}),
         json!({"messages": [{"role": "user", "content": "   "}]}),
+        json!({"messages": "not a list"}),
     ] {
         let response = app.http.post(&url).json(&bad).send().await.unwrap();
         assert_eq!(response.status(), 400, "{bad}");
+        // OpenAI's error envelope, which the SDKs read.
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["error"]["message"].is_string(), "{body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
     }
+    let models: serde_json::Value = app
+        .http
+        .get(format!("{}/v1/models", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["object"], "list");
+    assert_eq!(models["data"][0]["id"], "okcvm-agent");
+
+    // A failed turn is not to be retried by the SDK: it ran.
+    app.model.script("FAILV1", vec![Reply::Status(500, None)]);
+    let response = app
+        .http
+        .post(&url)
+        .json(&json!({"messages": [{"role": "user", "content": "FAILV1 now"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.headers()["x-should-retry"], "false");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "model_endpoint_failed", "{body}");
 }

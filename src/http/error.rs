@@ -150,3 +150,44 @@ pub fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
         other => ApiError::BadRequest(format!("invalid request body: {other}")),
     }
 }
+
+/// An [`ApiError`] in OpenAI's envelope, for `/v1/*`: `{"error": {"message", "type", "code"}}`.
+/// A failed or cancelled turn (409, 502, 504) carries `x-should-retry: false`: the turn ran,
+/// and an SDK's automatic retry would run it again.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct OpenAiError(#[from] pub ApiError);
+
+impl ResponseError for OpenAiError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (kind, code) = match status.as_u16() {
+            400 | 413 | 415 => ("invalid_request_error", "invalid_request"),
+            404 => ("invalid_request_error", "not_found"),
+            409 => ("invalid_request_error", "conflict"),
+            429 => ("rate_limit_error", "rate_limited"),
+            502 | 504 => ("api_error", "model_endpoint_failed"),
+            _ => ("api_error", "server_error"),
+        };
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self.0, "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        if matches!(status.as_u16(), 409 | 502 | 504) {
+            response.insert_header(("x-should-retry", "false"));
+        }
+        response.json(serde_json::json!({
+            "error": {"message": self.0.to_string(), "type": kind, "code": code}
+        }))
+    }
+}
+
+impl From<SessionError> for OpenAiError {
+    fn from(error: SessionError) -> Self {
+        OpenAiError(error.into())
+    }
+}

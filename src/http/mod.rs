@@ -65,7 +65,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(session::healthz))
         .route("/metrics", web::get().to(session::metrics))
         .route("/openapi.json", web::get().to(session::openapi))
-        .route("/v1/chat/completions", web::post().to(openai::completions))
+        .service(
+            web::resource("/v1/chat/completions")
+                .app_data(openai::json_config(JSON_BODY_LIMIT))
+                .route(web::post().to(openai::completions)),
+        )
+        .route("/v1/models", web::get().to(openai::models))
         .route("/deploy/{id}", web::get().to(deploy::site_root))
         .route("/deploy/{id}/{path:.*}", web::get().to(deploy::site_file))
         .service(

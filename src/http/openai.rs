@@ -1,10 +1,11 @@
-//! `POST /v1/chat/completions`: the agent as an OpenAI-compatible model, so any chat client
-//! that speaks that API can use it.
+//! `POST /v1/chat/completions` and `GET /v1/models`: the agent as an OpenAI-compatible model,
+//! so any chat client that speaks that API can use it.
 //!
 //! The server keeps the conversation (history, workspace, tools) as for `/api/chat`: the
-//! session is chosen by the usual client and conversation ids, and only the last message,
-//! which must be the user's, starts a turn; earlier messages in the request are the client's
-//! copy and are not replayed. Streaming (`stream: true`) sends `chat.completion.chunk`s with
+//! session is chosen by the usual client and conversation ids, and only the latest user
+//! message with text starts a turn; earlier messages in the request are the client's copy and
+//! are not replayed. Errors come in OpenAI's envelope, and a turn that ran and failed says
+//! `x-should-retry: false` so an SDK does not run it again. Streaming (`stream: true`) sends `chat.completion.chunk`s with
 //! the text of every model step as it comes (what the model says before its tool calls too)
 //! and ends with `data: [DONE]`; the JSON answer holds the final reply only. Tool activity
 //! stays inside the agent. A failed turn is a JSON error (502/504) or, once streaming, an
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::chat::final_payload;
-use super::error::ApiError;
+use super::error::{ApiError, OpenAiError};
 use super::identity::session_key;
 use super::sse::rendered_stream;
 use super::{ask, AppState};
@@ -50,11 +51,36 @@ fn completion_id() -> String {
     format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// `GET /v1/models`: the one model this server is, as OpenAI-compatible clients list it.
+pub async fn models(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "object": "list",
+        "data": [{
+            "id": AGENT_MODEL,
+            "object": "model",
+            "created": 0,
+            "owned_by": "okcvm",
+            "description": format!("the OK Computer agent, on {}", state.services.llm.endpoint().model),
+        }],
+    }))
+}
+
+/// The model name `/v1/models` lists and answers carry when the request names none.
+const AGENT_MODEL: &str = "okcvm-agent";
+
+/// The JSON body of `/v1/chat/completions`, with OpenAI-style errors.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .content_type_required(true)
+        .error_handler(|err, _req| OpenAiError(super::error::json_error(err)).into())
+}
+
 pub async fn completions(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<CompletionRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, OpenAiError> {
     let key = session_key(&req)?;
     let body = body.into_inner();
     // The agent answers the latest user message with text (clients may end the list with
@@ -69,9 +95,10 @@ pub async fn completions(
     else {
         return Err(ApiError::BadRequest(
             "messages must hold a user message with text: it is what the agent answers".into(),
-        ));
+        )
+        .into());
     };
-    let model = body.model.unwrap_or_else(|| "okcvm-agent".into());
+    let model = body.model.unwrap_or_else(|| AGENT_MODEL.into());
     let turn = StartTurn {
         message,
         replace_last: false,
