@@ -22,8 +22,8 @@ use super::messages::*;
 use super::registry::Registry;
 use super::services::Services;
 use super::turn_end::{
-    closing_event, first_user_message, last_user_message, snapshot_after_turn, summary_of,
-    vm_history, VM_HISTORY_LEN,
+    closing_event, first_user_message, last_user_message, not_stored, snapshot_after_turn,
+    summary_of, vm_history, VM_HISTORY_LEN,
 };
 pub use super::turn_end::{remove_workspace, upload_entries};
 use crate::agent::conversation::EntryError;
@@ -36,6 +36,7 @@ use crate::workspace::git::GitError;
 use crate::workspace::{MOUNT, UPLOAD_DIR};
 
 mod history;
+mod panicked;
 use history::render_system_prompt;
 
 /// What a turn borrows.
@@ -343,43 +344,6 @@ impl SessionActor {
         }));
     }
 
-    /// Ends a turn that panicked: `error` + `stop` for its clients and in the store, then the
-    /// session stops.
-    fn turn_panicked(&mut self, panic: &(dyn std::any::Any + Send), ctx: &mut Context<Self>) {
-        let reason = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
-        if let Some(running) = self.running.take() {
-            tracing::error!(parent: &running.span, %reason, "the turn panicked; the session stops");
-        }
-        let mut log = self.log.0.borrow_mut();
-        log.publish(ChatEvent::Error {
-            message: format!(
-                "internal error: the turn failed ({reason}); the conversation goes on from its last stored turn"
-            ),
-            status: 500,
-        });
-        log.publish(ChatEvent::Stop);
-        log.running = false;
-        log.subscribers.clear();
-        let events = log.take_unstored();
-        let (key, next_seq) = (self.key.clone(), log.next_seq);
-        self.services
-            .flusher
-            .write_soon("ending a turn that panicked", move |store| {
-                store.append_turn(
-                    &key.client_id,
-                    &key.conversation_id,
-                    TurnState::Interrupted,
-                    next_seq,
-                    &events,
-                )
-            });
-        ctx.stop();
-    }
-
     /// Once the parts are back: stops the session if a forced eviction waits for it.
     fn stop_if_asked(&mut self, ctx: &mut Context<Self>) {
         if self.stop_waiters.is_empty() {
@@ -389,16 +353,6 @@ impl SessionActor {
             let _ = waiter.send(());
         }
         ctx.stop();
-    }
-}
-
-/// The closing event of a turn the store could not keep.
-fn not_stored(error: &impl std::fmt::Display) -> ChatEvent {
-    ChatEvent::Error {
-        message: format!(
-            "the turn could not be stored ({error}); its reply may be lost after a restart"
-        ),
-        status: 500,
     }
 }
 

@@ -133,3 +133,13 @@ pub fn remove_workspace(root: &std::path::Path) -> std::io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+/// The closing event of a turn the store could not keep.
+pub fn not_stored(error: &impl std::fmt::Display) -> ChatEvent {
+    ChatEvent::Error {
+        message: format!(
+            "the turn could not be stored ({error}); its reply may be lost after a restart"
+        ),
+        status: 500,
+    }
+}
