@@ -133,25 +133,18 @@ fn check_reports_what_each_tool_family_can_do() {
 
 /// A model endpoint elsewhere that records the head of every request it gets and answers 500.
 fn recording_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{Read, Write};
     let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let seen = heads.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buffer = vec![0u8; 64 * 1024];
-            let n = stream.read(&mut buffer).unwrap_or(0);
-            let text = String::from_utf8_lossy(&buffer[..n]).to_string();
-            let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
-            seen.lock().unwrap().push(head);
-            let _ = stream.write_all(
-                b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
-            );
-        }
+    let origin = common::raw_http_server(move |mut stream| {
+        use std::io::Write;
+        seen.lock()
+            .unwrap()
+            .push(common::read_request_head(&mut stream));
+        let _ = stream.write_all(
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        );
     });
-    (url, heads)
+    (format!("{origin}/v1"), heads)
 }
 
 fn store_holds(app: &TestApp, needle: &[u8]) -> bool {

@@ -178,25 +178,17 @@ async fn without_an_endpoint_the_tools_say_which_setting_they_need() {
 
 /// An endpoint that answers every request with a chunked body that never ends.
 fn endless_api() -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request);
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
-                if stream.write_all(head.as_bytes()).is_err() {
-                    return;
-                }
-                let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
-                while stream.write_all(chunk.as_bytes()).is_ok() {}
-            });
+    let origin = common::raw_http_server(|mut stream| {
+        use std::io::Write;
+        common::read_request_head(&mut stream);
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
         }
+        let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+        while stream.write_all(chunk.as_bytes()).is_ok() {}
     });
-    url
+    format!("{origin}/v1")
 }
 
 #[tokio::test]

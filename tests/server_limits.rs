@@ -19,22 +19,6 @@ fn shell(command: &str) -> Reply {
     Reply::tool("mshtools-shell", json!({"command": command}))
 }
 
-/// Starts a non-streamed turn in the background; its status comes from the task.
-fn background_turn(app: &TestApp, client: &str, message: &str) -> tokio::task::JoinHandle<u16> {
-    let http = app.http.clone();
-    let url = app.api("/api/chat", client);
-    let body = json!({"message": message, "stream": false});
-    tokio::spawn(async move {
-        http.post(url)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    })
-}
-
 #[tokio::test]
 async fn an_idle_interpreter_makes_room_and_busy_ones_refuse() {
     let app = TestApp::spawn_with(|c| c.limits.python_interpreters = 1);
@@ -66,7 +50,7 @@ async fn an_idle_interpreter_makes_room_and_busy_ones_refuse() {
     );
     app.model
         .script("WANT", vec![cell("print('never')"), Reply::text("went on")]);
-    let busy = background_turn(&app, "second", "BUSY now");
+    let busy = app.turn_in_background("/api/chat", "second", "BUSY now");
     while app.model.requests_for("BUSY").is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -91,7 +75,7 @@ async fn shell_commands_beyond_the_server_cap_are_refused() {
         .script("LONGCMD", vec![shell("sleep 3"), Reply::text("slept")]);
     app.model
         .script("SHORTCMD", vec![shell("echo hi"), Reply::text("went on")]);
-    let long = background_turn(&app, "sleeper", "LONGCMD now");
+    let long = app.turn_in_background("/api/chat", "sleeper", "LONGCMD now");
     while app.model.requests_for("LONGCMD").is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

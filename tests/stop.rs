@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{Reply, TestApp};
@@ -18,22 +18,13 @@ const STOP_WITHIN: Duration = Duration::from_secs(2);
 /// An HTTP server on loopback that answers every request with headers promising a body it
 /// never sends, holding each connection for a minute.
 fn stalling_api() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut request = [0u8; 4096];
-                let _ = stream.read(&mut request);
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
-                );
-                std::thread::sleep(Duration::from_secs(60));
-            });
-        }
-    });
-    url
+    common::raw_http_server(|mut stream| {
+        common::read_request_head(&mut stream);
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        );
+        std::thread::sleep(Duration::from_secs(60));
+    })
 }
 
 /// A server whose only data source is the stalling API, and a model that calls it.
@@ -73,18 +64,7 @@ async fn start_stalled_turn(
     client: &str,
     message: &str,
 ) -> tokio::task::JoinHandle<u16> {
-    let http = app.http.clone();
-    let url = app.api(path, client);
-    let body = json!({"message": message, "stream": false});
-    let turn = tokio::spawn(async move {
-        http.post(url)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let turn = app.turn_in_background(path, client, message);
     let started = Instant::now();
     while app.model.request_count() == 0 {
         assert!(started.elapsed() < Duration::from_secs(10), "no turn ran");

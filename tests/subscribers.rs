@@ -39,17 +39,7 @@ async fn a_session_takes_a_bounded_number_of_followers() {
         "SLOW",
         vec![Reply::delayed(1500, Reply::text("slowly done"))],
     );
-    let http = app.http.clone();
-    let url = app.api("/api/chat", "popular");
-    let turn = tokio::spawn(async move {
-        http.post(url)
-            .json(&json!({"message": "SLOW please", "stream": false}))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let turn = app.turn_in_background("/api/chat", "popular", "SLOW please");
     while app.model.request_count() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

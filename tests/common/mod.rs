@@ -198,6 +198,28 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Starts a non-streamed turn at `path` (e.g. `/api/chat?conversation_id=x`) and returns
+    /// at once; the task answers with the turn's status.
+    pub fn turn_in_background(
+        &self,
+        path: &str,
+        client: &str,
+        message: &str,
+    ) -> tokio::task::JoinHandle<u16> {
+        let http = self.http.clone();
+        let url = self.api(path, client);
+        let body = json!({"message": message, "stream": false});
+        tokio::spawn(async move {
+            http.post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    }
+
     pub async fn get(&self, path: &str, client: &str) -> (u16, Value) {
         let response = self.http.get(self.api(path, client)).send().await.unwrap();
         let status = response.status().as_u16();
@@ -287,4 +309,28 @@ pub fn tool_messages(request: &Value) -> Vec<String> {
         .filter(|m| m["role"] == "tool")
         .map(|m| m["content"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// A bare HTTP server on loopback for misbehaving third-party APIs: each connection is handed
+/// to `serve` on a thread of its own. Returns `http://127.0.0.1:<port>`.
+pub fn raw_http_server(serve: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let serve = std::sync::Arc::new(serve);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let serve = serve.clone();
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    origin
+}
+
+/// The head of the request read from `stream` (what one read gives, up to 64 KiB).
+pub fn read_request_head(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buffer).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buffer[..n]).to_string();
+    text.split("\r\n\r\n").next().unwrap_or("").to_string()
 }
