@@ -11,8 +11,10 @@ use super::{decode, key, prefix, remove_prefix, Store, StoreError};
 use crate::protocol::{ChatEvent, SeqEvent};
 use crate::store::{TurnRecord, TurnState};
 
-fn event_key(owner: &str, conversation: &str, seq: u64) -> Vec<u8> {
-    let mut key = prefix(owner, conversation);
+/// The key of event `seq` of the turn whose head is at `head` (`owner 0x1F conversation`).
+fn event_key(head: &[u8], seq: u64) -> Vec<u8> {
+    let mut key = head.to_vec();
+    key.push(super::SEP);
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
@@ -69,11 +71,10 @@ impl Store {
         // One insert each, events before the head: a crash in between leaves events at or
         // past the stored head's `next_seq`, which `load_turn` leaves out. (A sled batch would
         // take the store-wide write lock on every turn.)
+        let head = key(owner, conversation);
         for event in events {
-            self.turn_events.insert(
-                event_key(owner, conversation, event.seq),
-                serde_json::to_vec(event)?,
-            )?;
+            self.turn_events
+                .insert(event_key(&head, event.seq), serde_json::to_vec(event)?)?;
         }
         self.set_head(owner, conversation, state, next_seq)
     }
@@ -127,10 +128,7 @@ impl Store {
             head.state = TurnState::Interrupted;
             let mut batch = sled::Batch::default();
             for event in &closing {
-                let mut event_key = k.to_vec();
-                event_key.push(super::SEP);
-                event_key.extend_from_slice(&event.seq.to_be_bytes());
-                batch.insert(event_key, serde_json::to_vec(event)?);
+                batch.insert(event_key(&k, event.seq), serde_json::to_vec(event)?);
             }
             self.turn_events.apply_batch(batch)?;
             self.turns.insert(k, serde_json::to_vec(&head)?)?;
