@@ -8,7 +8,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::identity::session_key;
+use super::identity::{addressed_session, session_key};
 use super::sse::event_stream;
 use super::{ask, AppState};
 use crate::protocol::{ChatEvent, ChatRequest};
@@ -19,7 +19,7 @@ pub async fn chat(
     req: HttpRequest,
     body: web::Json<ChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = session_key(&req)?;
+    let (key, named_conversation) = addressed_session(&req)?;
     let body = body.into_inner();
     if crate::protocol::is_blank(&body.message) {
         return Err(ApiError::BadRequest("message must not be empty".into()));
@@ -34,7 +34,7 @@ pub async fn chat(
         } else {
             Delivery::Ending
         },
-        named_conversation: super::identity::names_conversation(&req),
+        named_conversation,
     };
     let handle = ask(&state, &key, turn).await?;
     if wants_stream {

@@ -20,6 +20,12 @@ struct IdQuery {
 /// The session a request addresses. Every id the request carries is checked, also one that
 /// a source of higher precedence overrides, so a malformed id is never silently ignored.
 pub fn session_key(req: &HttpRequest) -> Result<SessionKey, ApiError> {
+    Ok(addressed_session(req)?.0)
+}
+
+/// [`session_key`], and whether the request named its conversation (query or header) rather
+/// than using the implicit `default` one.
+pub fn addressed_session(req: &HttpRequest) -> Result<(SessionKey, bool), ApiError> {
     let query: IdQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     let query_client = given("client_id", query.client_id)?;
     let header_client = given("x-okc-client-id", header(req, "x-okc-client-id")?)?;
@@ -32,28 +38,17 @@ pub fn session_key(req: &HttpRequest) -> Result<SessionKey, ApiError> {
         "x-okc-conversation-id",
         header(req, "x-okc-conversation-id")?,
     )?;
+    let conversation = query_conversation.or(header_conversation);
+    let named = conversation.is_some();
     let key = SessionKey {
         client_id: query_client
             .or(header_client)
             .or(cookie_client)
             .unwrap_or_else(|| DEFAULT_ID.to_string()),
-        conversation_id: query_conversation
-            .or(header_conversation)
-            .unwrap_or_else(|| DEFAULT_ID.to_string()),
+        conversation_id: conversation.unwrap_or_else(|| DEFAULT_ID.to_string()),
     };
     super::trace::record_session(&key.client_id, &key.conversation_id);
-    Ok(key)
-}
-
-/// Whether the request named its conversation (query or header), rather than using the
-/// implicit `default` one.
-pub fn names_conversation(req: &HttpRequest) -> bool {
-    let query: IdQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    query.conversation_id.is_some_and(|id| !id.is_empty())
-        || req
-            .headers()
-            .get("x-okc-conversation-id")
-            .is_some_and(|v| !v.is_empty())
+    Ok((key, named))
 }
 
 /// The header's value; one that is not visible ASCII is refused rather than ignored (it

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::chat::final_payload;
 use super::error::{ApiError, OpenAiError};
-use super::identity::session_key;
+use super::identity::addressed_session;
 use super::sse::rendered_stream;
 use super::{ask, AppState};
 use crate::protocol::{ChatEvent, SeqEvent};
@@ -81,7 +81,7 @@ pub async fn completions(
     req: HttpRequest,
     body: web::Json<CompletionRequest>,
 ) -> Result<HttpResponse, OpenAiError> {
-    let key = session_key(&req)?;
+    let (key, named_conversation) = addressed_session(&req)?;
     let body = body.into_inner();
     // The agent answers the latest user message with text (clients may end the list with
     // their own assistant prefill or a system note).
@@ -108,7 +108,7 @@ pub async fn completions(
         } else {
             Delivery::Ending
         },
-        named_conversation: super::identity::names_conversation(&req),
+        named_conversation,
     };
     let handle = ask(&state, &key, turn).await?;
     let id = completion_id();
