@@ -38,7 +38,8 @@ async fn start_server_with(
         &config,
         format!(
             "[llm]\nbase_url = \"{model_url}\"\nmodel = \"mock\"\n{llm}\n\
-             [sessions]\nmax_sessions = 50000\nidle_timeout_secs = 3600\n[sandbox]\nallow_unsandboxed = true\n"
+             [sessions]\nmax_sessions = 50000\nidle_timeout_secs = 3600\n[sandbox]\nallow_unsandboxed = true\n\
+             [quotas]\nlive_sessions = 0\nconcurrent_turns = 0\n[server]\nmax_concurrent_turns = 100000\n"
         ),
     )
     .unwrap();
@@ -274,7 +275,7 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
         return None;
     }
     let mut ctx = services.tool_context(&okcvm::runtime::SessionKey {
-        client_id: "bench".into(),
+        owner: okcvm::auth::Owner::client("bench"),
         conversation_id: "default".into(),
     });
     let workspace = ctx.workspace.clone();

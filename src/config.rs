@@ -29,6 +29,7 @@ pub struct Config {
     pub data: DataConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub quotas: QuotasConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -40,6 +41,11 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Turns running at once, all owners together; past it a new turn gets 503.
+    pub max_concurrent_turns: usize,
+    /// Origins (`https://app.example.com`) whose pages may call the API from a browser;
+    /// the console's own origin always may.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -119,16 +125,6 @@ pub struct ToolsConfig {
 pub struct UploadsConfig {
     pub max_files: usize,
     pub max_file_size_mb: u64,
-}
-
-/// Who may use the server (`[auth]`). OKCVM does not authenticate users yet: every client is
-/// trusted with the id it gives, so it listens only on loopback unless the operator says the
-/// network is trusted.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Listen on a non-loopback address without authentication (a warning at every start).
-    pub allow_unauthenticated: bool,
 }
 
 impl ServerConfig {
@@ -234,6 +230,8 @@ impl Default for ServerConfig {
             port: 8000,
             public_url: None,
             workers: 0,
+            max_concurrent_turns: 256,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -500,13 +498,17 @@ impl Config {
         self.workspace.root = resolve(&self.workspace.root);
         self.store.path = resolve(&self.store.path);
         self.deploy.root = resolve(&self.deploy.root);
+        self.auth.users_file = resolve(&self.auth.users_file);
         self.data.sources_file = self.data.sources_file.as_deref().map(resolve);
         self.spec.system_prompt = self.spec.system_prompt.as_deref().map(resolve);
         self.spec.tools = self.spec.tools.as_deref().map(resolve);
     }
 }
 
+mod access;
 mod validate;
+
+pub use access::{AuthConfig, AuthMode, QuotasConfig};
 
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,7 @@
 //! streams the events as SSE or collects them into JSON.
 
 pub mod agent;
+pub mod auth;
 pub mod blocking;
 pub mod capped_body;
 pub mod config;
@@ -71,6 +72,10 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Tools(#[from] tools::registry::RegistryError),
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error(transparent)]
+    Users(#[from] auth::users::UsersError),
     #[error("cannot start the model client: {0}")]
     Llm(#[from] llm::LlmError),
     #[error("cannot create {path}: {source}")]
@@ -103,7 +108,15 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         ignore: config.workspace.ignore.clone(),
         max_file_bytes: config.workspace.snapshot_max_file_mb * 1024 * 1024,
     };
-    let settings = Arc::new(settings::Settings::load(&store, &config.llm, &llm)?);
+    let settings = Arc::new(settings::Settings::load(
+        &store,
+        &config.llm,
+        &llm,
+        auth::secrets::SecretBox::from_env(&config.auth.secret_key_env),
+    )?);
+    let auth = Arc::new(auth::Authenticator::new(&config.auth)?);
+    let quotas =
+        auth::quotas::Quotas::new(config.quotas.clone(), config.server.max_concurrent_turns);
     let tool_services = ToolServices {
         browser: BrowserPool::new(&config.browser, config.limits.browser_tabs),
         commands: Arc::new(tokio::sync::Semaphore::new(
@@ -126,6 +139,8 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
     Ok(Services {
         settings,
         tool_services: Arc::new(tool_services),
+        auth,
+        quotas,
         metrics: Arc::default(),
         flusher: Flusher::start(store.clone()).map_err(StartError::Thread)?,
         store,
@@ -175,7 +190,15 @@ pub async fn serve(
     for (family, state) in services.readiness() {
         tracing::info!("{family}: {state}");
     }
-    if !services.config.server.is_loopback() {
+    if !services.settings.encrypts_keys() {
+        tracing::warn!(
+            "API keys set through /api/config are stored in plain text: set the variable {} \
+             ([auth] secret_key_env) to encrypt them",
+            services.config.auth.secret_key_env
+        );
+    }
+    if !services.config.server.is_loopback() && services.config.auth.mode == config::AuthMode::None
+    {
         tracing::warn!(
             host = %services.config.server.host,
             "listening beyond loopback WITHOUT authentication ([auth] allow_unauthenticated = true): \
@@ -188,10 +211,13 @@ pub async fn serve(
         arbiters.iter().map(Arbiter::handle).collect(),
     )
     .start();
+    let cors_origins = services.config.server.cors_origins.clone();
     let state = http::AppState { registry, services };
     tracing::info!(address = ?listener.local_addr().ok(), workers, "OKCVM listening");
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(http::access::gate))
+            .wrap(http::access::cors(&cors_origins))
             .wrap_fn(http::trace::traced)
             .app_data(web::Data::new(state.clone()))
             .configure(http::routes)

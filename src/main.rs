@@ -1,4 +1,5 @@
-//! The `okcvm` binary: `okcvm serve [--config okcvm.toml]`, `okcvm tools`, `okcvm check`.
+//! The `okcvm` binary: `okcvm serve [--config okcvm.toml]`, `okcvm tools`, `okcvm check`,
+//! `okcvm user add|list|remove`.
 //! Parses the command line, initialises tracing and hands over to [`okcvm::run`].
 
 use std::net::TcpListener;
@@ -36,6 +37,28 @@ enum Command {
         #[arg(long, default_value = "okcvm.toml")]
         config: PathBuf,
     },
+    /// Manage the users of `[auth] mode = "token"` (the users file of `[auth] users_file`).
+    User {
+        #[arg(long, default_value = "okcvm.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user and print their token (shown this once; only its hash is kept).
+    Add {
+        name: String,
+        /// May change the model endpoints and see every live session.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List the users and their roles.
+    List,
+    /// Remove a user: their token stops working within seconds; their conversations stay.
+    Remove { name: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,6 +91,46 @@ fn main() -> anyhow::Result<()> {
                 out.push_str(&format!("{family}: {state}\n"));
             }
             write_stdout(&out)
+        }
+        Command::User { config, action } => user(&config, action),
+    }
+}
+
+fn user(config_path: &std::path::Path, action: UserAction) -> anyhow::Result<()> {
+    use okcvm::auth::{users, Role};
+    let config = Config::load(config_path)?;
+    let path = &config.auth.users_file;
+    let note = if config.auth.mode == okcvm::config::AuthMode::Token {
+        String::new()
+    } else {
+        "note: [auth] mode is not \"token\", so these users cannot sign in yet\n".into()
+    };
+    match action {
+        UserAction::Add { name, admin } => {
+            let role = if admin { Role::Admin } else { Role::User };
+            let token = users::add(path, &name, role)?;
+            write_stdout(&format!(
+                "{note}added {name} ({}) to {}\ntoken (shown once, keep it secret):\n{token}\n",
+                if admin { "admin" } else { "user" },
+                path.display()
+            ))
+        }
+        UserAction::List => {
+            let mut out = note;
+            for user in users::read(path)? {
+                let role = match user.role {
+                    Role::Admin => "admin",
+                    Role::User => "user",
+                };
+                out.push_str(&format!("{}\t{role}\t{}\n", user.name, user.created_at));
+            }
+            write_stdout(&out)
+        }
+        UserAction::Remove { name } => {
+            if !users::remove(path, &name)? {
+                anyhow::bail!("there is no user named {name} in {}", path.display());
+            }
+            write_stdout(&format!("removed {name}\n"))
         }
     }
 }

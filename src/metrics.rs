@@ -240,7 +240,7 @@ mod tests {
         );
         let registry = RegistryStats {
             sessions: vec![SessionSummary {
-                client_id: "a".into(),
+                owner: crate::auth::Owner::client("a"),
                 conversation_id: "default".into(),
                 state: "busy",
                 idle_seconds: 0,

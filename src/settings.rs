@@ -12,6 +12,7 @@ use std::sync::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::auth::secrets::{SecretBox, SecretError};
 use crate::config::{LlmConfig, Secret};
 use crate::llm::openai::{Endpoint, OpenAiClient};
 use crate::store::{Store, StoreError};
@@ -51,6 +52,8 @@ pub enum SettingsError {
     NotSetUp(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 /// The endpoint addresses accepted: http(s), a host name (letters, digits, `_`, `-`; labels
@@ -67,6 +70,8 @@ fn is_endpoint_url(url: &str) -> bool {
 pub struct Settings {
     current: RwLock<EndpointSet>,
     defaults: LlmConfig,
+    /// Seals the keys on their way into the store.
+    secrets: SecretBox,
 }
 
 impl EndpointSet {
@@ -94,28 +99,70 @@ impl EndpointSet {
 }
 
 impl Settings {
-    /// Loads saved endpoints and applies the chat one to `llm`.
+    /// Loads saved endpoints and applies the chat one to `llm`. Stored keys are opened with
+    /// `secrets`; one that cannot be (no or another secret key) is dropped with an error in
+    /// the log, and must be entered again.
     pub fn load(
         store: &Store,
         defaults: &LlmConfig,
         llm: &OpenAiClient,
-    ) -> Result<Self, StoreError> {
-        let mut saved: EndpointSet = store.get_setting("endpoints")?.unwrap_or_default();
+        secrets: SecretBox,
+    ) -> Result<Self, SettingsError> {
+        let stored: EndpointSet = store.get_setting("endpoints")?.unwrap_or_default();
+        let mut saved = stored.clone();
+        for name in SECTIONS {
+            let Some(Some(section)) = saved.section_mut(name) else {
+                continue;
+            };
+            if let Some(key) = section.api_key.take() {
+                match secrets.open(&key) {
+                    Ok(key) => section.api_key = Some(key),
+                    Err(error) => tracing::error!(
+                        section = name,
+                        %error,
+                        "the stored API key of this endpoint is dropped; enter it again"
+                    ),
+                }
+            }
+        }
         // Older stores kept a copy of okcvm.toml's key in the chat section: refer to it instead.
         if let (Some(chat), Some(key)) = (saved.chat.as_mut(), defaults.api_key.as_ref()) {
             if chat.api_key.as_deref() == Some(key.expose()) {
                 chat.api_key = None;
                 chat.uses_config_key = true;
-                store.put_setting("endpoints", &saved)?;
-                store.flush()?;
             }
         }
         let settings = Self {
-            current: RwLock::new(saved),
+            current: RwLock::new(saved.clone()),
             defaults: defaults.clone(),
+            secrets,
         };
+        // Keys stored in plain text before a secret key was set are sealed now.
+        let sealed = settings.sealed(&saved)?;
+        if sealed != stored && saved != EndpointSet::default() {
+            store.put_setting("endpoints", &sealed)?;
+            store.flush()?;
+        }
         llm.set_endpoint(settings.chat_endpoint());
         Ok(settings)
+    }
+
+    /// Whether keys are encrypted in the store.
+    pub fn encrypts_keys(&self) -> bool {
+        self.secrets.encrypts()
+    }
+
+    /// `set` as stored: every key sealed. Keys already sealed stay as they are.
+    fn sealed(&self, set: &EndpointSet) -> Result<EndpointSet, SecretError> {
+        let mut sealed = set.clone();
+        for name in SECTIONS {
+            if let Some(Some(section)) = sealed.section_mut(name) {
+                if let Some(key) = &section.api_key {
+                    section.api_key = Some(self.secrets.seal(key)?);
+                }
+            }
+        }
+        Ok(sealed)
     }
 
     pub fn snapshot(&self) -> EndpointSet {
@@ -211,7 +258,8 @@ impl Settings {
                 }
             };
         }
-        store.put_setting("endpoints", &next)?;
+        let sealed = self.sealed(&next)?;
+        store.put_setting("endpoints", &sealed)?;
         store.flush()?;
         {
             let mut guard = match self.current.write() {

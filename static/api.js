@@ -1,10 +1,14 @@
 // api.js — the console's HTTP client. Every request carries the console's client id
-// (`x-okc-client-id`, generated once and kept in localStorage) and the open conversation
-// (`x-okc-conversation-id`); URLs that cannot carry headers (downloads, media) get the same
-// ids as query parameters. Errors become ApiError with the server's `detail` text.
+// (`x-okc-client-id`, generated once and kept in localStorage), the open conversation
+// (`x-okc-conversation-id`) and, on a server with sign-in, the user's token
+// (`Authorization: Bearer`, kept in localStorage). URLs that cannot carry headers (downloads,
+// media, frames) get the ids as query parameters and the token from a SameSite=Strict cookie.
+// Errors become ApiError with the server's `detail` text; a 401 asks the person to sign in.
 
 const CLIENT_KEY = 'okc.client_id';
 const CONVERSATION_KEY = 'okc.conversation_id';
+const TOKEN_KEY = 'okc.token';
+const TOKEN_COOKIE = 'okcvm_token';
 
 function randomId(prefix) {
   const bytes = new Uint8Array(12);
@@ -28,6 +32,36 @@ export const clientId = loadClientId();
 document.cookie = `okc_client_id=${clientId}; path=/; SameSite=Strict`;
 let conversationId = null;
 try { conversationId = localStorage.getItem(CONVERSATION_KEY); } catch { /* storage disabled */ }
+
+let token = null;
+try { token = localStorage.getItem(TOKEN_KEY); } catch { /* storage disabled */ }
+
+function setTokenCookie(value) {
+  document.cookie = value
+    ? `${TOKEN_COOKIE}=${encodeURIComponent(value)}; path=/; SameSite=Strict`
+    : `${TOKEN_COOKIE}=; path=/; SameSite=Strict; max-age=0`;
+}
+setTokenCookie(token);
+
+/** Keeps `value` as the sign-in token (null signs out). */
+export function setToken(value) {
+  token = value || null;
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch { /* storage disabled */ }
+  setTokenCookie(token);
+}
+
+export function hasToken() {
+  return Boolean(token);
+}
+
+const unauthorizedListeners = [];
+/** Calls `listener` whenever the server answers 401 (no or no longer a valid token). */
+export function onUnauthorized(listener) {
+  unauthorizedListeners.push(listener);
+}
 
 export function newConversationId() {
   return randomId('conv-');
@@ -53,6 +87,7 @@ export class ApiError extends Error {
 export function identityHeaders(extra = {}) {
   const headers = { 'x-okc-client-id': clientId, ...extra };
   if (conversationId) headers['x-okc-conversation-id'] = conversationId;
+  if (token) headers.authorization = `Bearer ${token}`;
   return headers;
 }
 
@@ -94,6 +129,7 @@ export async function request(path, { method = 'GET', json, body, headers = {}, 
     if (error.name === 'AbortError') throw error;
     throw new ApiError(0, 'The server cannot be reached.');
   }
+  if (response.status === 401) for (const listener of unauthorizedListeners) listener();
   if (!response.ok) throw new ApiError(response.status, await detailOf(response));
   return response;
 }

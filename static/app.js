@@ -1,6 +1,6 @@
-// app.js — the console's entry point: wires the modules together, opens the last used
-// conversation (or creates the first one), re-attaches to a turn that was still running,
-// and handles the narrow-screen drawers.
+// app.js — the console's entry point: signs in when the server asks, wires the modules
+// together, opens the last used conversation (or creates the first one), re-attaches to a
+// turn that was still running, and handles the narrow-screen drawers.
 
 import { $ } from './dom.js';
 import { fillIcons } from './icons.js';
@@ -10,6 +10,7 @@ import { initChat, resumePending } from './chat.js';
 import { initConversations, loadList, openConversation, createConversation } from './conversations.js';
 import { initWorkspace } from './workspace.js';
 import { initSettings } from './settings.js';
+import { whoAmI } from './signin.js';
 
 function initDrawers() {
   const app = $('#app');
@@ -35,12 +36,17 @@ function initDrawers() {
 async function start() {
   fillIcons();
   initDrawers();
+  const me = await whoAmI();
   initChat();
   initConversations();
   initWorkspace();
   initSettings();
-  $('#client-label').textContent = `Client ${clientId}`;
-  $('#client-label').title = 'This browser\'s client id';
+  if (me.user) {
+    $('#client-label').textContent = `Signed in as ${me.user}${me.role === 'admin' ? ' (admin)' : ''}`;
+  } else {
+    $('#client-label').textContent = `Client ${clientId}`;
+    $('#client-label').title = 'This browser\'s client id';
+  }
   on('conversation-opened', ({ boot }) => {
     if (boot?.meta?.model) $('#model-name').textContent = boot.meta.model;
     resumePending();

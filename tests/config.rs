@@ -120,6 +120,38 @@ fn check_reports_what_each_tool_family_can_do() {
         "{stdout}"
     );
     assert!(stdout.contains("shell and python: "), "{stdout}");
+    assert!(
+        stdout.contains("auth: mode none (every client trusted), loopback bind on 127.0.0.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stored API keys: stored in plain text: set OKCVM_SECRET_KEY"),
+        "{stdout}"
+    );
+    // With tokens: how many users, and that keys are sealed once a secret key is set.
+    std::fs::write(
+        &config,
+        "[auth]\nmode = \"token\"\nusers_file = \"users.toml\"\n",
+    )
+    .unwrap();
+    okcvm::auth::users::add(
+        &dir.path().join("users.toml"),
+        "ann",
+        okcvm::auth::Role::User,
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("OKCVM_SECRET_KEY", "a long random secret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("auth: mode token, 1 user(s) in "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stored API keys: encrypted"), "{stdout}");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[search]\nprovider = \"altavista\"\n").unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
@@ -232,7 +264,9 @@ async fn without_authentication_the_server_listens_only_on_loopback() {
     assert!(!refused.status.success(), "it started on 0.0.0.0");
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        said.contains("server.host") && said.contains("[auth] allow_unauthenticated"),
+        said.contains("auth.mode")
+            && said.contains("mode = \"token\"")
+            && said.contains("[auth] allow_unauthenticated"),
         "{said}"
     );
 
@@ -251,4 +285,32 @@ async fn without_authentication_the_server_listens_only_on_loopback() {
     drop(server);
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("WITHOUT authentication"), "{logged}");
+}
+
+#[tokio::test]
+async fn keys_set_at_runtime_are_encrypted_in_the_store_when_a_secret_key_is_set() {
+    std::env::set_var(
+        "OKCVM_TEST_SECRET_KEY",
+        "a long random secret for this test",
+    );
+    let sealed = TestApp::spawn_with(|c| c.auth.secret_key_env = "OKCVM_TEST_SECRET_KEY".into());
+    let key = "sk-marker-7f3a9c";
+    let body =
+        json!({"image": {"model": "img", "base_url": "http://127.0.0.1:9/v1", "api_key": key}});
+    let (status, view) = post(&sealed, body.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["image"]["api_key_present"], true);
+    assert!(
+        !store_holds(&sealed, key.as_bytes()),
+        "the key is in the store in plain text"
+    );
+    // It is still there after a restart with the same secret key.
+    let sealed = sealed.restart();
+    let (_, view) = sealed.get("/api/config", "default").await;
+    assert_eq!(view["image"]["api_key_present"], true);
+
+    // Without a secret key the same key is stored as given (what the test above rules out).
+    let plain = TestApp::spawn();
+    post(&plain, body).await;
+    assert!(store_holds(&plain, key.as_bytes()));
 }

@@ -117,30 +117,14 @@ fn missing_prerequisites(root: &Path, chromium: &str) -> Vec<String> {
     missing
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn console_works_in_a_real_browser() {
-    let root = repo_root();
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let missing = missing_prerequisites(&root, &chromium);
-    assert!(
-        missing.is_empty(),
-        "the browser test needs {}; run .ci/run to install them",
-        missing.join(", ")
-    );
-
-    let app = TestApp::spawn();
-    script_model(&app);
-    let url = app.url.clone();
-    let model_url = app.model.url.clone();
-    let screenshot = root.join("target/console-screenshot.png");
-
+/// Runs the browser script `spec` against `url` with `env`; its stdout, or a failure with
+/// everything it said.
+async fn run_spec(root: &Path, spec: &str, url: &str, env: &[(&str, &str)]) -> String {
     let child = tokio::process::Command::new("node")
-        .arg("tests/browser/console.spec.mjs")
-        .arg(&url)
-        .current_dir(&root)
-        .env("CHROMIUM", &chromium)
-        .env("MOCK_MODEL_URL", &model_url)
-        .env("SCREENSHOT", &screenshot)
+        .arg(spec)
+        .arg(url)
+        .current_dir(root)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -151,14 +135,80 @@ async fn console_works_in_a_real_browser() {
         .await
         .unwrap_or_else(|_| panic!("the browser test did not finish within {BROWSER_TIMEOUT:?}"))
         .expect("node failed to run");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the browser test failed ({}) after {:.1} s\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        "the browser test {spec} failed ({}) after {:.1} s\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
         output.status,
         started.elapsed().as_secs_f64()
     );
+    stdout
+}
+
+/// The browser and node, or the test fails saying what is missing.
+fn browser_prerequisites(root: &Path) -> String {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing = missing_prerequisites(root, &chromium);
+    assert!(
+        missing.is_empty(),
+        "the browser test needs {}; run .ci/run to install them",
+        missing.join(", ")
+    );
+    chromium
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_signs_in_with_a_token_and_shows_each_user_their_own() {
+    let root = repo_root();
+    let chromium = browser_prerequisites(&root);
+    let mut tokens = None;
+    let app = TestApp::spawn_with(|config| {
+        use okcvm::auth::{users, Role};
+        config.auth.mode = okcvm::config::AuthMode::Token;
+        let file = &config.auth.users_file;
+        tokens = Some((
+            users::add(file, "alice", Role::User).unwrap(),
+            users::add(file, "bob", Role::User).unwrap(),
+        ));
+    });
+    let (alice, bob) = tokens.unwrap();
+    run_spec(
+        &root,
+        "tests/browser/signin.spec.mjs",
+        &app.url,
+        &[
+            ("CHROMIUM", chromium.as_str()),
+            ("ALICE_TOKEN", alice.as_str()),
+            ("BOB_TOKEN", bob.as_str()),
+        ],
+    )
+    .await;
+    assert!(!app.model.requests_for("ALICE-PRIVATE").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_works_in_a_real_browser() {
+    let root = repo_root();
+    let chromium = browser_prerequisites(&root);
+
+    let app = TestApp::spawn();
+    script_model(&app);
+    let url = app.url.clone();
+    let model_url = app.model.url.clone();
+    let screenshot = root.join("target/console-screenshot.png");
+
+    let stdout = run_spec(
+        &root,
+        "tests/browser/console.spec.mjs",
+        &url,
+        &[
+            ("CHROMIUM", chromium.as_str()),
+            ("MOCK_MODEL_URL", model_url.as_str()),
+            ("SCREENSHOT", screenshot.to_str().unwrap()),
+        ],
+    )
+    .await;
     println!("{stdout}");
     assert!(
         screenshot.exists(),

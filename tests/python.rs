@@ -69,7 +69,7 @@ async fn state_persists_loops_are_interrupted_and_restart_clears() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|s| s["client_id"] == client)
+            .find(|s| s["owner"] == client)
             .map(|s| s["tools_memory_kib"].as_u64().unwrap())
             .unwrap()
     };

@@ -107,7 +107,7 @@ async fn the_session_limit_evicts_the_least_recently_used_idle_session() {
     // The evicted session leaves the list once it has answered (at once, being idle).
     let settled = eventually(Duration::from_secs(5), || async {
         let (_, stats) = app.get("/api/sessions", "admin").await;
-        let live: Vec<&str> = common::strings(&stats["sessions"], "client_id");
+        let live: Vec<&str> = common::strings(&stats["sessions"], "owner");
         live == ["three", "two"] && stats["evictions"] == 1
     })
     .await;

@@ -20,7 +20,7 @@ async fn wait_until_idle(app: &TestApp, client: &str) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|s| s["client_id"] == client && s["state"] == "busy");
+            .any(|s| s["owner"] == client && s["state"] == "busy");
         if !busy {
             return;
         }

@@ -146,18 +146,6 @@ impl Config {
                 return Err(invalid(key, "must be between 1 and 1000000"));
             }
         }
-        if !self.server.is_loopback() && !self.auth.allow_unauthenticated {
-            return Err(invalid(
-                "server.host",
-                &format!(
-                    "{} is not a loopback address, and OKCVM does not authenticate users yet: \
-                     anyone who reaches it could use every session, files and model key. \
-                     Listen on 127.0.0.1 (behind an authenticating reverse proxy), or set \
-                     [auth] allow_unauthenticated = true for a network you trust",
-                    self.server.host
-                ),
-            ));
-        }
-        Ok(())
+        self.validate_access()
     }
 }

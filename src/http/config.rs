@@ -1,6 +1,7 @@
 //! `GET/POST /api/config`: the model endpoints, changed at runtime. Keys go in, never out.
+//! Every signed-in user may read them; only an administrator may change them.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use super::error::ApiError;
@@ -12,8 +13,10 @@ pub async fn get(state: web::Data<AppState>) -> HttpResponse {
 
 pub async fn update(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    super::identity::admin(&req)?;
     let services = state.services.clone();
     let body = body.into_inner();
     super::blocking(move || {

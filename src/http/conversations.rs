@@ -8,8 +8,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::identity::{check_id, session_key};
+use super::identity::{check_id, owner};
 use super::{blocking, AppState};
+use crate::auth::Owner;
 use crate::runtime::messages::RemoveSession;
 use crate::runtime::session::remove_workspace;
 use crate::runtime::SessionKey;
@@ -27,7 +28,7 @@ pub async fn list(
     req: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = session_key(&req)?.client_id;
+    let owner = owner(&req)?;
     let store = state.services.store.clone();
     if query.summary {
         let summaries = blocking(move || store.list_conversation_summaries(&owner)).await?;
@@ -43,7 +44,7 @@ pub async fn get(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = session_key(&req)?.client_id;
+    let owner = owner(&req)?;
     let id = conversation_id(id.into_inner())?;
     let record = find(&state, &owner, &id).await?;
     Ok(HttpResponse::Ok().json(json!({ "conversation": record.to_json() })))
@@ -54,7 +55,7 @@ pub async fn create(
     req: HttpRequest,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = session_key(&req)?.client_id;
+    let owner = owner(&req)?;
     let body = body.into_inner();
     if !body.is_object() {
         return Err(ApiError::BadRequest(
@@ -79,7 +80,7 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = session_key(&req)?.client_id;
+    let owner = owner(&req)?;
     let id = conversation_id(id.into_inner())?;
     let mut body = body.into_inner();
     let Some(fields) = body.as_object_mut() else {
@@ -98,11 +99,11 @@ pub async fn delete(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let owner = session_key(&req)?.client_id;
+    let owner = owner(&req)?;
     let id = conversation_id(id.into_inner())?;
     find(&state, &owner, &id).await?;
     let key = SessionKey {
-        client_id: owner,
+        owner,
         conversation_id: id,
     };
     state
@@ -113,7 +114,7 @@ pub async fn delete(
     let store = state.services.store.clone();
     let tool_services = state.services.tool_services.clone();
     let (removed, deployments_removed) = blocking(move || {
-        let (owner, conversation) = (&key.client_id, &key.conversation_id);
+        let (owner, conversation) = (&key.owner, &key.conversation_id);
         let deployments_removed = tool_services
             .deployer
             .remove_all(owner, conversation)
@@ -133,7 +134,7 @@ pub async fn delete(
 
 async fn save(
     state: &AppState,
-    owner: String,
+    owner: Owner,
     id: String,
     body: Value,
 ) -> Result<HttpResponse, ApiError> {
@@ -155,9 +156,9 @@ async fn save(
 }
 
 /// The caller's conversation `id`, or 404.
-async fn find(state: &AppState, owner: &str, id: &str) -> Result<ConversationRecord, ApiError> {
+async fn find(state: &AppState, owner: &Owner, id: &str) -> Result<ConversationRecord, ApiError> {
     let store = state.services.store.clone();
-    let (owner, wanted) = (owner.to_string(), id.to_string());
+    let (owner, wanted) = (owner.clone(), id.to_string());
     blocking(move || store.get_conversation(&owner, &wanted))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))

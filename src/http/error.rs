@@ -11,6 +11,15 @@ use crate::runtime::SessionError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// No identity (401, with `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// An identity without the right (403): admin routes, cross-site requests.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A quota (429) or the server-wide turn limit (503), with `Retry-After`.
+    #[error("{0}")]
+    OverQuota(#[from] crate::auth::quotas::QuotaExceeded),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -34,6 +43,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::OverQuota(refusal) if refusal.server_wide => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::OverQuota(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -54,9 +67,32 @@ impl ResponseError for ApiError {
         } else {
             tracing::debug!(status = status.as_u16(), error = %self, "request rejected");
         }
-        HttpResponse::build(status).json(ErrorBody {
+        self.response_builder().json(ErrorBody {
             detail: self.to_string(),
         })
+    }
+}
+
+impl ApiError {
+    /// The status and the headers that go with it (`WWW-Authenticate`, `Retry-After`).
+    fn response_builder(&self) -> actix_web::HttpResponseBuilder {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.insert_header((
+                    actix_web::http::header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"okcvm\"",
+                ));
+            }
+            ApiError::OverQuota(refusal) => {
+                response.insert_header((
+                    actix_web::http::header::RETRY_AFTER,
+                    refusal.retry_after_secs.to_string(),
+                ));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -95,6 +131,7 @@ impl From<SessionError> for ApiError {
             SessionError::NotFound(message) => ApiError::NotFound(message),
             SessionError::Conflict(message) => ApiError::Conflict(message),
             SessionError::Internal(message) => ApiError::Internal(message),
+            SessionError::OverQuota(refusal) => ApiError::OverQuota(refusal),
         }
     }
 }
@@ -105,6 +142,7 @@ impl From<crate::settings::SettingsError> for ApiError {
             crate::settings::SettingsError::Invalid(message) => ApiError::BadRequest(message),
             crate::settings::SettingsError::NotSetUp(message) => ApiError::Conflict(message),
             crate::settings::SettingsError::Store(e) => ApiError::Internal(e.to_string()),
+            crate::settings::SettingsError::Secret(e) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -167,6 +205,9 @@ impl ResponseError for OpenAiError {
         let status = self.status_code();
         let (kind, code) = match status.as_u16() {
             400 | 413 | 415 => ("invalid_request_error", "invalid_request"),
+            401 => ("authentication_error", "invalid_api_key"),
+            403 => ("permission_error", "forbidden"),
+            503 => ("api_error", "overloaded"),
             404 => ("invalid_request_error", "not_found"),
             409 => ("invalid_request_error", "conflict"),
             429 => ("rate_limit_error", "rate_limited"),
@@ -176,7 +217,7 @@ impl ResponseError for OpenAiError {
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self.0, "request failed");
         }
-        let mut response = HttpResponse::build(status);
+        let mut response = self.0.response_builder();
         if matches!(status.as_u16(), 409 | 502 | 504) {
             response.insert_header(("x-should-retry", "false"));
         }

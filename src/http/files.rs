@@ -28,8 +28,7 @@ const MAX_NAME_BYTES: usize = 200;
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
     let store = state.services.store.clone();
-    let records =
-        blocking(move || store.list_uploads(&key.client_id, &key.conversation_id)).await?;
+    let records = blocking(move || store.list_uploads(&key.owner, &key.conversation_id)).await?;
     let limits = &state.services.config.uploads;
     Ok(HttpResponse::Ok().json(json!({
         "files": upload_entries(&records),
@@ -68,9 +67,10 @@ pub async fn upload(
     })?;
     let upload_dir = Arc::new(upload_dir);
     let store = state.services.store.clone();
-    let (owner, conversation) = (key.client_id.clone(), key.conversation_id.clone());
+    let (owner, conversation) = (key.owner.clone(), key.conversation_id.clone());
     let existing = blocking(move || store.list_uploads(&owner, &conversation)).await?;
 
+    let quotas = state.services.quotas.clone();
     let mut staged: Vec<Staged> = Vec::new();
     let result = async {
         while let Some(mut field) = payload
@@ -127,6 +127,7 @@ pub async fn upload(
                 .map_err(|e| ApiError::BadRequest(format!("upload interrupted: {e}")))?
             {
                 size += chunk.len() as u64;
+                quotas.charge_upload(&key.owner, chunk.len() as u64)?;
                 if size > max_bytes {
                     return Err(ApiError::PayloadTooLarge(format!(
                         "{name} is larger than the limit of {} MB",
@@ -195,7 +196,7 @@ pub async fn upload(
         });
     }
     let store = state.services.store.clone();
-    let (owner, conversation) = (key.client_id.clone(), key.conversation_id.clone());
+    let (owner, conversation) = (key.owner.clone(), key.conversation_id.clone());
     let all = blocking(move || {
         for record in &records {
             store.put_upload(&owner, &conversation, record)?;

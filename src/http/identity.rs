@@ -1,11 +1,14 @@
-//! Who is asking: the client id and conversation id of a request, resolved as API.md says
-//! (query, then header, then cookie, else "default") and validated so they are safe to use
-//! as store keys and directory names.
+//! Who is asking: the caller the access gate authenticated, and the session a request
+//! addresses. The owner is the signed-in user, or in mode "none" the client id (query, then
+//! header, then cookie, else "default"); the conversation id comes from the query or header.
+//! Ids are validated so they are safe to use as store keys and directory names. Handlers get
+//! an [`Owner`] or a [`SessionKey`] from here, never a raw id.
 
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage, HttpRequest};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::auth::{Caller, Owner};
 use crate::runtime::SessionKey;
 
 const MAX_ID_BYTES: usize = 128;
@@ -15,6 +18,31 @@ const DEFAULT_ID: &str = "default";
 struct IdQuery {
     client_id: Option<String>,
     conversation_id: Option<String>,
+}
+
+/// The caller the access gate authenticated.
+pub fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("this route is not behind the access gate".into()))
+}
+
+/// The caller, if an administrator; else 403.
+pub fn admin(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let caller = caller(req)?;
+    if caller.is_admin() {
+        Ok(caller)
+    } else {
+        Err(ApiError::Forbidden(
+            "only an administrator may do this".into(),
+        ))
+    }
+}
+
+/// Whose records the request touches.
+pub fn owner(req: &HttpRequest) -> Result<Owner, ApiError> {
+    Ok(session_key(req)?.owner)
 }
 
 /// The session a request addresses. Every id the request carries is checked, also one that
@@ -40,14 +68,15 @@ pub fn addressed_session(req: &HttpRequest) -> Result<(SessionKey, bool), ApiErr
     )?;
     let conversation = query_conversation.or(header_conversation);
     let named = conversation.is_some();
+    let client_id = query_client
+        .or(header_client)
+        .or(cookie_client)
+        .unwrap_or_else(|| DEFAULT_ID.to_string());
     let key = SessionKey {
-        client_id: query_client
-            .or(header_client)
-            .or(cookie_client)
-            .unwrap_or_else(|| DEFAULT_ID.to_string()),
+        owner: caller(req)?.owner(&client_id),
         conversation_id: conversation.unwrap_or_else(|| DEFAULT_ID.to_string()),
     };
-    super::trace::record_session(&key.client_id, &key.conversation_id);
+    super::trace::record_session(&key.owner, &key.conversation_id);
     Ok((key, named))
 }
 

@@ -2,6 +2,7 @@
 //! actix-web. Handlers resolve who is asking, send one message to the runtime and shape the
 //! reply; they never block and never hold session state.
 
+pub mod access;
 pub mod chat;
 pub mod config;
 pub mod console;
@@ -124,7 +125,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/session/history/{entry_id}",
                     web::get().to(session::history_entry),
                 )
-                .route("/sessions", web::get().to(session::sessions)),
+                .route("/sessions", web::get().to(session::sessions))
+                .route("/me", web::get().to(session::me)),
         )
         .default_service(web::to(unrouted::unrouted));
 }

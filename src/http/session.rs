@@ -1,7 +1,7 @@
 //! Session routes: `/api/session/info`, `/boot`, `/history`, the admin `/api/sessions` list and
 //! `/healthz`. Read-only except `DELETE /api/session/history`; `boot` never resets anything.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -127,8 +127,19 @@ pub async fn switch_version(
     })))
 }
 
-/// `GET /metrics`: the server's figures in the Prometheus text format.
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// `GET /metrics`: the server's figures in the Prometheus text format (the metrics token
+/// or an administrator).
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if req
+        .extensions()
+        .get::<super::access::MetricsGrant>()
+        .is_none()
+    {
+        super::identity::admin(&req)?;
+    }
     let stats = state.registry.send(GetStats).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -145,8 +156,23 @@ pub async fn openapi() -> HttpResponse {
 /// The OpenAPI document, `spec/openapi.json`.
 pub const OPENAPI: &str = include_str!("../../spec/openapi.json");
 
+/// `GET /api/me`: who the server takes the caller for (the console shows it, and asks for a
+/// token when this answers 401).
+pub async fn me(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let caller = super::identity::caller(&req)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "user": caller.user,
+        "role": caller.role,
+        "auth_mode": state.services.auth.mode(),
+    })))
+}
+
 /// Admin view of the live sessions.
-pub async fn sessions(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn sessions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    super::identity::admin(&req)?;
     let mut stats = state.registry.send(GetStats).await?;
     if stats
         .sessions
@@ -174,10 +200,10 @@ fn vm_view(state: &AppState, key: &SessionKey, info: &SessionInfo) -> Value {
         "tools": state.services.spec.tool_names(),
         "history_length": info.history_length,
         "busy": info.busy,
-        "workspace_id": format!("{}/{}", key.client_id, key.conversation_id),
+        "workspace_id": format!("{}/{}", key.owner, key.conversation_id),
         "workspace_mount": MOUNT,
         "workspace_output": format!("{MOUNT}/{OUTPUT_DIR}"),
-        "history_namespace": format!("{}:{}", key.client_id, key.conversation_id),
+        "history_namespace": format!("{}:{}", key.owner, key.conversation_id),
     })
 }
 
@@ -187,5 +213,5 @@ async fn uploads_of(
 ) -> Result<Vec<crate::store::UploadRecord>, ApiError> {
     let store = state.services.store.clone();
     let key = key.clone();
-    blocking(move || store.list_uploads(&key.client_id, &key.conversation_id)).await
+    blocking(move || store.list_uploads(&key.owner, &key.conversation_id)).await
 }

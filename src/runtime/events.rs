@@ -145,7 +145,7 @@ impl EventLog {
         self.services
             .flusher
             .write_soon("starting a turn", move |store| {
-                store.begin_turn(&key.client_id, &key.conversation_id, next_seq)
+                store.begin_turn(&key.owner, &key.conversation_id, next_seq)
             });
     }
 
@@ -165,7 +165,7 @@ impl EventLog {
             .flusher
             .write_soon("checkpointing a running turn", move |store| {
                 store.append_turn(
-                    &key.client_id,
+                    &key.owner,
                     &key.conversation_id,
                     TurnState::Running,
                     next_seq,

@@ -7,12 +7,13 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use crate::agent::HistoryEntry;
+use crate::auth::Owner;
 use crate::workspace::git::GitError;
 
-/// One session: a client's conversation.
+/// One session: an owner's conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct SessionKey {
-    pub client_id: String,
+    pub owner: Owner,
     pub conversation_id: String,
 }
 
@@ -30,6 +31,9 @@ pub enum SessionError {
     TooManyAttachments(usize),
     #[error("the session stopped unexpectedly; retry the request")]
     Gone,
+    /// A quota of the owner, or the server's turn limit.
+    #[error(transparent)]
+    OverQuota(#[from] crate::auth::quotas::QuotaExceeded),
     #[error("{0}")]
     Invalid(String),
     /// What the request names does not exist (a history entry, an earlier version).
@@ -91,7 +95,7 @@ pub struct RegistryStats {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionSummary {
-    pub client_id: String,
+    pub owner: Owner,
     pub conversation_id: String,
     pub state: &'static str,
     pub idle_seconds: u64,

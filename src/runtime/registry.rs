@@ -20,6 +20,8 @@ use super::eviction::{select_evictions, EntryView};
 use super::messages::*;
 use super::services::Services;
 use super::session::SessionActor;
+use crate::auth::quotas::QuotaExceeded;
+use crate::auth::Owner;
 
 struct Entry {
     addr: Addr<SessionActor>,
@@ -110,7 +112,7 @@ impl Registry {
         }
         self.sessions.remove(&key);
         self.evictions += 1;
-        tracing::info!(client = %key.client_id, conversation = %key.conversation_id, "session evicted");
+        tracing::info!(owner = %key.owner, conversation = %key.conversation_id, "session evicted");
     }
 
     /// Forgets sessions whose actor is gone (it panicked, or stopped without being asked), so
@@ -121,7 +123,7 @@ impl Registry {
             // An entry being evicted stops on purpose; its answer removes and counts it.
             let alive = entry.evicting || entry.addr.connected();
             if !alive {
-                tracing::warn!(client = %key.client_id, conversation = %key.conversation_id, "session actor is gone; its slot is free");
+                tracing::warn!(owner = %key.owner, conversation = %key.conversation_id, "session actor is gone; its slot is free");
             }
             alive
         });
@@ -131,6 +133,44 @@ impl Registry {
     /// Sessions that count towards `max_sessions`: those not on their way out.
     fn active_sessions(&self) -> usize {
         self.sessions.values().filter(|e| !e.evicting).count()
+    }
+
+    /// Under the owner's `live_sessions` quota, evicting the owner's least recently used idle
+    /// session when at it; refused when all of them are busy.
+    fn make_room_for(
+        &mut self,
+        owner: &Owner,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), SessionError> {
+        let quota = self.services.config.quotas.live_sessions;
+        if quota == 0 {
+            return Ok(());
+        }
+        let owners = |registry: &Self| -> Vec<EntryView<SessionKey>> {
+            registry
+                .views(Instant::now())
+                .into_iter()
+                .filter(|view| &view.key.owner == owner)
+                .collect()
+        };
+        let mine = owners(self);
+        if mine.len() < quota {
+            return Ok(());
+        }
+        let keys = select_evictions(&mine, self.idle_timeout(), quota, 1);
+        self.evict(keys, ctx);
+        if owners(self).len() >= quota {
+            return Err(QuotaExceeded {
+                server_wide: false,
+                message: format!(
+                    "quota live_sessions: all {quota} of your sessions are busy; wait for a \
+                     turn to end or stop one"
+                ),
+                retry_after_secs: 5,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     fn start_session(&mut self, key: SessionKey, ctx: &mut Context<Self>) -> Addr<SessionActor> {
@@ -194,13 +234,14 @@ impl Handler<GetSession> for Registry {
                 if entry.evicting {
                     self.evictions += 1;
                 } else {
-                    tracing::warn!(client = %msg.key.client_id, conversation = %msg.key.conversation_id, "session actor is gone; starting it again");
+                    tracing::warn!(owner = %msg.key.owner, conversation = %msg.key.conversation_id, "session actor is gone; starting it again");
                     self.failed += 1;
                 }
                 self.sessions.remove(&msg.key);
             }
             None => {}
         }
+        self.make_room_for(&msg.key.owner, ctx)?;
         let max = self.services.config.sessions.max_sessions;
         if self.active_sessions() >= max {
             // Only at the limit is every entry looked at: dead actors free their slots first.
@@ -255,7 +296,7 @@ impl Handler<GetStats> for Registry {
             .sessions
             .iter()
             .map(|(key, entry)| SessionSummary {
-                client_id: key.client_id.clone(),
+                owner: key.owner.clone(),
                 conversation_id: key.conversation_id.clone(),
                 state: match (entry.evicting, entry.busy) {
                     (true, _) => "evicting",
@@ -267,9 +308,8 @@ impl Handler<GetStats> for Registry {
                 tools_process_group: entry.tools_process_group,
             })
             .collect();
-        sessions.sort_by(|a, b| {
-            (&a.client_id, &a.conversation_id).cmp(&(&b.client_id, &b.conversation_id))
-        });
+        sessions
+            .sort_by(|a, b| (&a.owner, &a.conversation_id).cmp(&(&b.owner, &b.conversation_id)));
         MessageResult(RegistryStats {
             sessions,
             evictions: self.evictions,

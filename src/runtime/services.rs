@@ -27,6 +27,8 @@ pub struct Services {
     pub snapshot_policy: SnapshotPolicy,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub tool_services: Arc<crate::tools::ToolServices>,
+    pub auth: Arc<crate::auth::Authenticator>,
+    pub quotas: Arc<crate::auth::quotas::Quotas>,
 }
 
 impl Services {
@@ -48,6 +50,18 @@ impl Services {
         };
         let tools = &self.tool_services;
         vec![
+            ("auth", self.describe_auth()),
+            (
+                "stored API keys",
+                if self.settings.encrypts_keys() {
+                    "encrypted (ChaCha20-Poly1305)".to_string()
+                } else {
+                    format!(
+                        "stored in plain text: set {} to encrypt them",
+                        self.config.auth.secret_key_env
+                    )
+                },
+            ),
             ("shell and python", sandbox),
             ("browser", tools.browser.readiness()),
             ("search", tools.search.readiness()),
@@ -60,6 +74,38 @@ impl Services {
         ]
     }
 
+    fn describe_auth(&self) -> String {
+        use crate::config::AuthMode;
+        let public = !self.config.server.is_loopback();
+        let bind = format!(
+            "{} on {}",
+            if public {
+                "public bind"
+            } else {
+                "loopback bind"
+            },
+            self.config.server.host
+        );
+        match self.auth.mode() {
+            AuthMode::None if public => {
+                format!(
+                    "mode none, {bind}: ANYONE WHO REACHES IT IS TRUSTED (allow_unauthenticated)"
+                )
+            }
+            AuthMode::None => format!("mode none (every client trusted), {bind}"),
+            AuthMode::Token => format!(
+                "mode token, {} user(s) in {}, {bind}",
+                self.auth.user_count(),
+                self.config.auth.users_file.display()
+            ),
+            AuthMode::Proxy => format!(
+                "mode proxy (user from {} set by {}), {bind}",
+                self.config.auth.user_header,
+                self.config.auth.trusted_proxies.join(", ")
+            ),
+        }
+    }
+
     /// A session's tool context, before its first call: empty tool state, its workspace.
     pub fn tool_context(&self, key: &SessionKey) -> ToolContext {
         ToolContext {
@@ -70,7 +116,7 @@ impl Services {
             sandbox: self.sandbox.clone(),
             workspace_ready: false,
             services: self.tool_services.clone(),
-            owner: key.client_id.clone(),
+            owner: key.owner.to_string(),
             conversation: key.conversation_id.clone(),
         }
     }
@@ -82,7 +128,7 @@ impl Services {
             self.config
                 .workspace
                 .root
-                .join(format!("c-{}", key.client_id))
+                .join(format!("c-{}", key.owner))
                 .join(format!("s-{}", key.conversation_id)),
         )
         .with_owner(self.sandbox.file_owner())

@@ -54,6 +54,8 @@ struct RunningTurn {
     span: tracing::Span,
     /// See `StartTurn::named_conversation`.
     named_conversation: bool,
+    /// The turn's place under the owner's quotas and the server's turn limit.
+    _permit: crate::auth::quotas::TurnPermit,
 }
 
 pub struct SessionActor {
@@ -115,7 +117,7 @@ impl SessionActor {
         match self
             .services
             .store
-            .load_history(&self.key.client_id, &self.key.conversation_id)
+            .load_history(&self.key.owner, &self.key.conversation_id)
         {
             Ok(entries) => Conversation::from_entries(entries),
             Err(error) => {
@@ -136,7 +138,7 @@ impl SessionActor {
         let key = self.key.clone();
         self.services.flusher.write_soon(
             "keeping the replaced version of the history",
-            move |store| store.save_branch(&key.client_id, &key.conversation_id, &branch),
+            move |store| store.save_branch(&key.owner, &key.conversation_id, &branch),
         );
     }
 
@@ -191,7 +193,7 @@ impl SessionActor {
         let persist_span = span.clone();
         let persist = move || {
             let _in_turn = persist_span.enter();
-            let (owner, conversation) = (&key.client_id, &key.conversation_id);
+            let (owner, conversation) = (&key.owner, &key.conversation_id);
             let workspace_state = match known_state {
                 Some(state) => state,
                 None => snapshot_after_turn(&services, &root, &label),
@@ -374,9 +376,9 @@ impl Actor for SessionActor {
         let store = self.services.store.clone();
         let key = self.key.clone();
         let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            let history = store.load_history(&key.client_id, &key.conversation_id)?;
-            let turn = store.load_turn(&key.client_id, &key.conversation_id)?;
-            let uploads = store.list_uploads(&key.client_id, &key.conversation_id)?;
+            let history = store.load_history(&key.owner, &key.conversation_id)?;
+            let turn = store.load_turn(&key.owner, &key.conversation_id)?;
+            let uploads = store.list_uploads(&key.owner, &key.conversation_id)?;
             Ok::<_, crate::store::StoreError>((history, turn, uploads))
         });
         ctx.wait(
@@ -417,6 +419,7 @@ impl Handler<StartTurn> for SessionActor {
         if self.parts.is_none() {
             return Err(SessionError::Busy);
         }
+        let permit = self.services.quotas.start_turn(&self.key.owner)?;
         let system_prompt = self.system_prompt();
         let Some(mut parts) = self.parts.take() else {
             return Err(SessionError::Busy);
@@ -456,7 +459,7 @@ impl Handler<StartTurn> for SessionActor {
         let turn_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let span = tracing::info_span!(
             "turn",
-            owner = %self.key.client_id,
+            owner = %self.key.owner,
             conversation = %self.key.conversation_id,
             turn = %turn_id,
         );
@@ -466,6 +469,7 @@ impl Handler<StartTurn> for SessionActor {
             started: Instant::now(),
             span: span.clone(),
             named_conversation: msg.named_conversation,
+            _permit: permit,
         });
         self.registry.do_send(SessionActivity {
             key: self.key.clone(),

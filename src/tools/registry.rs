@@ -212,7 +212,7 @@ mod tests {
         .unwrap();
         let registry = ToolRegistry::with_tools(Arc::new(spec), vec![Box::new(Stuck)]).unwrap();
         let mut ctx = services.tool_context(&crate::runtime::SessionKey {
-            client_id: "c".into(),
+            owner: crate::auth::Owner::client("c"),
             conversation_id: "s".into(),
         });
         let cancel = ctx.cancel.clone();

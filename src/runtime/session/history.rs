@@ -18,11 +18,11 @@ impl Handler<GetInfo> for SessionActor {
         let (services, key) = (self.services.clone(), self.key.clone());
         let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
             let store = &services.store;
-            let uploads = store.list_uploads(&key.client_id, &key.conversation_id)?;
+            let uploads = store.list_uploads(&key.owner, &key.conversation_id)?;
             let view = match in_memory {
                 Some(view) => view,
                 None => history_view(&Conversation::from_entries(
-                    store.load_history(&key.client_id, &key.conversation_id)?,
+                    store.load_history(&key.owner, &key.conversation_id)?,
                 )),
             };
             let system_prompt = render_system_prompt(&services, &uploads);
@@ -91,7 +91,7 @@ impl Handler<GetHistoryEntry> for SessionActor {
         let (store, key) = (self.services.store.clone(), self.key.clone());
         let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
             store
-                .load_history(&key.client_id, &key.conversation_id)
+                .load_history(&key.owner, &key.conversation_id)
                 .map(|entries| {
                     Conversation::from_entries(entries)
                         .find(&msg.entry_id)
@@ -126,7 +126,7 @@ impl Handler<SwitchVersion> for SessionActor {
         let store = self.services.store.clone();
         let key = self.key.clone();
         let work = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            let (owner, conversation) = (&key.client_id, &key.conversation_id);
+            let (owner, conversation) = (&key.owner, &key.conversation_id);
             let switched = switch_version(
                 &store,
                 owner,
@@ -232,7 +232,7 @@ impl Handler<ClearHistory> for SessionActor {
         let store = self.services.store.clone();
         let key = self.key.clone();
         let wipe = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            let (owner, conversation) = (&key.client_id, &key.conversation_id);
+            let (owner, conversation) = (&key.owner, &key.conversation_id);
             store
                 .clear_history(owner, conversation)
                 .and_then(|()| store.clear_uploads(owner, conversation))

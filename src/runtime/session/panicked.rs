@@ -40,7 +40,7 @@ impl SessionActor {
             .flusher
             .write_soon("ending a turn that panicked", move |store| {
                 store.append_turn(
-                    &key.client_id,
+                    &key.owner,
                     &key.conversation_id,
                     TurnState::Interrupted,
                     next_seq,
