@@ -40,7 +40,7 @@ async function start() {
   initChat();
   initConversations();
   initWorkspace();
-  initSettings();
+  initSettings({ canChange: me.role === 'admin' });
   if (me.user) {
     $('#client-label').textContent = `Signed in as ${me.user}${me.role === 'admin' ? ' (admin)' : ''}`;
   } else {

@@ -1,7 +1,8 @@
 // settings.js — the settings dialog: the chat model endpoint and the media endpoints, read
 // and saved through GET/POST /api/config. API keys are write-only: the server only says
 // whether one is saved (`api_key_present`); an empty key field keeps the saved key, and
-// "Clear the saved key" sends "" to remove it.
+// "Clear the saved key" sends "" to remove it. Users who are not administrators see the
+// endpoints without being able to save.
 
 import { h, $, replace, toast } from './dom.js';
 import { api } from './api.js';
@@ -116,11 +117,17 @@ async function save(event) {
   }
 }
 
-export function initSettings() {
+/** `canChange`: the caller is an administrator (others may look, not save). */
+export function initSettings({ canChange = true } = {}) {
   const dialog = $('#settings-dialog');
-  $('#open-settings').addEventListener('click', () => {
+  $('#open-settings').addEventListener('click', async () => {
     dialog.showModal();
-    load();
+    await load();
+    if (!canChange) {
+      for (const input of $('#settings-sections').querySelectorAll('input')) input.disabled = true;
+      $('#settings-save').disabled = true;
+      status('Only an administrator can change the endpoints.');
+    }
   });
   const close = () => dialog.close();
   $('#settings-close').addEventListener('click', close);

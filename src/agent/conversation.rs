@@ -127,6 +127,20 @@ impl Conversation {
         }
     }
 
+    /// A message sent again after its turn failed before any reply: the unanswered copy at
+    /// the end of the history is dropped, so a retry never leaves the message twice.
+    /// Whether one was.
+    pub fn drop_unanswered(&mut self, message: &str) -> bool {
+        let unanswered = self
+            .entries
+            .last()
+            .is_some_and(|last| last.message.user_text() == Some(message));
+        if unanswered {
+            self.entries.pop();
+        }
+        unanswered
+    }
+
     /// For editing an earlier message: drops the user entry `id` and everything after it, and
     /// returns what was dropped. Only a message the person typed can be replaced.
     pub fn drop_from(&mut self, id: &str) -> Result<Vec<HistoryEntry>, EntryError> {
@@ -190,6 +204,22 @@ fn new_entry_id() -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_resent_message_replaces_only_its_unanswered_copy() {
+        let mut history = Conversation::new();
+        history.push_user("first");
+        history.push_assistant("answer", Vec::new(), Usage::default());
+        assert!(
+            !history.drop_unanswered("first"),
+            "an answered message stays"
+        );
+        history.push_user("second");
+        assert!(!history.drop_unanswered("other"));
+        assert!(history.drop_unanswered("second"));
+        assert_eq!(history.len(), 2);
+    }
+
     use super::*;
 
     #[test]

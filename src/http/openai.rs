@@ -31,6 +31,24 @@ pub struct CompletionRequest {
     messages: Vec<Value>,
     #[serde(default)]
     stream: bool,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct StreamOptions {
+    /// A last chunk with no choices and the turn's `usage`, before `[DONE]`.
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// OpenAI's `usage` object for a finished turn.
+fn usage(meta: &crate::protocol::ReplyMeta) -> Value {
+    json!({
+        "prompt_tokens": meta.tokens_in,
+        "completion_tokens": meta.tokens_out,
+        "total_tokens": meta.tokens_in + meta.tokens_out,
+    })
 }
 
 /// The text of a message's `content` (a string, or the text parts of a list).
@@ -114,16 +132,13 @@ pub async fn completions(
     let id = completion_id();
     let created = chrono::Utc::now().timestamp();
     if body.stream {
+        let include_usage = body.stream_options.is_some_and(|o| o.include_usage);
         return Ok(rendered_stream(handle.events, &req, move |event| {
-            chunks(event, &id, created, &model)
+            chunks(event, &id, created, &model, include_usage)
         }));
     }
     let payload = final_payload(handle.events).await?;
-    let usage = json!({
-        "prompt_tokens": payload.meta.tokens_in,
-        "completion_tokens": payload.meta.tokens_out,
-        "total_tokens": payload.meta.tokens_in + payload.meta.tokens_out,
-    });
+    let usage = usage(&payload.meta);
     Ok(HttpResponse::Ok().json(json!({
         "id": id,
         "object": "chat.completion",
@@ -139,16 +154,31 @@ pub async fn completions(
 }
 
 /// The stream frames of one turn event.
-fn chunks(event: &SeqEvent, id: &str, created: i64, model: &str) -> Vec<sse::Event> {
-    let chunk = |delta: Value, finish: Value| {
-        let data = json!({
+fn chunks(
+    event: &SeqEvent,
+    id: &str,
+    created: i64,
+    model: &str,
+    include_usage: bool,
+) -> Vec<sse::Event> {
+    let frame = |choices: Value, usage: Option<Value>| {
+        let mut data = json!({
             "id": id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "choices": choices,
         });
+        if let Some(usage) = usage {
+            data["usage"] = usage;
+        }
         sse::Event::Data(sse::Data::new(data.to_string()))
+    };
+    let chunk = |delta: Value, finish: Value| {
+        frame(
+            json!([{"index": 0, "delta": delta, "finish_reason": finish}]),
+            None,
+        )
     };
     match &event.event {
         ChatEvent::Token { delta } => {
@@ -157,7 +187,13 @@ fn chunks(event: &SeqEvent, id: &str, created: i64, model: &str) -> Vec<sse::Eve
                 Value::Null,
             )]
         }
-        ChatEvent::Final { .. } => vec![chunk(json!({}), json!("stop"))],
+        ChatEvent::Final { payload } => {
+            let mut frames = vec![chunk(json!({}), json!("stop"))];
+            if include_usage {
+                frames.push(frame(json!([]), Some(usage(&payload.meta))));
+            }
+            frames
+        }
         ChatEvent::Error { message, .. } => {
             let error = json!({"error": {"message": message, "type": "agent_error"}});
             vec![sse::Event::Data(sse::Data::new(error.to_string()))]

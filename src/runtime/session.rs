@@ -438,6 +438,9 @@ impl Handler<StartTurn> for SessionActor {
         } else if msg.replace_last {
             parts.history.drop_last_exchange()
         } else {
+            // A retry of a turn that failed before any reply (an SDK retrying, a person
+            // sending again) replaces the unanswered copy.
+            parts.history.drop_unanswered(&msg.message);
             Vec::new()
         };
         if !replaced.is_empty() {
