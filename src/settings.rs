@@ -31,6 +31,10 @@ pub struct EndpointSettings {
     /// only ever sent to okcvm.toml's origin: changing the address drops it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub uses_config_key: bool,
+    /// A stored key that cannot be opened (no secret key, or another one): never used, but
+    /// kept in the store as it is until the section's key or address changes.
+    #[serde(skip)]
+    pub sealed_key: Option<String>,
 }
 
 /// Every section; `None` means not configured (for chat: the okcvm.toml endpoint).
@@ -108,20 +112,27 @@ impl Settings {
         llm: &OpenAiClient,
         secrets: SecretBox,
     ) -> Result<Self, SettingsError> {
-        let stored: EndpointSet = store.get_setting("endpoints")?.unwrap_or_default();
-        let mut saved = stored.clone();
+        let mut saved: EndpointSet = store.get_setting("endpoints")?.unwrap_or_default();
+        // Whether the store must be written back: a plain key to seal, an old copy to drop.
+        let mut rewrite = false;
         for name in SECTIONS {
             let Some(Some(section)) = saved.section_mut(name) else {
                 continue;
             };
-            if let Some(key) = section.api_key.take() {
-                match secrets.open(&key) {
-                    Ok(key) => section.api_key = Some(key),
-                    Err(error) => tracing::error!(
+            let Some(key) = section.api_key.take() else {
+                continue;
+            };
+            rewrite |= secrets.encrypts() && !SecretBox::is_sealed(&key);
+            match secrets.open(&key) {
+                Ok(key) => section.api_key = Some(key),
+                Err(error) => {
+                    tracing::error!(
                         section = name,
                         %error,
-                        "the stored API key of this endpoint is dropped; enter it again"
-                    ),
+                        "the stored API key of this endpoint cannot be used; it stays in the store \
+                         until the secret key is set again or a new key is entered"
+                    );
+                    section.sealed_key = Some(key);
                 }
             }
         }
@@ -130,6 +141,7 @@ impl Settings {
             if chat.api_key.as_deref() == Some(key.expose()) {
                 chat.api_key = None;
                 chat.uses_config_key = true;
+                rewrite = true;
             }
         }
         let settings = Self {
@@ -137,10 +149,8 @@ impl Settings {
             defaults: defaults.clone(),
             secrets,
         };
-        // Keys stored in plain text before a secret key was set are sealed now.
-        let sealed = settings.sealed(&saved)?;
-        if sealed != stored && saved != EndpointSet::default() {
-            store.put_setting("endpoints", &sealed)?;
+        if rewrite {
+            store.put_setting("endpoints", &settings.sealed(&saved)?)?;
             store.flush()?;
         }
         llm.set_endpoint(settings.chat_endpoint());
@@ -152,14 +162,16 @@ impl Settings {
         self.secrets.encrypts()
     }
 
-    /// `set` as stored: every key sealed. Keys already sealed stay as they are.
+    /// `set` as stored: every key sealed (with a secret key), keys that could not be opened
+    /// as they were.
     fn sealed(&self, set: &EndpointSet) -> Result<EndpointSet, SecretError> {
         let mut sealed = set.clone();
         for name in SECTIONS {
             if let Some(Some(section)) = sealed.section_mut(name) {
-                if let Some(key) = &section.api_key {
-                    section.api_key = Some(self.secrets.seal(key)?);
-                }
+                section.api_key = match (&section.api_key, section.sealed_key.take()) {
+                    (Some(key), _) => Some(self.secrets.seal(key)?),
+                    (None, kept) => kept,
+                };
             }
         }
         Ok(sealed)
@@ -324,6 +336,7 @@ fn apply_patch(
         api_key: None,
         supports_streaming: if is_chat { defaults.stream } else { false },
         uses_config_key: is_chat && defaults.api_key.is_some(),
+        sealed_key: None,
     });
     let (model, base_url) = (text("model")?, text("base_url")?);
     if old_is_none && (model.is_none() || base_url.is_none()) {
@@ -335,11 +348,11 @@ fn apply_patch(
     let base_url = base_url.unwrap_or_else(|| base.base_url.clone());
     // A key is only ever sent to the origin it was given for: a new address drops it.
     let same_origin = origin(&base.base_url) == origin(&base_url);
-    let (api_key, uses_config_key) = match text("api_key")? {
-        Some(key) if key.is_empty() => (None, false),
-        Some(key) => (Some(key), false),
-        None if same_origin => (base.api_key, base.uses_config_key),
-        None => (None, false),
+    let (api_key, uses_config_key, sealed_key) = match text("api_key")? {
+        Some(key) if key.is_empty() => (None, false, None),
+        Some(key) => (Some(key), false, None),
+        None if same_origin => (base.api_key, base.uses_config_key, base.sealed_key),
+        None => (None, false, None),
     };
     let supports_streaming = match fields.get("supports_streaming") {
         None | Some(Value::Null) => base.supports_streaming,
@@ -366,6 +379,7 @@ fn apply_patch(
         api_key,
         supports_streaming,
         uses_config_key,
+        sealed_key,
     })
 }
 

@@ -37,9 +37,10 @@ let token = null;
 try { token = localStorage.getItem(TOKEN_KEY); } catch { /* storage disabled */ }
 
 function setTokenCookie(value) {
+  const secure = location.protocol === 'https:' ? '; Secure' : '';
   document.cookie = value
-    ? `${TOKEN_COOKIE}=${encodeURIComponent(value)}; path=/; SameSite=Strict`
-    : `${TOKEN_COOKIE}=; path=/; SameSite=Strict; max-age=0`;
+    ? `${TOKEN_COOKIE}=${encodeURIComponent(value)}; path=/; SameSite=Strict${secure}`
+    : `${TOKEN_COOKIE}=; path=/; SameSite=Strict; max-age=0${secure}`;
 }
 setTokenCookie(token);
 

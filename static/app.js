@@ -2,7 +2,7 @@
 // together, opens the last used conversation (or creates the first one), re-attaches to a
 // turn that was still running, and handles the narrow-screen drawers.
 
-import { $ } from './dom.js';
+import { $, toast } from './dom.js';
 import { fillIcons } from './icons.js';
 import { clientId, currentConversation } from './api.js';
 import { state, on } from './state.js';
@@ -59,4 +59,6 @@ async function start() {
   document.body.dataset.ready = 'true';
 }
 
-start();
+start().catch((error) => {
+  toast(`The console cannot start: ${error.message} Reload the page to try again.`, 'error');
+});

@@ -56,12 +56,14 @@ export async function whoAmI() {
     me = await api('/api/me');
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 401) throw error;
-    me = await signIn(hasToken() ? 'Your token is no longer valid; sign in again.' : '');
+    // Behind an authenticating proxy the server's own words say what is wrong.
+    const why = hasToken() ? 'Your token is no longer valid; sign in again.'
+      : /proxy/.test(error.message) ? error.message : '';
+    me = await signIn(why);
   }
+  // A token removed meanwhile: reload into the sign-in screen (which says so).
   onUnauthorized(() => {
-    if (shown) return;
-    setToken(null);
-    location.reload();
+    if (!shown) location.reload();
   });
   const signOut = $('#sign-out');
   signOut.hidden = !me.user || me.auth_mode !== 'token';

@@ -88,6 +88,16 @@ async fn every_api_route_in_the_openapi_document_needs_a_token() {
         }
     }
     assert!(checked >= 25, "only {checked} routes checked");
+    // Percent-encoded paths reach the same handlers, so they meet the same gate.
+    for disguised in [
+        "/%61pi/config",
+        "/%76%31/models",
+        "/%6Detrics",
+        "/api/%63onversations",
+    ] {
+        let (status, _) = call(&app, Method::GET, disguised, None, None).await;
+        assert_eq!(status, 401, "{disguised}");
+    }
     // Without any Authorization header too, and the console's pages stay reachable.
     let (status, _) = call(&app, Method::GET, "/api/conversations", None, None).await;
     assert_eq!(status, 401);
@@ -293,6 +303,15 @@ async fn administrators_alone_change_endpoints_list_sessions_and_read_metrics() 
     )
     .await;
     assert_eq!(status, 401, "the metrics token opens /metrics only");
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        "/api/session/info?conversation_id=a&conversation_id=b",
+        bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "a query naming two conversations");
     let (_, me) = call(&app, Method::GET, "/api/me", bob, None).await;
     assert_eq!(
         me,
@@ -361,5 +380,15 @@ async fn a_proxy_header_counts_only_from_a_trusted_proxy() {
     let answer: Value = me(Some("root")).await.unwrap().json().await.unwrap();
     assert_eq!(answer["role"], "admin");
     assert_eq!(me(None).await.unwrap().status(), 401);
+    // A client's own header that a proxy appended to is not believed.
+    let twice = trusted
+        .http
+        .get(format!("{}/api/me", trusted.url))
+        .header("x-forwarded-user", "root")
+        .header("x-forwarded-user", "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 401);
     assert_eq!(me(Some("../etc")).await.unwrap().status(), 401);
 }

@@ -309,6 +309,20 @@ async fn keys_set_at_runtime_are_encrypted_in_the_store_when_a_secret_key_is_set
     let (_, view) = sealed.get("/api/config", "default").await;
     assert_eq!(view["image"]["api_key_present"], true);
 
+    // A start without the secret key cannot use the key, but does not lose it either.
+    let mut sealed = sealed;
+    sealed.config.auth.secret_key_env = "OKCVM_TEST_SECRET_KEY_UNSET".into();
+    let mut sealed = sealed.restart();
+    let (_, view) = sealed.get("/api/config", "default").await;
+    assert_eq!(view["image"]["api_key_present"], false);
+    sealed.config.auth.secret_key_env = "OKCVM_TEST_SECRET_KEY".into();
+    let sealed = sealed.restart();
+    let (_, view) = sealed.get("/api/config", "default").await;
+    assert_eq!(
+        view["image"]["api_key_present"], true,
+        "the key is back with the secret key"
+    );
+
     // Without a secret key the same key is stored as given (what the test above rules out).
     let plain = TestApp::spawn();
     post(&plain, body).await;

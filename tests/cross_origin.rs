@@ -94,3 +94,36 @@ async fn only_the_consoles_origin_and_listed_ones_may_act_from_a_browser() {
     let (_, files) = app.get("/api/session/files", "web").await;
     assert_eq!(files["files"], json!([]));
 }
+
+#[tokio::test]
+async fn without_authentication_the_server_answers_only_to_its_own_names() {
+    let app = TestApp::spawn();
+    let port = app.url.rsplit(':').next().unwrap().to_string();
+    let with_host = |host: String| {
+        app.http
+            .get(format!("{}/api/conversations", app.url))
+            .header("host", host)
+            .send()
+    };
+    // A page of a site whose name was pointed at 127.0.0.1 (DNS rebinding).
+    let rebound = with_host(format!("evil.example:{port}")).await.unwrap();
+    assert_eq!(rebound.status(), 403);
+    assert_eq!(
+        with_host(format!("localhost:{port}"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        with_host(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        with_host(format!("[::1]:{port}")).await.unwrap().status(),
+        200
+    );
+}

@@ -110,6 +110,17 @@ async fn the_server_wide_turn_limit_answers_503() {
 #[tokio::test]
 async fn turns_per_minute_is_a_bucket_per_owner() {
     let app = TestApp::spawn_with(|c| c.quotas.turns_per_minute = 2);
+    // Requests refused before a turn starts cost nothing.
+    for _ in 0..3 {
+        let (status, _) = app
+            .post_json(
+                "/api/chat",
+                "ann",
+                json!({"message": "edit", "replace_from": "no-such-entry", "stream": false}),
+            )
+            .await;
+        assert_eq!(status, 404);
+    }
     for n in 0..2 {
         let (status, _, _) = chat(&app, "ann", "default", &format!("turn {n}")).await;
         assert_eq!(status, 200);
@@ -146,6 +157,8 @@ async fn uploads_past_the_daily_bytes_get_429_and_are_not_kept() {
         .contains("upload_mb_per_day"));
     let (_, files) = app.get("/api/session/files", "ann").await;
     assert_eq!(common::strings(&files["files"], "name"), ["a.bin"]);
+    // The refused bytes were given back: what is left of the day still fits.
+    assert_eq!(upload("c.bin", 300 * 1024).await.unwrap().status(), 200);
 }
 
 #[tokio::test]

@@ -144,10 +144,14 @@ impl Conversation {
     /// For editing an earlier message: drops the user entry `id` and everything after it, and
     /// returns what was dropped. Only a message the person typed can be replaced.
     pub fn drop_from(&mut self, id: &str) -> Result<Vec<HistoryEntry>, EntryError> {
+        let at = self.replaceable(id)?;
+        Ok(self.entries.split_off(at))
+    }
+
+    /// Where entry `id` is, if the history can be edited from it.
+    pub fn replaceable(&self, id: &str) -> Result<usize, EntryError> {
         match self.entries.iter().position(|e| e.id == id) {
-            Some(at) if self.entries[at].message.user_text().is_some() => {
-                Ok(self.entries.split_off(at))
-            }
+            Some(at) if self.entries[at].message.user_text().is_some() => Ok(at),
             Some(_) => Err(EntryError::NotUserMessage(id.to_string())),
             None => Err(EntryError::Missing(id.to_string())),
         }

@@ -184,6 +184,16 @@ impl Quotas {
         Ok(())
     }
 
+    /// Gives back `bytes` of an upload that was not kept.
+    pub fn refund_upload(&self, owner: &Owner, bytes: u64) {
+        let (today, _) = utc_day();
+        if let Some(entry) = self.lock().owners.get_mut(owner) {
+            if entry.uploads.0 == today {
+                entry.uploads.1 = entry.uploads.1.saturating_sub(bytes);
+            }
+        }
+    }
+
     /// Turns running now, all owners together.
     pub fn running_turns(&self) -> usize {
         self.lock().running_turns

@@ -72,9 +72,10 @@ pub fn check_name(name: &str) -> Result<(), UsersError> {
     }
 }
 
-/// Whether two secrets are equal, in time that depends only on their lengths.
+/// Whether two secrets are equal, in time that depends on neither (their hashes are
+/// compared).
 pub fn same_secret(expected: &str, given: &str) -> bool {
-    expected.as_bytes().ct_eq(given.as_bytes()).into()
+    hash(expected).ct_eq(&hash(given)).into()
 }
 
 fn hash(token: &str) -> [u8; 32] {
@@ -148,10 +149,14 @@ fn write(path: &Path, users: Vec<UserRecord>) -> Result<(), UsersError> {
         std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
     }
     let temporary = path.with_extension("tmp");
+    // A leftover temporary file could have wider permissions: start from a new one.
+    match std::fs::remove_file(&temporary) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e.to_string())),
+        _ => {}
+    }
     let mut out = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&temporary)
         .map_err(|e| failed(e.to_string()))?;

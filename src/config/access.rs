@@ -49,7 +49,7 @@ impl Default for AuthConfig {
             allow_unauthenticated: false,
             users_file: PathBuf::from("data/users.toml"),
             user_header: "X-Forwarded-User".into(),
-            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
+            trusted_proxies: Vec::new(),
             admins: Vec::new(),
             metrics_token_env: "OKCVM_METRICS_TOKEN".into(),
             secret_key_env: "OKCVM_SECRET_KEY".into(),
@@ -136,7 +136,23 @@ impl super::Config {
             if networks.is_empty() {
                 return Err(invalid(
                     "auth.trusted_proxies",
-                    "must name the reverse proxy's address in mode = \"proxy\"".into(),
+                    "must name the reverse proxy's address in mode = \"proxy\" (e.g. [\"127.0.0.1\"])".into(),
+                ));
+            }
+            let loopback: [std::net::IpAddr; 2] = [
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::Ipv6Addr::LOCALHOST.into(),
+            ];
+            let trusts_loopback = networks
+                .iter()
+                .any(|network| loopback.iter().any(|ip| network.contains(*ip)));
+            if trusts_loopback && self.sandbox.network {
+                return Err(invalid(
+                    "auth.trusted_proxies",
+                    "trusts loopback while [sandbox] network = true: code the agent runs could \
+                     reach the server on loopback and claim to be any user. Turn the sandbox's \
+                     network off, or trust only the proxy's own non-loopback address"
+                        .into(),
                 ));
             }
         }

@@ -50,3 +50,19 @@ fn unknown_and_mistyped_keys_are_rejected() {
 fn secret_is_redacted() {
     assert_eq!(format!("{:?}", Secret::new("sk-123")), "Secret(***)");
 }
+
+#[test]
+fn proxy_mode_needs_a_proxy_that_sandboxed_code_cannot_pose_as() {
+    let proxy = "[auth]\nmode = \"proxy\"\n";
+    let err = load_str(proxy).unwrap_err().to_string();
+    assert!(err.contains("auth.trusted_proxies"), "{err}");
+    let loopback = format!("{proxy}trusted_proxies = [\"127.0.0.1\"]\n");
+    assert!(load_str(&loopback).is_ok());
+    let with_network = format!("{loopback}[sandbox]\nnetwork = true\n");
+    let err = load_str(&with_network).unwrap_err().to_string();
+    assert!(err.contains("claim to be any user"), "{err}");
+    let elsewhere = format!("{proxy}trusted_proxies = [\"10.0.0.5\"]\n[sandbox]\nnetwork = true\n");
+    assert!(load_str(&elsewhere).is_ok());
+    let garbage = format!("{proxy}trusted_proxies = [\"not-an-ip\"]\n");
+    assert!(load_str(&garbage).is_err());
+}

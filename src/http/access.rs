@@ -1,7 +1,8 @@
 //! The gate in front of every handler. It refuses state-changing requests from other sites
 //! (CSRF: an `Origin` that is neither this server's nor one of `[server] cors_origins`),
-//! and authenticates requests to `/api/`, `/v1/` and `/metrics` per `[auth]`, leaving the
-//! [`Caller`] in the request for `identity`. Nothing behind it reads credentials again.
+//! and authenticates every request but the console's files, `/healthz`, `/openapi.json` and
+//! deployed sites per `[auth]`, leaving the [`Caller`] in the request for `identity`. Nothing
+//! behind it reads credentials again.
 //!
 //! Credentials: `Authorization: Bearer <token>`, or the console's `okcvm_token` cookie
 //! (SameSite=Strict; it lets media, downloads and frames load) in mode "token"; the trusted
@@ -34,14 +35,14 @@ pub async fn gate<B: MessageBody + 'static>(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    if let Err(refused) = check_origin(&req, &state) {
+    if let Err(refused) = check_host(&req, &state).and_then(|()| check_origin(&req, &state)) {
         return Ok(reject(req, refused));
     }
-    let path = req.path();
-    let protected = path.starts_with("/api/") || path == "/api" || path.starts_with("/v1/");
+    // The path as the router sees it (percent-decoded), so `/%61pi/…` is `/api/…` here too.
+    let path = req.match_info().as_str().to_string();
     if path == "/metrics" && bearer(&req).is_some_and(|t| state.services.auth.is_metrics_token(t)) {
         req.extensions_mut().insert(MetricsGrant);
-    } else if protected || path == "/metrics" {
+    } else if !is_public(&path) {
         match authenticate(&req, &state.services.auth) {
             Ok(caller) => {
                 req.extensions_mut().insert(caller);
@@ -50,6 +51,14 @@ pub async fn gate<B: MessageBody + 'static>(
         }
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// What anyone may fetch: the console's files, health, the API description and deployed
+/// sites (public by their unguessable address). Everything else needs an identity.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/" | "/ui" | "/healthz" | "/openapi.json")
+        || path.starts_with("/ui/")
+        || path.starts_with("/deploy/")
 }
 
 fn reject<B>(
@@ -73,10 +82,13 @@ fn authenticate(req: &ServiceRequest, auth: &Authenticator) -> Result<Caller, Ap
             auth.by_token(token)
         }
         AuthMode::Proxy => {
-            let named = req
-                .headers()
-                .get(auth.user_header())
-                .and_then(|v| v.to_str().ok());
+            // One value only: a proxy that appends to a client's header must not let the
+            // client's value through.
+            let mut values = req.headers().get_all(auth.user_header());
+            let named = match (values.next(), values.next()) {
+                (Some(value), None) => value.to_str().ok(),
+                _ => None,
+            };
             auth.by_proxy(req.peer_addr().map(|a| a.ip()), named)
         }
     };
@@ -112,13 +124,9 @@ fn check_origin(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> 
     };
     let origin = origin.to_str().unwrap_or("null");
     let config = &state.services.config.server;
-    let own_host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let own_host = req.connection_info().host().to_string();
     let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
-    let same_origin = !own_host.is_empty() && authority.eq_ignore_ascii_case(own_host);
+    let same_origin = !own_host.is_empty() && authority.eq_ignore_ascii_case(&own_host);
     let public_origin = config
         .public_url
         .as_deref()
@@ -138,6 +146,58 @@ fn check_origin(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> 
         Err(ApiError::Forbidden(format!(
             "cross-site request refused: pages from {origin} may not change anything here \
              (an operator can allow an origin with [server] cors_origins)"
+        )))
+    }
+}
+
+/// Without authentication, a page on any site could reach a loopback server through a name
+/// it points at 127.0.0.1 (DNS rebinding) and act as its owner, so in mode "none" the
+/// server answers only to loopback names, its configured host and `public_url`'s host. A
+/// server bound to every interface (a trusted network) answers to any name.
+fn check_host(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> {
+    let config = &state.services.config;
+    if state.services.auth.mode() != AuthMode::None {
+        return Ok(());
+    }
+    let configured = config.server.host.trim().trim_matches(['[', ']']);
+    if configured
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+    {
+        return Ok(());
+    }
+    // The Host header as sent (never X-Forwarded-Host: a rebound page may set that).
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+    else {
+        return Ok(());
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let public_host = config
+        .server
+        .public_url
+        .as_deref()
+        .and_then(|url| reqwest::Url::parse(url).ok())
+        .and_then(|url| url.host_str().map(str::to_string));
+    let known = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || name.eq_ignore_ascii_case(configured)
+        || public_host
+            .is_some_and(|public| public.trim_matches(['[', ']']).eq_ignore_ascii_case(name));
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "this server answers only to its own address, not to {name:?} (set [server] \
+             public_url to the name clients use)"
         )))
     }
 }

@@ -7,8 +7,9 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::AppState;
 
-pub async fn get(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.services.settings.public_view())
+pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    super::identity::caller(&req)?;
+    Ok(HttpResponse::Ok().json(state.services.settings.public_view()))
 }
 
 pub async fn update(

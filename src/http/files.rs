@@ -71,6 +71,8 @@ pub async fn upload(
     let existing = blocking(move || store.list_uploads(&owner, &conversation)).await?;
 
     let quotas = state.services.quotas.clone();
+    // Bytes counted against the owner's daily uploads; given back if the upload fails.
+    let mut charged = 0u64;
     let mut staged: Vec<Staged> = Vec::new();
     let result = async {
         while let Some(mut field) = payload
@@ -128,6 +130,7 @@ pub async fn upload(
             {
                 size += chunk.len() as u64;
                 quotas.charge_upload(&key.owner, chunk.len() as u64)?;
+                charged += chunk.len() as u64;
                 if size > max_bytes {
                     return Err(ApiError::PayloadTooLarge(format!(
                         "{name} is larger than the limit of {} MB",
@@ -154,6 +157,7 @@ pub async fn upload(
     }
     .await;
     if let Err(error) = result {
+        quotas.refund_upload(&key.owner, charged);
         let (dir, temps) = (
             upload_dir.clone(),
             staged.iter().map(|s| s.temp.clone()).collect::<Vec<_>>(),

@@ -14,7 +14,7 @@ use crate::runtime::SessionKey;
 const MAX_ID_BYTES: usize = 128;
 const DEFAULT_ID: &str = "default";
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct IdQuery {
     client_id: Option<String>,
     conversation_id: Option<String>,
@@ -54,7 +54,8 @@ pub fn session_key(req: &HttpRequest) -> Result<SessionKey, ApiError> {
 /// [`session_key`], and whether the request named its conversation (query or header) rather
 /// than using the implicit `default` one.
 pub fn addressed_session(req: &HttpRequest) -> Result<(SessionKey, bool), ApiError> {
-    let query: IdQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let query: IdQuery = serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
     let query_client = given("client_id", query.client_id)?;
     let header_client = given("x-okc-client-id", header(req, "x-okc-client-id")?)?;
     let cookie_client = given(

@@ -70,8 +70,12 @@ fn completion_id() -> String {
 }
 
 /// `GET /v1/models`: the one model this server is, as OpenAI-compatible clients list it.
-pub async fn models(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
+pub async fn models(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, OpenAiError> {
+    super::identity::caller(&req)?;
+    Ok(HttpResponse::Ok().json(json!({
         "object": "list",
         "data": [{
             "id": AGENT_MODEL,
@@ -80,7 +84,7 @@ pub async fn models(state: web::Data<AppState>) -> HttpResponse {
             "owned_by": "okcvm",
             "description": format!("the OK Computer agent, on {}", state.services.llm.endpoint().model),
         }],
-    }))
+    })))
 }
 
 /// The model name `/v1/models` lists and answers carry when the request names none.

@@ -419,22 +419,21 @@ impl Handler<StartTurn> for SessionActor {
         if self.parts.is_none() {
             return Err(SessionError::Busy);
         }
+        if let (Some(id), Some(parts)) = (&msg.replace_from, &self.parts) {
+            // Checked before the turn takes its place under the quotas.
+            parts.history.replaceable(id).map_err(|error| match error {
+                EntryError::Missing(_) => SessionError::NotFound(error.to_string()),
+                EntryError::NotUserMessage(_) => SessionError::Conflict(error.to_string()),
+            })?;
+        }
         let permit = self.services.quotas.start_turn(&self.key.owner)?;
         let system_prompt = self.system_prompt();
         let Some(mut parts) = self.parts.take() else {
             return Err(SessionError::Busy);
         };
         let replaced = if let Some(id) = &msg.replace_from {
-            match parts.history.drop_from(id) {
-                Ok(replaced) => replaced,
-                Err(error) => {
-                    self.parts = Some(parts);
-                    return Err(match error {
-                        EntryError::Missing(_) => SessionError::NotFound(error.to_string()),
-                        EntryError::NotUserMessage(_) => SessionError::Conflict(error.to_string()),
-                    });
-                }
-            }
+            // Checked above; the history has not changed since (the actor holds it).
+            parts.history.drop_from(id).unwrap_or_default()
         } else if msg.replace_last {
             parts.history.drop_last_exchange()
         } else {
