@@ -211,6 +211,18 @@ pub async fn serve(
         arbiters.iter().map(Arbiter::handle).collect(),
     )
     .start();
+    // The model endpoint, tried once in the background: the log says at once what is wrong.
+    let endpoint = services.llm.endpoint();
+    actix_rt::spawn(async move {
+        let report = llm::probe::probe(&endpoint, std::time::Duration::from_secs(10)).await;
+        for line in &report.lines {
+            if report.ok {
+                tracing::info!("model: {line}");
+            } else {
+                tracing::warn!("model: {line}");
+            }
+        }
+    });
     let cors_origins = services.config.server.cors_origins.clone();
     let state = http::AppState { registry, services };
     tracing::info!(address = ?listener.local_addr().ok(), workers, "OKCVM listening");

@@ -83,15 +83,7 @@ fn main() -> anyhow::Result<()> {
             }
             write_stdout(&out)
         }
-        Command::Check { config } => {
-            let config = Config::load(&config)?;
-            let services = okcvm::build_services(config)?;
-            let mut out = String::from("configuration OK\n");
-            for (family, state) in services.readiness() {
-                out.push_str(&format!("{family}: {state}\n"));
-            }
-            write_stdout(&out)
-        }
+        Command::Check { config } => check(&config),
         Command::User { config, action } => user(&config, action),
     }
 }
@@ -133,6 +125,51 @@ fn user(config_path: &std::path::Path, action: UserAction) -> anyhow::Result<()>
             write_stdout(&format!("removed {name}\n"))
         }
     }
+}
+
+/// `okcvm check`: the configuration, what each tool family can do, and the model endpoint.
+/// Works beside a running server: its store is then left alone.
+fn check(config_path: &std::path::Path) -> anyhow::Result<()> {
+    let mut config = Config::load(config_path)?;
+    let mut out = String::from("configuration OK\n");
+    let scratch =
+        match okcvm::store::Store::open_waiting(&config.store.path, std::time::Duration::ZERO) {
+            Err(okcvm::store::StoreError::InUse(path)) => {
+                out.push_str(&format!(
+                    "store: {path} is in use by a running server (checked without it)\n"
+                ));
+                let scratch = tempfile_dir()?;
+                config.store.path = scratch.join("store");
+                Some(scratch)
+            }
+            Ok(_) | Err(_) => None,
+        };
+    let services = okcvm::build_services(config)?;
+    for (family, state) in services.readiness() {
+        out.push_str(&format!("{family}: {state}\n"));
+    }
+    let endpoint = services.llm.endpoint();
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(okcvm::llm::probe::probe(
+            &endpoint,
+            std::time::Duration::from_secs(10),
+        ));
+    for line in &report.lines {
+        out.push_str(&format!("model: {line}\n"));
+    }
+    if let Some(scratch) = scratch {
+        let _ = std::fs::remove_dir_all(scratch);
+    }
+    write_stdout(&out)
+}
+
+/// A fresh private folder for `check`'s stand-in store.
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("okcvm-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 fn serve(config_path: &std::path::Path) -> anyhow::Result<()> {

@@ -31,6 +31,11 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error(
+        "the store {0} is in use by another okcvm process: stop it, or give this one its own \
+         [store] path"
+    )]
+    InUse(String),
     #[error("store record is corrupt: {0}")]
     Codec(#[from] serde_json::Error),
 }
@@ -96,6 +101,11 @@ impl Store {
     /// Opens (or creates) the store and marks turns that were running when the server died
     /// as interrupted, ending their event streams with `error` + `stop`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_waiting(path, LOCK_WAIT)
+    }
+
+    /// [`Store::open`], waiting at most `lock_wait` for another process to let go of it.
+    pub fn open_waiting(path: &Path, lock_wait: std::time::Duration) -> Result<Self, StoreError> {
         let config = sled::Config::new()
             .path(path)
             // No background flushing: the flusher below does all of it, so writers never
@@ -107,10 +117,10 @@ impl Store {
         let db = loop {
             match config.open() {
                 Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
-                        && started.elapsed() < LOCK_WAIT =>
-                {
+                Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    if started.elapsed() >= lock_wait {
+                        return Err(StoreError::InUse(path.display().to_string()));
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 Err(e) => return Err(e.into()),

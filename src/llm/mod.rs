@@ -6,6 +6,7 @@
 
 pub mod assemble;
 pub mod openai;
+pub mod probe;
 pub mod sse;
 
 use std::future::Future;
@@ -167,14 +168,26 @@ pub struct LlmRequest<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LlmError {
-    #[error("model endpoint unreachable: {0}")]
+    #[error(
+        "model endpoint unreachable: {0} (is the model server running? The address is [llm] \
+         base_url in okcvm.toml, or the chat endpoint in Settings)"
+    )]
     Unreachable(String),
-    #[error("model endpoint answered {status}: {body}")]
+    #[error("model endpoint answered {status}: {body}{}", status_advice(*.status))]
     Status { status: u16, body: String },
     #[error("model endpoint timed out: {0}")]
     Timeout(String),
     #[error("model endpoint sent a malformed response: {0}")]
     Malformed(String),
+}
+
+/// What to change for a status that says the request, not the moment, was wrong.
+fn status_advice(status: u16) -> &'static str {
+    match status {
+        401 | 403 => " (the endpoint refused the API key: set the variable [llm] api_key_env names, or the key in Settings)",
+        404 => " (check [llm] model and [llm] base_url, or the chat endpoint in Settings)",
+        _ => "",
+    }
 }
 
 impl LlmError {

@@ -536,7 +536,7 @@ fn quote(bytes: &[u8]) -> String {
 }
 
 /// reqwest's Display hides the cause (e.g. "connection refused"); include the chain.
-fn describe_reqwest(error: &reqwest::Error) -> String {
+pub(crate) fn describe_reqwest(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

@@ -109,6 +109,15 @@ impl MockModel {
                         .app_data(data.clone())
                         .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
                         .route("/v1/chat/completions", web::post().to(completions))
+                        .route(
+                            "/v1/models",
+                            web::get().to(|| async {
+                                HttpResponse::Ok().json(serde_json::json!({
+                                    "object": "list",
+                                    "data": [{"id": "mock-model", "object": "model"}],
+                                }))
+                            }),
+                        )
                 })
                 .workers(workers)
                 .disable_signals()

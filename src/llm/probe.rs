@@ -1,0 +1,184 @@
+//! The model endpoint tried the way a turn will use it: is it reachable, does it list the
+//! configured model, does a one-step completion with a tool manifest work? `okcvm check`
+//! prints the report and `okcvm serve` logs it at start; each problem says what to do.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::openai::{describe_reqwest, Endpoint};
+
+/// Bytes of an answer the probe reads.
+const MAX_PROBE_BODY: usize = 4 * 1024 * 1024;
+
+/// What the probe found: `ok` when a completion with tools worked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    pub ok: bool,
+    pub lines: Vec<String>,
+}
+
+/// Where the endpoint's address and key are set, for the advice.
+fn looks_like_ollama(base_url: &str) -> bool {
+    base_url.contains(":11434")
+}
+
+/// Tries `endpoint`, each request within `timeout`.
+pub async fn probe(endpoint: &Endpoint, timeout: Duration) -> ProbeReport {
+    let mut lines = Vec::new();
+    let http = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(http) => http,
+        Err(e) => {
+            return ProbeReport {
+                ok: false,
+                lines: vec![format!("cannot build an HTTP client: {e}")],
+            }
+        }
+    };
+    let base = endpoint.base_url.trim_end_matches('/');
+    let model = &endpoint.model;
+    let ollama = looks_like_ollama(base);
+    let authorised = |builder: reqwest::RequestBuilder| match &endpoint.api_key {
+        Some(key) => builder.bearer_auth(key.expose()),
+        None => builder,
+    };
+    match authorised(http.get(format!("{base}/models"))).send().await {
+        Err(error) => {
+            let advice = if ollama {
+                "Is Ollama running (`ollama serve`)? Or set [llm] base_url to your endpoint"
+            } else {
+                "Is the model server running? Or set [llm] base_url"
+            };
+            return ProbeReport {
+                ok: false,
+                lines: vec![format!(
+                    "cannot reach {base}: {}. {advice}",
+                    describe_reqwest(&error)
+                )],
+            };
+        }
+        Ok(response) if matches!(response.status().as_u16(), 401 | 403) => {
+            return ProbeReport {
+                ok: false,
+                lines: vec![format!(
+                    "{base} refused the API key ({}): set the environment variable [llm] \
+                     api_key_env names",
+                    response.status()
+                )],
+            };
+        }
+        Ok(response) if response.status().is_success() => {
+            let listed = json_of(response).await.map(|body| model_ids(&body));
+            match listed {
+                Some(ids) if ids.iter().any(|id| id == model) => {
+                    lines.push(format!("reachable at {base}; it lists {model}"));
+                }
+                Some(ids) => {
+                    let pull = if ollama {
+                        format!("`ollama pull {model}`, or ")
+                    } else {
+                        String::new()
+                    };
+                    let shown: Vec<&str> = ids.iter().take(8).map(String::as_str).collect();
+                    lines.push(format!(
+                        "reachable at {base}, but it does not list {model} (it has: {}). Run \
+                         {pull}set [llm] model to one it has",
+                        if shown.is_empty() {
+                            "none".to_string()
+                        } else {
+                            shown.join(", ")
+                        }
+                    ));
+                }
+                None => lines.push(format!(
+                    "reachable at {base} (its model list is unreadable)"
+                )),
+            }
+        }
+        Ok(response) => lines.push(format!(
+            "reachable at {base} (GET /models answered {})",
+            response.status()
+        )),
+    }
+    let request = json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "Reply with the word OK."}],
+        "tools": [{"type": "function", "function": {
+            "name": "noop",
+            "description": "Does nothing.",
+            "parameters": {"type": "object", "properties": {}},
+        }}],
+        "max_tokens": 16,
+        "stream": false,
+    });
+    let answer = authorised(http.post(format!("{base}/chat/completions")))
+        .json(&request)
+        .send()
+        .await;
+    let ok = match answer {
+        Err(error) => {
+            lines.push(format!(
+                "a completion with tools failed: {}",
+                describe_reqwest(&error)
+            ));
+            false
+        }
+        Ok(response) if response.status().is_success() => {
+            let body = json_of(response).await;
+            if body.as_ref().is_some_and(|b| b["choices"].is_array()) {
+                lines.push("a one-step completion with a tool manifest works".into());
+                true
+            } else {
+                lines.push(
+                    "a completion with tools answered something that is not a chat completion"
+                        .into(),
+                );
+                false
+            }
+        }
+        Ok(response) => {
+            let status = response.status();
+            let text = crate::capped_body::read(response, MAX_PROBE_BODY)
+                .await
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            let advice = if text.to_lowercase().contains("tool") {
+                " (the model may not support tool calls: the agent needs one that does)"
+            } else if status.as_u16() == 404 {
+                " (check [llm] model and [llm] base_url)"
+            } else {
+                ""
+            };
+            lines.push(format!(
+                "a completion with tools answered {status}: {text}{advice}"
+            ));
+            false
+        }
+    };
+    ProbeReport { ok, lines }
+}
+
+async fn json_of(response: reqwest::Response) -> Option<Value> {
+    let bytes = crate::capped_body::read(response, MAX_PROBE_BODY)
+        .await
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The model ids of an OpenAI `/models` answer (`{"data": [{"id"}]}`).
+fn model_ids(body: &Value) -> Vec<String> {
+    body["data"]
+        .as_array()
+        .map(|models| {
+            models
+                .iter()
+                .filter_map(|m| m["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
