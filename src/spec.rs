@@ -50,11 +50,26 @@ pub enum SpecError {
     Manifest(String),
 }
 
+/// One tool as a manifest lists it: OpenAI's `{"type": "function", "function": {…}}`, or the
+/// bare function of a `{"functions": [...]}` manifest (the seed's shape).
 #[derive(Deserialize)]
-struct ManifestEntry {
-    #[serde(rename = "type")]
-    kind: String,
-    function: ManifestFunction,
+#[serde(untagged)]
+enum ManifestEntry {
+    Wrapped {
+        #[serde(rename = "type")]
+        kind: String,
+        function: ManifestFunction,
+    },
+    Bare(ManifestFunction),
+}
+
+/// A manifest: a list of tools, or an object holding them under `functions` (or `tools`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Manifest {
+    List(Vec<ManifestEntry>),
+    Functions { functions: Vec<ManifestEntry> },
+    Tools { tools: Vec<ManifestEntry> },
 }
 
 #[derive(Deserialize)]
@@ -88,17 +103,29 @@ impl Spec {
     }
 
     pub fn from_texts(system_prompt: String, tools_text: &str) -> Result<Self, SpecError> {
-        let entries: Vec<ManifestEntry> =
-            serde_json::from_str(tools_text).map_err(|e| SpecError::Manifest(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_str(tools_text).map_err(|e| {
+            SpecError::Manifest(format!(
+                "{e}; expected a list of tools or {{\"functions\": [...]}}, each tool \
+                 {{\"type\": \"function\", \"function\": {{name, description, parameters}}}} \
+                 or the function object itself"
+            ))
+        })?;
+        let entries = match manifest {
+            Manifest::List(entries)
+            | Manifest::Functions { functions: entries }
+            | Manifest::Tools { tools: entries } => entries,
+        };
         let mut tools = Vec::with_capacity(entries.len());
         for entry in entries {
-            if entry.kind != "function" {
-                return Err(SpecError::Manifest(format!(
-                    "tool {} has type {:?}, expected \"function\"",
-                    entry.function.name, entry.kind
-                )));
-            }
-            let function = entry.function;
+            let function = match entry {
+                ManifestEntry::Wrapped { kind, function } if kind != "function" => {
+                    return Err(SpecError::Manifest(format!(
+                        "tool {} has type {kind:?}, expected \"function\"",
+                        function.name
+                    )));
+                }
+                ManifestEntry::Wrapped { function, .. } | ManifestEntry::Bare(function) => function,
+            };
             if tools.iter().any(|t: &ToolSpec| t.name == function.name) {
                 return Err(SpecError::Manifest(format!(
                     "tool {} is listed twice",

@@ -1,18 +1,24 @@
 //! Writing the deck as Office Open XML by hand: one master, one layout, one theme, a slide per
-//! section with its title, bullets and pictures placed on the right.
+//! slide of the HTML with its title, bullets (indented by level), tables (`table.rs`) and
+//! pictures placed on the right, and a notes slide for its speaker notes (`notes.rs`).
 
 use std::io::Write;
 
 use zip::write::SimpleFileOptions;
 
 use super::{Picture, SlideSpec};
+use notes::{notes_master, notes_slide};
+use table::table_frame;
+
+mod notes;
+mod table;
 
 /// Slide size in EMU (13.333 x 7.5 in, 16:9).
 const SLIDE_W: i64 = 12_192_000;
 const SLIDE_H: i64 = 6_858_000;
 const MARGIN: i64 = 457_200;
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.chars()
         .filter(|c| (!c.is_control() || *c == '\t') && !matches!(*c, '\u{FFFE}' | '\u{FFFF}'))
         .collect::<String>()
@@ -22,10 +28,10 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-const NS: &str = r#"xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main""#;
+pub(super) const NS: &str = r#"xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main""#;
 const REL: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
-const HEADER: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n";
-const EMPTY_TREE: &str = r#"<p:nvGrpSpPr><p:cNvPr id="1" name=""/><p:cNvGrpSpPr/><p:nvPr/></p:nvGrpSpPr><p:grpSpPr><a:xfrm><a:off x="0" y="0"/><a:ext cx="0" cy="0"/><a:chOff x="0" y="0"/><a:chExt cx="0" cy="0"/></a:xfrm></p:grpSpPr>"#;
+pub(super) const HEADER: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n";
+pub(super) const EMPTY_TREE: &str = r#"<p:nvGrpSpPr><p:cNvPr id="1" name=""/><p:cNvGrpSpPr/><p:nvPr/></p:nvGrpSpPr><p:grpSpPr><a:xfrm><a:off x="0" y="0"/><a:ext cx="0" cy="0"/><a:chOff x="0" y="0"/><a:chExt cx="0" cy="0"/></a:xfrm></p:grpSpPr>"#;
 
 /// A relationships part from `(id, type, target)` entries.
 fn relationships(entries: &[(String, String, String)]) -> String {
@@ -41,7 +47,7 @@ fn relationships(entries: &[(String, String, String)]) -> String {
     xml
 }
 
-fn content_types(slides: usize, extensions: &[&str]) -> String {
+fn content_types(slides: usize, extensions: &[&str], notes: &[usize]) -> String {
     let mut xml = format!(
         "{HEADER}<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
          <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/>\
@@ -71,17 +77,32 @@ fn content_types(slides: usize, extensions: &[&str]) -> String {
             "<Override PartName=\"/ppt/slides/slide{n}.xml\" ContentType=\"{pml}.slide+xml\"/>"
         ));
     }
+    if !notes.is_empty() {
+        xml.push_str(&format!(
+            "<Override PartName=\"/ppt/notesMasters/notesMaster1.xml\" ContentType=\"{pml}.notesMaster+xml\"/>\
+             <Override PartName=\"/ppt/theme/theme2.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.theme+xml\"/>"
+        ));
+    }
+    for n in notes {
+        xml.push_str(&format!(
+            "<Override PartName=\"/ppt/notesSlides/notesSlide{n}.xml\" ContentType=\"{pml}.notesSlide+xml\"/>"
+        ));
+    }
     xml.push_str("</Types>");
     xml
 }
 
-fn presentation(slides: usize) -> String {
+/// `notes_master`: the relationship id of the notes master, when there is one.
+fn presentation(slides: usize, notes_master: Option<&str>) -> String {
     let ids: String = (1..=slides)
         .map(|n| format!("<p:sldId id=\"{}\" r:id=\"rId{}\"/>", 255 + n, n + 2))
         .collect();
+    let notes = notes_master.map_or(String::new(), |rel| {
+        format!("<p:notesMasterIdLst><p:notesMasterId r:id=\"{rel}\"/></p:notesMasterIdLst>")
+    });
     format!(
         "{HEADER}<p:presentation {NS} saveSubsetFonts=\"1\">\
-         <p:sldMasterIdLst><p:sldMasterId id=\"2147483648\" r:id=\"rId1\"/></p:sldMasterIdLst>\
+         <p:sldMasterIdLst><p:sldMasterId id=\"2147483648\" r:id=\"rId1\"/></p:sldMasterIdLst>{notes}\
          <p:sldIdLst>{ids}</p:sldIdLst>\
          <p:sldSz cx=\"{SLIDE_W}\" cy=\"{SLIDE_H}\"/><p:notesSz cx=\"6858000\" cy=\"9144000\"/>\
          <p:defaultTextStyle><a:defPPr><a:defRPr lang=\"en-US\"/></a:defPPr>{}</p:defaultTextStyle>\
@@ -176,6 +197,13 @@ fn slide_xml(spec: &SlideSpec, pictures: &[(String, &Picture)]) -> String {
         escape(&spec.title)
     );
     let mut shapes = text_box(2, "Title", (MARGIN, 342_900, width, 1_028_700), &title);
+    // The body area: bullets on top, tables below them (sharing what is left).
+    let (body_top, body_h) = (1_485_900, 4_914_900);
+    let bullets_h = match (spec.bullets.is_empty(), spec.tables.is_empty()) {
+        (true, _) => 0,
+        (false, true) => body_h,
+        (false, false) => body_h * 2 / 5,
+    };
     if !spec.bullets.is_empty() {
         let size = match spec.bullets.len() {
             0..=5 => 2200,
@@ -185,20 +213,35 @@ fn slide_xml(spec: &SlideSpec, pictures: &[(String, &Picture)]) -> String {
         let paragraphs: String = spec
             .bullets
             .iter()
-            .map(|b| {
+            .map(|bullet| {
+                let level = i64::from(bullet.level);
+                let (size, mark) = if level == 0 { (size, "&#8226;") } else { (size - 200, "&#8211;") };
                 format!(
-                    "<a:p><a:pPr marL=\"342900\" indent=\"-342900\"><a:spcBef><a:spcPts val=\"600\"/></a:spcBef><a:buFont typeface=\"Arial\"/><a:buChar char=\"&#8226;\"/></a:pPr>\
+                    "<a:p><a:pPr marL=\"{}\" lvl=\"{level}\" indent=\"-342900\"><a:spcBef><a:spcPts val=\"600\"/></a:spcBef><a:buFont typeface=\"Arial\"/><a:buChar char=\"{mark}\"/></a:pPr>\
                      <a:r><a:rPr lang=\"en-US\" sz=\"{size}\"><a:solidFill><a:schemeClr val=\"tx1\"/></a:solidFill></a:rPr><a:t>{}</a:t></a:r></a:p>",
-                    escape(b)
+                    342_900 * (level + 1),
+                    escape(&bullet.text)
                 )
             })
             .collect();
         shapes.push_str(&text_box(
             3,
             "Body",
-            (MARGIN, 1_485_900, text_width, 4_914_900),
+            (MARGIN, body_top, text_width, bullets_h),
             &paragraphs,
         ));
+    }
+    if !spec.tables.is_empty() {
+        let top = body_top + bullets_h;
+        let slot_h = (body_h - bullets_h) / spec.tables.len() as i64;
+        for (i, rows) in spec.tables.iter().enumerate() {
+            let y = top + slot_h * i as i64;
+            shapes.push_str(&table_frame(
+                30 + i as u32,
+                (MARGIN, y, text_width, slot_h - 91_440),
+                rows,
+            ));
+        }
     }
     if with_pictures {
         let area_x = MARGIN + text_width + MARGIN;
@@ -246,9 +289,12 @@ pub(super) fn build_pptx(
     let mut extensions: Vec<&str> = pictures.iter().flatten().map(|p| p.extension).collect();
     extensions.sort_unstable();
     extensions.dedup();
+    let with_notes: Vec<usize> = (1..=slides.len())
+        .filter(|n| !slides[n - 1].notes.is_empty())
+        .collect();
     put(
         "[Content_Types].xml",
-        content_types(slides.len(), &extensions).as_bytes(),
+        content_types(slides.len(), &extensions, &with_notes).as_bytes(),
     )?;
     put(
         "_rels/.rels",
@@ -284,9 +330,14 @@ pub(super) fn build_pptx(
         )
         .as_bytes(),
     )?;
+    let notes_master_rel = format!("rId{}", slides.len() + 3);
     put(
         "ppt/presentation.xml",
-        presentation(slides.len()).as_bytes(),
+        presentation(
+            slides.len(),
+            (!with_notes.is_empty()).then_some(notes_master_rel.as_str()),
+        )
+        .as_bytes(),
     )?;
     let mut presentation_rels = vec![
         (
@@ -306,6 +357,27 @@ pub(super) fn build_pptx(
             format!("{REL}/slide"),
             format!("slides/slide{n}.xml"),
         ));
+    }
+    if !with_notes.is_empty() {
+        presentation_rels.push((
+            notes_master_rel.clone(),
+            format!("{REL}/notesMaster"),
+            "notesMasters/notesMaster1.xml".to_string(),
+        ));
+        put(
+            "ppt/notesMasters/notesMaster1.xml",
+            notes_master().as_bytes(),
+        )?;
+        put(
+            "ppt/notesMasters/_rels/notesMaster1.xml.rels",
+            relationships(&[(
+                "rId1".into(),
+                format!("{REL}/theme"),
+                "../theme/theme2.xml".into(),
+            )])
+            .as_bytes(),
+        )?;
+        put("ppt/theme/theme2.xml", theme().as_bytes())?;
     }
     put(
         "ppt/_rels/presentation.xml.rels",
@@ -360,6 +432,33 @@ pub(super) fn build_pptx(
             ));
             placed.push((rel, picture));
         }
+        if !spec.notes.is_empty() {
+            rels.push((
+                format!("rId{}", rels.len() + 1),
+                format!("{REL}/notesSlide"),
+                format!("../notesSlides/notesSlide{n}.xml"),
+            ));
+            put(
+                &format!("ppt/notesSlides/notesSlide{n}.xml"),
+                notes_slide(&spec.notes).as_bytes(),
+            )?;
+            put(
+                &format!("ppt/notesSlides/_rels/notesSlide{n}.xml.rels"),
+                relationships(&[
+                    (
+                        "rId1".into(),
+                        format!("{REL}/notesMaster"),
+                        "../notesMasters/notesMaster1.xml".into(),
+                    ),
+                    (
+                        "rId2".into(),
+                        format!("{REL}/slide"),
+                        format!("../slides/slide{n}.xml"),
+                    ),
+                ])
+                .as_bytes(),
+            )?;
+        }
         put(
             &format!("ppt/slides/slide{n}.xml"),
             slide_xml(spec, &placed).as_bytes(),
@@ -381,13 +480,17 @@ mod tests {
         let specs = vec![
             SlideSpec {
                 title: "A <b>".into(),
-                bullets: vec!["x & y".into()],
-                images: vec![],
+                bullets: vec![super::super::Bullet {
+                    text: "x & y".into(),
+                    level: 1,
+                }],
+                tables: vec![vec![vec!["h".into(), "i".into()], vec!["1".into()]]],
+                notes: "say <this>".into(),
+                ..SlideSpec::default()
             },
             SlideSpec {
                 title: "B".into(),
-                bullets: vec![],
-                images: vec![],
+                ..SlideSpec::default()
             },
         ];
         let picture = Picture {
@@ -409,6 +512,8 @@ mod tests {
             "ppt/slides/_rels/slide2.xml.rels",
             "ppt/media/image1.png",
             "ppt/theme/theme1.xml",
+            "ppt/notesSlides/notesSlide1.xml",
+            "ppt/notesMasters/notesMaster1.xml",
         ] {
             assert!(
                 names.iter().any(|n| n == part),
@@ -425,5 +530,12 @@ mod tests {
             slide.contains("<a:t>A &lt;b&gt;</a:t>") && slide.contains("<a:t>x &amp; y</a:t>"),
             "{slide}"
         );
+        assert!(
+            slide.contains("lvl=\"1\"") && slide.contains("<a:tbl>"),
+            "{slide}"
+        );
+        // The short second row is padded to the two columns of the grid.
+        assert_eq!(slide.matches("<a:tc>").count(), 4, "{slide}");
+        assert!(!names.iter().any(|n| n.contains("notesSlide2")));
     }
 }
