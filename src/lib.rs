@@ -1,12 +1,14 @@
 //! OKCVM: a self-hosted runtime for the "OK Computer" agent.
 //!
-//! # Code map
-//! - `config`   — okcvm.toml + `OKCVM__SECTION__KEY` overrides, validated.
-//! - `spec`     — the system prompt and the 24-tool manifest (`spec/`), encoded once.
+//! # Code map (the layers and their order are in the README; `tests/tidy.rs` checks them)
 //! - `protocol` — wire types of the HTTP/SSE contract; nothing else.
+//! - `config`   — okcvm.toml + `OKCVM__SECTION__KEY` overrides, validated.
+//! - `auth/`    — owners, callers, the authenticator, users, quotas, sealed secrets.
+//! - `spec`     — the system prompt and the 24-tool manifest (`spec/`), encoded once.
+//! - `endpoints`— the model endpoints changed at runtime (`/api/config`).
 //! - `http/`    — routes and handlers (the only actix-web importer).
-//! - `runtime/` — the registry actor and one session actor per (client, conversation)
-//!   (the only actix importer).
+//! - `runtime/` — the registry actor and one session actor per (owner, conversation)
+//!   (the only actix importer); `Sessions` is what `http/` holds of it.
 //! - `agent/`   — pure turn logic: history, request building, the model ↔ tools loop.
 //! - `llm/`     — the OpenAI-compatible client, SSE decoding, tool-call assembly.
 //! - `tools/`   — the tool trait, registry, sandboxed execution and one file per family.
@@ -15,7 +17,7 @@
 //! - `blocking` — the one way async code runs file, git and store work (blocking pool, limit).
 //! - `capped_body` — the one way a body from outside is read whole (at most N bytes).
 //! - `store`    — sled: conversations, history and its versions, turn events, uploads,
-//!   deployments, settings.
+//!   deployments, the endpoints.
 //! - `metrics`  — server-wide counters for `/metrics`.
 //!
 //! # One turn
@@ -30,12 +32,12 @@ pub mod auth;
 pub mod blocking;
 pub mod capped_body;
 pub mod config;
+pub mod endpoints;
 pub mod http;
 pub mod llm;
 pub mod metrics;
 pub mod protocol;
 pub mod runtime;
-pub mod settings;
 pub mod spec;
 pub mod store;
 pub mod tools;
@@ -73,7 +75,7 @@ pub enum StartError {
     #[error(transparent)]
     Tools(#[from] tools::registry::RegistryError),
     #[error(transparent)]
-    Settings(#[from] settings::SettingsError),
+    Settings(#[from] endpoints::EndpointsError),
     #[error(transparent)]
     Users(#[from] auth::users::UsersError),
     #[error("cannot start the model client: {0}")]
@@ -108,7 +110,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         ignore: config.workspace.ignore.clone(),
         max_file_bytes: config.workspace.snapshot_max_file_mb * 1024 * 1024,
     };
-    let settings = Arc::new(settings::Settings::load(
+    let endpoints = Arc::new(endpoints::Endpoints::load(
         &store,
         &config.llm,
         &llm,
@@ -133,11 +135,11 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
             &config.public_base(config.server.port),
             store.clone(),
         ),
-        media: MediaClient::new(settings.clone()).map_err(StartError::Client)?,
+        media: MediaClient::new(endpoints.clone()).map_err(StartError::Client)?,
         search: SearchClient::new(&config.search).map_err(StartError::Client)?,
     };
     Ok(Services {
-        settings,
+        endpoints,
         tool_services: Arc::new(tool_services),
         auth,
         quotas,
@@ -190,7 +192,7 @@ pub async fn serve(
     for (family, state) in services.readiness() {
         tracing::info!("{family}: {state}");
     }
-    if !services.settings.encrypts_keys() {
+    if !services.endpoints.encrypts_keys() {
         tracing::warn!(
             "API keys set through /api/config are stored in plain text: set the variable {} \
              ([auth] secret_key_env) to encrypt them",
@@ -224,7 +226,10 @@ pub async fn serve(
         }
     });
     let cors_origins = services.config.server.cors_origins.clone();
-    let state = http::AppState { registry, services };
+    let state = http::AppState {
+        sessions: runtime::Sessions::new(registry),
+        services,
+    };
     tracing::info!(address = ?listener.local_addr().ok(), workers, "OKCVM listening");
     let server = HttpServer::new(move || {
         App::new()

@@ -12,7 +12,16 @@ use std::time::Duration;
 
 use crate::agent::{TurnEnd, TurnOutcome};
 use crate::protocol::ToolStatus;
-use crate::runtime::messages::RegistryStats;
+
+/// The registry's figures when the page is rendered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionFigures {
+    pub busy: usize,
+    pub idle: usize,
+    pub started: u64,
+    pub evictions: u64,
+    pub failed: u64,
+}
 
 /// Upper bounds (seconds) of the turn duration histogram.
 const TURN_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0];
@@ -71,13 +80,9 @@ impl Metrics {
     }
 
     /// The Prometheus text page.
-    pub fn render(&self, registry: &RegistryStats) -> String {
+    pub fn render(&self, registry: &SessionFigures) -> String {
         let mut page = String::new();
-        let busy = registry
-            .sessions
-            .iter()
-            .filter(|s| s.state == "busy")
-            .count();
+        let busy = registry.busy;
         let family = |page: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(page, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
@@ -87,7 +92,7 @@ impl Metrics {
             "gauge",
             "Live sessions by state.",
         );
-        let idle = registry.sessions.len() - busy;
+        let idle = registry.idle;
         let _ = writeln!(page, "okcvm_sessions{{state=\"busy\"}} {busy}");
         let _ = writeln!(page, "okcvm_sessions{{state=\"idle\"}} {idle}");
         family(
@@ -197,7 +202,6 @@ mod tests {
     use super::*;
     use crate::llm::Usage;
     use crate::protocol::ToolCallRecord;
-    use crate::runtime::messages::SessionSummary;
 
     fn call(tool: &str, status: ToolStatus) -> ToolCallRecord {
         ToolCallRecord {
@@ -238,15 +242,9 @@ mod tests {
             Duration::from_secs(2),
             known,
         );
-        let registry = RegistryStats {
-            sessions: vec![SessionSummary {
-                owner: crate::auth::Owner::client("a"),
-                conversation_id: "default".into(),
-                state: "busy",
-                idle_seconds: 0,
-                tools_memory_kib: 0,
-                tools_process_group: None,
-            }],
+        let registry = SessionFigures {
+            busy: 1,
+            idle: 0,
             evictions: 3,
             started: 5,
             failed: 0,

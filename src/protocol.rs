@@ -250,8 +250,24 @@ pub fn size_display(bytes: u64) -> String {
     format!("{text} {}", UNITS[unit])
 }
 
+/// Cuts one line to `max_chars` characters with a marker.
+pub fn cap_line(line: &str, max_chars: usize) -> String {
+    match line.char_indices().nth(max_chars) {
+        None => line.to_string(),
+        Some((at, _)) => format!("{}… [line cut at {max_chars} characters]", &line[..at]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::cap_line;
+
+    #[test]
+    fn lines_are_cut_with_a_marker() {
+        assert_eq!(cap_line("abcdef", 3), "abc… [line cut at 3 characters]");
+        assert_eq!(cap_line("abc", 3), "abc");
+    }
+
     use super::*;
 
     #[test]

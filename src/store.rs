@@ -21,7 +21,7 @@ pub use records::{
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 
-use crate::agent::HistoryEntry;
+use crate::llm::HistoryEntry;
 
 const SEP: u8 = 0x1f;
 /// How long opening waits for a previous process to release the store.
@@ -244,10 +244,7 @@ impl Store {
         if !self.conversations.contains_key(&k)? {
             let record = ConversationRecord {
                 id: id.to_string(),
-                title: crate::tools::output::cap_line(
-                    first_message.lines().next().unwrap_or(""),
-                    60,
-                ),
+                title: crate::protocol::cap_line(first_message.lines().next().unwrap_or(""), 60),
                 created_at: stamp.clone(),
                 updated_at: stamp.clone(),
                 data: serde_json::json!({}),

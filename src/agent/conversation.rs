@@ -4,25 +4,7 @@
 //! tool message before the next user message (the turn loop adds results for calls that were
 //! cancelled). Entries carry stable ids for `GET /api/session/history/{id}`.
 
-use serde::{Deserialize, Serialize};
-
-use crate::llm::{ContentPart, Message, ToolCall, Usage, UserContent};
-
-/// One history entry: the chat message plus what the console and the store need.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub id: String,
-    #[serde(flatten)]
-    pub message: Message,
-    pub created_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
-    /// For tool results: which tool produced it and whether it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_name: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub is_error: bool,
-}
+use crate::llm::{ContentPart, HistoryEntry, Message, ToolCall, Usage, UserContent};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conversation {

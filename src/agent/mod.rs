@@ -7,5 +7,5 @@ pub mod conversation;
 pub mod prompt;
 pub mod turn;
 
-pub use conversation::{Conversation, HistoryEntry};
+pub use conversation::Conversation;
 pub use turn::{run_turn, EventSink, TurnEnd, TurnOutcome, TurnSettings};

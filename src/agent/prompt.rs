@@ -4,7 +4,7 @@
 //! boundaries only (so tool calls and their results stay together), and the latest user
 //! message is always kept.
 
-use crate::agent::conversation::HistoryEntry;
+use crate::llm::HistoryEntry;
 use crate::llm::Message;
 
 /// Rough characters per token for budgeting; errs towards sending less.

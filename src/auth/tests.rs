@@ -1,3 +1,5 @@
+//! Unit tests of owners, proxies, tokens and user names.
+
 use super::*;
 
 fn config(mode: AuthMode) -> AuthConfig {

@@ -1,3 +1,5 @@
+//! Unit tests of okcvm.toml loading and validation.
+
 use super::*;
 
 fn load_str(text: &str) -> Result<Config, ConfigError> {

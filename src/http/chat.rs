@@ -10,7 +10,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::identity::{addressed_session, session_key};
 use super::sse::event_stream;
-use super::{ask, AppState};
+use super::AppState;
 use crate::protocol::{ChatEvent, ChatRequest};
 use crate::runtime::messages::{CancelTurn, Delivery, StartTurn, Subscribe, Subscription};
 
@@ -36,7 +36,7 @@ pub async fn chat(
         },
         named_conversation,
     };
-    let handle = ask(&state, &key, turn).await?;
+    let handle = state.sessions.ask(&key, turn).await?;
     if wants_stream {
         return Ok(event_stream(handle.events, &req));
     }
@@ -70,7 +70,7 @@ pub async fn final_payload(
 
 pub async fn stop(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    ask(&state, &key, CancelTurn).await?;
+    state.sessions.ask(&key, CancelTurn).await?;
     Ok(HttpResponse::Ok().json(json!({"stopped": true})))
 }
 
@@ -98,7 +98,7 @@ pub async fn events(
         })
         .transpose()?;
     let after = query.after.or(last_event_id);
-    let events = ask(&state, &key, Subscribe { after }).await?;
+    let events = state.sessions.ask(&key, Subscribe { after }).await?;
     Ok(event_stream(events, &req))
 }
 

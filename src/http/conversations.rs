@@ -11,7 +11,6 @@ use super::error::ApiError;
 use super::identity::{check_id, owner};
 use super::{blocking, AppState};
 use crate::auth::Owner;
-use crate::runtime::messages::RemoveSession;
 use crate::runtime::session::remove_workspace;
 use crate::runtime::SessionKey;
 use crate::store::ConversationRecord;
@@ -106,10 +105,7 @@ pub async fn delete(
         owner,
         conversation_id: id,
     };
-    state
-        .registry
-        .send(RemoveSession { key: key.clone() })
-        .await?;
+    state.sessions.remove(key.clone()).await?;
     let root = state.services.workspace_for(&key).root().to_path_buf();
     let store = state.services.store.clone();
     let tool_services = state.services.tool_services.clone();

@@ -136,13 +136,13 @@ impl From<SessionError> for ApiError {
     }
 }
 
-impl From<crate::settings::SettingsError> for ApiError {
-    fn from(error: crate::settings::SettingsError) -> Self {
+impl From<crate::endpoints::EndpointsError> for ApiError {
+    fn from(error: crate::endpoints::EndpointsError) -> Self {
         match error {
-            crate::settings::SettingsError::Invalid(message) => ApiError::BadRequest(message),
-            crate::settings::SettingsError::NotSetUp(message) => ApiError::Conflict(message),
-            crate::settings::SettingsError::Store(e) => ApiError::Internal(e.to_string()),
-            crate::settings::SettingsError::Secret(e) => ApiError::Internal(e.to_string()),
+            crate::endpoints::EndpointsError::Invalid(message) => ApiError::BadRequest(message),
+            crate::endpoints::EndpointsError::NotSetUp(message) => ApiError::Conflict(message),
+            crate::endpoints::EndpointsError::Store(e) => ApiError::Internal(e.to_string()),
+            crate::endpoints::EndpointsError::Secret(e) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -164,12 +164,6 @@ impl From<crate::workspace::git::GitError> for ApiError {
             GitError::InvalidBranch(_) => ApiError::BadRequest(error.to_string()),
             GitError::Git(_) => ApiError::Internal(error.to_string()),
         }
-    }
-}
-
-impl From<actix::MailboxError> for ApiError {
-    fn from(error: actix::MailboxError) -> Self {
-        SessionError::from(error).into()
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
 use super::identity::session_key;
-use super::{ask, blocking, AppState};
+use super::{blocking, AppState};
 use crate::runtime::messages::GetInfo;
 use crate::runtime::session::upload_entries;
 use crate::store::UploadRecord;
@@ -209,7 +209,7 @@ pub async fn upload(
         store.list_uploads(&owner, &conversation)
     })
     .await?;
-    let info = ask(&state, &key, GetInfo).await?;
+    let info = state.sessions.ask(&key, GetInfo).await?;
     Ok(HttpResponse::Ok().json(json!({
         "files": upload_entries(&all),
         "summaries": summaries,

@@ -4,10 +4,10 @@
 
 pub mod access;
 pub mod chat;
-pub mod config;
 pub mod console;
 pub mod conversations;
 pub mod deploy;
+pub mod endpoints;
 pub mod error;
 pub mod files;
 pub mod identity;
@@ -20,12 +20,9 @@ pub mod workspace;
 
 use std::sync::Arc;
 
-use actix::Addr;
 use actix_web::web;
 
-use crate::runtime::messages::{GetSession, SessionError};
-use crate::runtime::session::SessionActor;
-use crate::runtime::{Registry, Services, SessionKey};
+use crate::runtime::{Services, Sessions};
 
 /// Largest JSON body accepted (chat messages included).
 const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -45,7 +42,7 @@ fn json_config(limit: usize) -> web::JsonConfig {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub registry: Addr<Registry>,
+    pub sessions: Sessions,
     pub services: Arc<Services>,
 }
 
@@ -77,8 +74,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api")
                 .route("/chat", web::post().to(chat::chat))
-                .route("/config", web::get().to(config::get))
-                .route("/config", web::post().to(config::update))
+                .route("/config", web::get().to(endpoints::get))
+                .route("/config", web::post().to(endpoints::update))
                 .route("/chat/stop", web::post().to(chat::stop))
                 .route("/chat/events", web::get().to(chat::events))
                 .service(
@@ -129,29 +126,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/me", web::get().to(session::me)),
         )
         .default_service(web::to(unrouted::unrouted));
-}
-
-/// Sends `message` to the session of `key`, starting the session if needed. A session that
-/// stopped between the lookup and the send (an idle eviction that got there first) never
-/// handled the message: it is started again from the store and asked once more.
-pub async fn ask<M, T>(state: &AppState, key: &SessionKey, message: M) -> Result<T, error::ApiError>
-where
-    M: actix::Message<Result = Result<T, SessionError>> + Clone + Send + 'static,
-    T: Send + 'static,
-    SessionActor: actix::Handler<M>,
-{
-    let mut retried = false;
-    loop {
-        let session = state
-            .registry
-            .send(GetSession { key: key.clone() })
-            .await??;
-        match session.send(message.clone()).await {
-            Ok(answer) => return Ok(answer?),
-            Err(actix::MailboxError::Closed) if !retried => retried = true,
-            Err(error) => return Err(error.into()),
-        }
-    }
 }
 
 /// Runs blocking work (sled, git2, file access) off the HTTP thread, within a time limit.

@@ -20,7 +20,7 @@ use super::chat::final_payload;
 use super::error::{ApiError, OpenAiError};
 use super::identity::addressed_session;
 use super::sse::rendered_stream;
-use super::{ask, AppState};
+use super::AppState;
 use crate::protocol::{ChatEvent, SeqEvent};
 use crate::runtime::messages::{Delivery, StartTurn};
 
@@ -132,7 +132,7 @@ pub async fn completions(
         },
         named_conversation,
     };
-    let handle = ask(&state, &key, turn).await?;
+    let handle = state.sessions.ask(&key, turn).await?;
     let id = completion_id();
     let created = chrono::Utc::now().timestamp();
     if body.stream {

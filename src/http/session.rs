@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::identity::session_key;
 use super::workspace::workspace_state;
-use super::{ask, blocking, AppState};
+use super::{blocking, AppState};
 use crate::runtime::messages::{
-    ClearHistory, GetHistoryEntry, GetInfo, GetStats, SessionInfo, SwitchVersion,
+    ClearHistory, GetHistoryEntry, GetInfo, SessionInfo, SwitchVersion,
 };
 use crate::runtime::session::upload_entries;
 use crate::runtime::SessionKey;
@@ -74,7 +74,7 @@ pub async fn history_entry(
     let lookup = GetHistoryEntry {
         entry_id: entry_id.clone(),
     };
-    match ask(&state, &key, lookup).await? {
+    match state.sessions.ask(&key, lookup).await? {
         Some(entry) => Ok(HttpResponse::Ok().json(entry)),
         None => Err(ApiError::NotFound(format!("no history entry {entry_id}"))),
     }
@@ -85,8 +85,8 @@ pub async fn clear_history(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    let cleared = ask(&state, &key, ClearHistory).await?;
-    let info = ask(&state, &key, GetInfo).await?;
+    let cleared = state.sessions.ask(&key, ClearHistory).await?;
+    let info = state.sessions.ask(&key, GetInfo).await?;
     let uploads = &state.services.config.uploads;
     Ok(HttpResponse::Ok().json(json!({
         "history_cleared": true,
@@ -119,8 +119,8 @@ pub async fn switch_version(
     let key = session_key(&req)?;
     let entry_id = super::identity::check_id("entry_id", &body.into_inner().entry_id)?;
     let switch = SwitchVersion { entry_id };
-    ask(&state, &key, switch).await?;
-    let info = ask(&state, &key, GetInfo).await?;
+    state.sessions.ask(&key, switch).await?;
+    let info = state.sessions.ask(&key, GetInfo).await?;
     Ok(HttpResponse::Ok().json(json!({
         "history_length": info.history_length,
         "vm_history": info.vm_history,
@@ -140,10 +140,10 @@ pub async fn metrics(
     {
         super::identity::admin(&req)?;
     }
-    let stats = state.registry.send(GetStats).await?;
+    let stats = state.sessions.stats().await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.services.metrics.render(&stats)))
+        .body(state.services.metrics.render(&stats.figures())))
 }
 
 /// `GET /openapi.json`: the OpenAPI description of every route.
@@ -173,7 +173,7 @@ pub async fn sessions(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     super::identity::admin(&req)?;
-    let mut stats = state.registry.send(GetStats).await?;
+    let mut stats = state.sessions.stats().await?;
     if stats
         .sessions
         .iter()
@@ -191,7 +191,7 @@ pub async fn sessions(
 }
 
 async fn session_info(state: &AppState, key: &SessionKey) -> Result<SessionInfo, ApiError> {
-    ask(state, key, GetInfo).await
+    Ok(state.sessions.ask(key, GetInfo).await?)
 }
 
 fn vm_view(state: &AppState, key: &SessionKey, info: &SessionInfo) -> Value {

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::identity::session_key;
-use super::{ask, blocking, AppState};
+use super::{blocking, AppState};
 use crate::protocol::{size_display, WorkspaceState};
 use crate::runtime::messages::{ChangeWorkspace, WorkspaceEffect};
 use crate::runtime::SessionKey;
@@ -280,7 +280,12 @@ async fn change_workspace(
         work: Arc::new(work),
         effect,
     };
-    match ask(state, key, change).await {
+    match state
+        .sessions
+        .ask(key, change)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(done) => Ok(done?),
         Err(ApiError::Conflict(_)) => Err(ApiError::Conflict(
             "a turn is running in this session; stop it or wait before changing the workspace"

@@ -5,6 +5,7 @@
 //! tests substitute their own implementation or a scripted mock server.
 
 pub mod assemble;
+mod history;
 pub mod openai;
 pub mod probe;
 pub mod sse;
@@ -13,6 +14,8 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+pub use history::HistoryEntry;
 
 /// One chat message, serialised exactly as chat-completions expects it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,8 +6,8 @@ pub use super::events::{Delivery, Subscription};
 use actix::prelude::*;
 use serde::Serialize;
 
-use crate::agent::HistoryEntry;
 use crate::auth::Owner;
+use crate::llm::HistoryEntry;
 use crate::workspace::git::GitError;
 
 /// One session: an owner's conversation.
@@ -91,6 +91,31 @@ pub struct RegistryStats {
     pub started: u64,
     /// Session actors that ended without being asked to (a panic), since start.
     pub failed: u64,
+}
+
+/// A history entry a client named: missing is 404, not a user message 409.
+impl From<crate::agent::conversation::EntryError> for SessionError {
+    fn from(error: crate::agent::conversation::EntryError) -> Self {
+        use crate::agent::conversation::EntryError;
+        match error {
+            EntryError::Missing(_) => SessionError::NotFound(error.to_string()),
+            EntryError::NotUserMessage(_) => SessionError::Conflict(error.to_string()),
+        }
+    }
+}
+
+impl RegistryStats {
+    /// The figures `/metrics` shows.
+    pub fn figures(&self) -> crate::metrics::SessionFigures {
+        let busy = self.sessions.iter().filter(|s| s.state == "busy").count();
+        crate::metrics::SessionFigures {
+            busy,
+            idle: self.sessions.len() - busy,
+            started: self.started,
+            evictions: self.evictions,
+            failed: self.failed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -6,12 +6,14 @@
 
 pub mod events;
 pub mod eviction;
+pub mod handle;
 pub mod messages;
 pub mod registry;
 pub mod services;
 pub mod session;
 pub mod turn_end;
 
+pub use handle::Sessions;
 pub use messages::{SessionError, SessionKey};
 pub use registry::Registry;
 pub use services::Services;

@@ -23,7 +23,7 @@ pub struct Services {
     pub tools_config: Arc<ToolsConfig>,
     pub store: Store,
     pub flusher: Flusher,
-    pub settings: Arc<crate::settings::Settings>,
+    pub endpoints: Arc<crate::endpoints::Endpoints>,
     pub snapshot_policy: SnapshotPolicy,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub tool_services: Arc<crate::tools::ToolServices>,
@@ -53,7 +53,7 @@ impl Services {
             ("auth", self.describe_auth()),
             (
                 "stored API keys",
-                if self.settings.encrypts_keys() {
+                if self.endpoints.encrypts_keys() {
                     "encrypted (ChaCha20-Poly1305)".to_string()
                 } else {
                     format!(

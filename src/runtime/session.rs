@@ -26,8 +26,8 @@ use super::turn_end::{
     summary_of, vm_history, VM_HISTORY_LEN,
 };
 pub use super::turn_end::{remove_workspace, upload_entries};
-use crate::agent::conversation::EntryError;
-use crate::agent::{run_turn, Conversation, HistoryEntry, TurnOutcome, TurnSettings};
+use crate::agent::{run_turn, Conversation, TurnOutcome, TurnSettings};
+use crate::llm::HistoryEntry;
 use crate::llm::{LlmClient, Message};
 use crate::protocol::{Artifact, ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
 use crate::store::{HistoryBranch, TurnState, UploadRecord};
@@ -421,10 +421,7 @@ impl Handler<StartTurn> for SessionActor {
         }
         if let (Some(id), Some(parts)) = (&msg.replace_from, &self.parts) {
             // Checked before the turn takes its place under the quotas.
-            parts.history.replaceable(id).map_err(|error| match error {
-                EntryError::Missing(_) => SessionError::NotFound(error.to_string()),
-                EntryError::NotUserMessage(_) => SessionError::Conflict(error.to_string()),
-            })?;
+            parts.history.replaceable(id)?;
         }
         let permit = self.services.quotas.start_turn(&self.key.owner)?;
         let system_prompt = self.system_prompt();

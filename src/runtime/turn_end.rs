@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::agent::{Conversation, HistoryEntry, TurnEnd, TurnOutcome};
+use crate::agent::{Conversation, TurnEnd, TurnOutcome};
+use crate::llm::HistoryEntry;
 use crate::llm::Message;
 use crate::protocol::{ChatEvent, ChatResponse, RawJson, UploadEntry, WorkspaceState};
 use crate::store::UploadRecord;
@@ -117,7 +118,7 @@ pub fn summary_of(reply: &str) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    crate::tools::output::cap_line(line, 160)
+    crate::protocol::cap_line(line, 160)
 }
 
 /// Deletes a workspace directory and its history; `Ok(false)` if there was none.

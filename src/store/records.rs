@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::agent::HistoryEntry;
+use crate::llm::HistoryEntry;
 use crate::protocol::SeqEvent;
 
 /// A conversation as the console sees it: its own JSON kept as given, plus server fields.

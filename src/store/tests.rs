@@ -1,3 +1,5 @@
+//! Unit tests of the store.
+
 use super::*;
 use crate::agent::Conversation;
 use crate::protocol::{ChatEvent, SeqEvent};

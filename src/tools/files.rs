@@ -10,8 +10,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::output::cap_line;
 use super::{ToolContext, ToolError, ToolOutput, TypedTool};
+use crate::protocol::cap_line;
 use crate::workspace::{ModelPath, Workspace, Write};
 
 /// Lines returned when the model gives no `limit`.

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{save_artifact, NoArgs, ToolContext, ToolError, ToolOutput, TypedTool};
-use crate::settings::{EndpointSettings, Settings};
+use crate::endpoints::{EndpointSettings, Endpoints};
 
 /// Largest voice list read from a speech endpoint.
 const MAX_VOICE_LIST: usize = 1024 * 1024;
@@ -34,7 +34,7 @@ pub struct MediaClient {
     http: reqwest::Client,
     /// For image addresses an endpoint answers with: no key, redirects followed.
     download: reqwest::Client,
-    settings: Arc<Settings>,
+    endpoints: Arc<Endpoints>,
 }
 
 #[derive(Clone, Copy)]
@@ -63,7 +63,7 @@ impl Section {
 }
 
 impl MediaClient {
-    pub fn new(settings: Arc<Settings>) -> Result<Self, reqwest::Error> {
+    pub fn new(endpoints: Arc<Endpoints>) -> Result<Self, reqwest::Error> {
         let builder = || {
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
@@ -74,13 +74,13 @@ impl MediaClient {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             download: builder().build()?,
-            settings,
+            endpoints,
         })
     }
 
     /// One line for `okcvm check` and the start-up log.
     pub fn readiness(&self) -> String {
-        let set = self.settings.snapshot();
+        let set = self.endpoints.snapshot();
         let state = |endpoint: &Option<EndpointSettings>| match endpoint {
             Some(e) => e.model.clone(),
             None => "not set".into(),
@@ -94,7 +94,7 @@ impl MediaClient {
     }
 
     fn endpoint(&self, section: Section) -> Result<EndpointSettings, ToolError> {
-        let set = self.settings.snapshot();
+        let set = self.endpoints.snapshot();
         let endpoint = match section {
             Section::Image => set.image,
             Section::Speech => set.speech,

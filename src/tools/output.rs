@@ -21,14 +21,6 @@ pub fn cap_middle(text: &str, cap: usize) -> String {
     )
 }
 
-/// Cuts one line to `max_chars` characters with a marker.
-pub fn cap_line(line: &str, max_chars: usize) -> String {
-    match line.char_indices().nth(max_chars) {
-        None => line.to_string(),
-        Some((at, _)) => format!("{}… [line cut at {max_chars} characters]", &line[..at]),
-    }
-}
-
 fn floor_char_boundary(text: &str, mut at: usize) -> usize {
     while at > 0 && !text.is_char_boundary(at) {
         at -= 1;
@@ -121,12 +113,6 @@ mod tests {
         let text = "é".repeat(5000);
         let capped = cap_middle(&text, 1001);
         assert!(capped.contains("omitted"));
-    }
-
-    #[test]
-    fn lines_are_cut_with_a_marker() {
-        assert_eq!(cap_line("abcdef", 3), "abc… [line cut at 3 characters]");
-        assert_eq!(cap_line("abc", 3), "abc");
     }
 
     #[test]

@@ -1,3 +1,5 @@
+//! Unit tests of the OpenAI-compatible client against scripted endpoints.
+
 use super::*;
 use crate::llm::ToolCall;
 

@@ -1,3 +1,5 @@
+//! Unit tests of snapshots, restore and branches.
+
 use super::*;
 
 /// A name swapped between a file and a symlink to a host file while snapshots are taken:

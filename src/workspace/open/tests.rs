@@ -1,3 +1,5 @@
+//! Unit tests of the confined opener.
+
 use std::io::{Read, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

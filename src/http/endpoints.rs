@@ -9,7 +9,7 @@ use super::AppState;
 
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     super::identity::caller(&req)?;
-    Ok(HttpResponse::Ok().json(state.services.settings.public_view()))
+    Ok(HttpResponse::Ok().json(state.services.endpoints.public_view()))
 }
 
 pub async fn update(
@@ -22,9 +22,9 @@ pub async fn update(
     let body = body.into_inner();
     super::blocking(move || {
         services
-            .settings
+            .endpoints
             .update(&body, &services.store, &services.llm)
-            .map(|()| services.settings.public_view())
+            .map(|()| services.endpoints.public_view())
     })
     .await
     .map(|view| HttpResponse::Ok().json(view))

@@ -48,7 +48,7 @@ pub struct EndpointSet {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
+pub enum EndpointsError {
     #[error("{0}")]
     Invalid(String),
     /// A section that does not exist yet was patched without what it needs to exist.
@@ -71,7 +71,7 @@ fn is_endpoint_url(url: &str) -> bool {
     PATTERN.as_ref().is_some_and(|p| p.is_match(url)) && reqwest::Url::parse(url).is_ok()
 }
 
-pub struct Settings {
+pub struct Endpoints {
     current: RwLock<EndpointSet>,
     defaults: LlmConfig,
     /// Seals the keys on their way into the store.
@@ -102,7 +102,7 @@ impl EndpointSet {
     }
 }
 
-impl Settings {
+impl Endpoints {
     /// Loads saved endpoints and applies the chat one to `llm`. Stored keys are opened with
     /// `secrets`; one that cannot be (no or another secret key) is dropped with an error in
     /// the log, and must be entered again.
@@ -111,7 +111,7 @@ impl Settings {
         defaults: &LlmConfig,
         llm: &OpenAiClient,
         secrets: SecretBox,
-    ) -> Result<Self, SettingsError> {
+    ) -> Result<Self, EndpointsError> {
         let mut saved: EndpointSet = store.get_setting("endpoints")?.unwrap_or_default();
         // Whether the store must be written back: a plain key to seal, an old copy to drop.
         let mut rewrite = false;
@@ -240,16 +240,16 @@ impl Settings {
         body: &Value,
         store: &Store,
         llm: &OpenAiClient,
-    ) -> Result<(), SettingsError> {
+    ) -> Result<(), EndpointsError> {
         let Value::Object(sections) = body else {
-            return Err(SettingsError::Invalid(
+            return Err(EndpointsError::Invalid(
                 "the body must be a JSON object".into(),
             ));
         };
         let mut next = self.snapshot();
         for (name, patch) in sections {
             let Some(slot) = next.section_mut(name) else {
-                return Err(SettingsError::Invalid(format!(
+                return Err(EndpointsError::Invalid(format!(
                     "unknown section {name:?}; expected one of {}",
                     SECTIONS.join(", ")
                 )));
@@ -264,7 +264,7 @@ impl Settings {
                     &self.defaults,
                 )?),
                 _ => {
-                    return Err(SettingsError::Invalid(format!(
+                    return Err(EndpointsError::Invalid(format!(
                         "section {name} must be null or an object"
                     )))
                 }
@@ -306,14 +306,14 @@ fn apply_patch(
     fields: &Map<String, Value>,
     is_chat: bool,
     defaults: &LlmConfig,
-) -> Result<EndpointSettings, SettingsError> {
-    let invalid = |message: String| SettingsError::Invalid(format!("{section}: {message}"));
+) -> Result<EndpointSettings, EndpointsError> {
+    let invalid = |message: String| EndpointsError::Invalid(format!("{section}: {message}"));
     for key in fields.keys() {
         if !["model", "base_url", "api_key", "supports_streaming"].contains(&key.as_str()) {
             return Err(invalid(format!("unknown field {key:?}")));
         }
     }
-    let text = |key: &str| -> Result<Option<String>, SettingsError> {
+    let text = |key: &str| -> Result<Option<String>, EndpointsError> {
         match fields.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -340,7 +340,7 @@ fn apply_patch(
     });
     let (model, base_url) = (text("model")?, text("base_url")?);
     if old_is_none && (model.is_none() || base_url.is_none()) {
-        return Err(SettingsError::NotSetUp(format!(
+        return Err(EndpointsError::NotSetUp(format!(
             "{section} is not set up yet: give its model and base_url"
         )));
     }
