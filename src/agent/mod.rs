@@ -1,11 +1,11 @@
 //! Pure turn logic: the conversation history, request building, and the model ↔ tools loop.
 //!
-//! Generic over [`LlmClient`](crate::llm::LlmClient); it never touches HTTP, actors or the
-//! store. The runtime lends it the session's parts and gets them back when the turn ends.
+//! Generic over [`LlmClient`](crate::llm::LlmClient) and [`Tools`] (the tool registry, or
+//! fakes in the unit tests); it never touches HTTP, actors or the store. The runtime lends it the session's parts and gets them back when the turn ends.
 
 pub mod conversation;
 pub mod prompt;
 pub mod turn;
 
 pub use conversation::Conversation;
-pub use turn::{run_turn, EventSink, TurnEnd, TurnOutcome, TurnSettings};
+pub use turn::{run_turn, EventSink, Tools, TurnEnd, TurnOutcome, TurnSettings};

@@ -6,8 +6,10 @@
 //! and the loop goes on. Emits `token`, `tool_started` and `tool_completed` events; the
 //! runtime adds `final`/`error`/`stop`. History stays well-formed whatever the ending.
 
+use std::future::Future;
 use std::time::Instant;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +18,46 @@ use super::prompt::build_messages;
 use crate::llm::{ContentPart, ImageUrl, LlmClient, LlmError, LlmRequest, Message, Usage};
 use crate::protocol::{ChatEvent, ToolCallRecord, ToolStatus};
 use crate::tools::output::cap_middle;
-use crate::tools::{ToolContext, ToolError, ToolRegistry};
+use crate::tools::{ToolContext, ToolError, ToolOutput, ToolRegistry};
+
+/// What the loop needs of the tools: the manifest offered to the model, the turn's cancel
+/// token in the tool context, and a call. [`ToolRegistry`] is the real one; the unit tests
+/// bring fakes.
+pub trait Tools {
+    type Context;
+
+    fn manifest(&self) -> &RawValue;
+
+    fn cancel_token(ctx: &Self::Context) -> CancellationToken;
+
+    fn call<'a>(
+        &'a self,
+        name: &'a str,
+        arguments: &'a str,
+        ctx: &'a mut Self::Context,
+    ) -> impl Future<Output = Result<ToolOutput, ToolError>> + 'a;
+}
+
+impl Tools for ToolRegistry {
+    type Context = ToolContext;
+
+    fn manifest(&self) -> &RawValue {
+        &self.spec().tools_json
+    }
+
+    fn cancel_token(ctx: &ToolContext) -> CancellationToken {
+        ctx.cancel.clone()
+    }
+
+    fn call<'a>(
+        &'a self,
+        name: &'a str,
+        arguments: &'a str,
+        ctx: &'a mut ToolContext,
+    ) -> impl Future<Output = Result<ToolOutput, ToolError>> + 'a {
+        ToolRegistry::call(self, name, arguments, ctx)
+    }
+}
 
 /// Where a turn's events go (the session numbers, keeps and fans them out).
 pub trait EventSink {
@@ -51,17 +92,17 @@ pub struct TurnOutcome {
 
 /// Runs one turn for `user_message` on the lent history and tool context.
 #[allow(clippy::too_many_arguments)] // each is a distinct borrowed part of the session
-pub async fn run_turn<L: LlmClient, S: EventSink>(
+pub async fn run_turn<L: LlmClient, T: Tools, S: EventSink>(
     llm: &L,
-    tools: &ToolRegistry,
+    tools: &T,
     history: &mut Conversation,
-    ctx: &mut ToolContext,
+    ctx: &mut T::Context,
     system_prompt: String,
     user_message: &str,
     settings: &TurnSettings,
     events: &S,
 ) -> TurnOutcome {
-    let cancel = ctx.cancel.clone();
+    let cancel = T::cancel_token(ctx);
     let system = Message::System {
         content: system_prompt,
     };
@@ -79,7 +120,7 @@ pub async fn run_turn<L: LlmClient, S: EventSink>(
                 build_messages(&system, history.entries(), settings.context_budget_tokens);
             let request = LlmRequest {
                 messages: &messages,
-                tools: &tools.spec().tools_json,
+                tools: tools.manifest(),
             };
             let mut on_delta = |text: &str| {
                 streamed.push_str(text);
@@ -214,3 +255,6 @@ async fn call_model<L: LlmClient>(
         result = llm.complete(request, on_delta) => ModelResult::Done(result),
     }
 }
+
+#[cfg(test)]
+mod tests;
