@@ -228,6 +228,7 @@ pub async fn serve(
     let cors_origins = services.config.server.cors_origins.clone();
     let state = http::AppState {
         sessions: runtime::Sessions::new(registry),
+        own_names: Arc::new(http::access::OwnNames::new(&services.config.server)),
         services,
     };
     tracing::info!(address = ?listener.local_addr().ok(), workers, "OKCVM listening");

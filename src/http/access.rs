@@ -23,6 +23,38 @@ use crate::config::AuthMode;
 /// The cookie the console keeps its token in, for requests that cannot carry a header.
 pub const TOKEN_COOKIE: &str = "okcvm_token";
 
+/// The names and origins this server knows itself by, worked out once from `[server]`.
+pub struct OwnNames {
+    /// Bound to every interface: any host name is this server's.
+    any_host: bool,
+    configured_host: String,
+    public_host: Option<String>,
+    public_origin: Option<String>,
+    cors_origins: Vec<String>,
+}
+
+impl OwnNames {
+    pub fn new(server: &crate::config::ServerConfig) -> Self {
+        let configured_host = server.host.trim().trim_matches(['[', ']']).to_string();
+        let public = server
+            .public_url
+            .as_deref()
+            .and_then(|url| reqwest::Url::parse(url).ok());
+        Self {
+            any_host: configured_host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_unspecified()),
+            configured_host,
+            public_host: public.as_ref().and_then(|url| {
+                url.host_str()
+                    .map(|h| h.trim_matches(['[', ']']).to_string())
+            }),
+            public_origin: public.map(|url| url.origin().ascii_serialization()),
+            cors_origins: server.cors_origins.clone(),
+        }
+    }
+}
+
 /// Left in a `/metrics` request that presented the metrics token.
 #[derive(Clone, Copy)]
 pub struct MetricsGrant;
@@ -123,20 +155,15 @@ fn check_origin(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> 
         };
     };
     let origin = origin.to_str().unwrap_or("null");
-    let config = &state.services.config.server;
+    let names = &state.own_names;
     let own_host = req.connection_info().host().to_string();
     let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
     let same_origin = !own_host.is_empty() && authority.eq_ignore_ascii_case(&own_host);
-    let public_origin = config
-        .public_url
+    let public_origin = names
+        .public_origin
         .as_deref()
-        .and_then(|url| reqwest::Url::parse(url).ok())
-        .is_some_and(|url| {
-            url.origin()
-                .ascii_serialization()
-                .eq_ignore_ascii_case(origin)
-        });
-    let listed = config
+        .is_some_and(|public| public.eq_ignore_ascii_case(origin));
+    let listed = names
         .cors_origins
         .iter()
         .any(|allowed| allowed.eq_ignore_ascii_case(origin));
@@ -155,15 +182,8 @@ fn check_origin(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> 
 /// server answers only to loopback names, its configured host and `public_url`'s host. A
 /// server bound to every interface (a trusted network) answers to any name.
 fn check_host(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> {
-    let config = &state.services.config;
-    if state.services.auth.mode() != AuthMode::None {
-        return Ok(());
-    }
-    let configured = config.server.host.trim().trim_matches(['[', ']']);
-    if configured
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_unspecified())
-    {
+    let names = &state.own_names;
+    if state.services.auth.mode() != AuthMode::None || names.any_host {
         return Ok(());
     }
     // The Host header as sent (never X-Forwarded-Host: a rebound page may set that).
@@ -179,19 +199,15 @@ fn check_host(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
-    let public_host = config
-        .server
-        .public_url
-        .as_deref()
-        .and_then(|url| reqwest::Url::parse(url).ok())
-        .and_then(|url| url.host_str().map(str::to_string));
     let known = name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-        || name.eq_ignore_ascii_case(configured)
-        || public_host
-            .is_some_and(|public| public.trim_matches(['[', ']']).eq_ignore_ascii_case(name));
+        || name.eq_ignore_ascii_case(&names.configured_host)
+        || names
+            .public_host
+            .as_deref()
+            .is_some_and(|public| public.eq_ignore_ascii_case(name));
     if known {
         Ok(())
     } else {

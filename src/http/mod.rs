@@ -43,6 +43,8 @@ fn json_config(limit: usize) -> web::JsonConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub sessions: Sessions,
+    /// The names and origins the access gate accepts as this server's.
+    pub own_names: Arc<access::OwnNames>,
     pub services: Arc<Services>,
 }
 
