@@ -43,14 +43,7 @@ async fn chat(
 /// Waits until the server reports `n` turns running.
 async fn until_running(app: &TestApp, n: usize) {
     for _ in 0..100 {
-        let (_, stats) = app.get("/api/sessions", "admin").await;
-        let busy = stats["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| s["state"] == "busy")
-            .count();
-        if busy >= n {
+        if app.busy_owners().await.len() >= n {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -59,13 +59,7 @@ async fn a_panicking_turn_ends_with_error_and_frees_its_slot() {
     assert_eq!(status, 200, "{body}");
     let (_, stats) = app.get("/api/sessions", "admin").await;
     assert_eq!(stats["failed"], 1, "{stats}");
-    let busy = stats["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["state"] == "busy")
-        .count();
-    assert_eq!(busy, 0, "{stats}");
+    assert_eq!(app.busy_owners().await, Vec::<String>::new(), "{stats}");
     let metrics = app
         .http
         .get(format!("{}/metrics", app.url))

@@ -15,13 +15,7 @@ use serde_json::json;
 async fn wait_until_idle(app: &TestApp, client: &str) {
     let started = Instant::now();
     loop {
-        let (_, stats) = app.get("/api/sessions", "admin").await;
-        let busy = stats["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["owner"] == client && s["state"] == "busy");
-        if !busy {
+        if !app.busy_owners().await.iter().any(|owner| owner == client) {
             return;
         }
         assert!(

@@ -220,6 +220,18 @@ impl TestApp {
         })
     }
 
+    /// The owners of the sessions running a turn now, as `/api/sessions` lists them.
+    pub async fn busy_owners(&self) -> Vec<String> {
+        let (_, stats) = self.get("/api/sessions", "admin").await;
+        stats["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state"] == "busy")
+            .map(|s| s["owner"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub async fn get(&self, path: &str, client: &str) -> (u16, Value) {
         let response = self.http.get(self.api(path, client)).send().await.unwrap();
         let status = response.status().as_u16();
