@@ -130,12 +130,16 @@ pub struct UploadsConfig {
 impl ServerConfig {
     /// Whether `host` is a loopback address (`localhost`, 127.0.0.0/8, ::1).
     pub fn is_loopback(&self) -> bool {
-        let host = self.host.trim().trim_matches(['[', ']']);
-        host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        is_loopback_name(self.host.trim().trim_matches(['[', ']']))
     }
+}
+
+/// Whether a host name (without brackets or port) is `localhost` or a loopback address.
+pub fn is_loopback_name(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Server-wide caps on what sessions hold at once (`[limits]`): reaching one refuses the one

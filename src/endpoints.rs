@@ -104,8 +104,8 @@ impl EndpointSet {
 
 impl Endpoints {
     /// Loads saved endpoints and applies the chat one to `llm`. Stored keys are opened with
-    /// `secrets`; one that cannot be (no or another secret key) is dropped with an error in
-    /// the log, and must be entered again.
+    /// `secrets`; one that cannot be (no or another secret key) is not used, said in the log,
+    /// and kept in the store as it is.
     pub fn load(
         store: &Store,
         defaults: &LlmConfig,
@@ -144,17 +144,17 @@ impl Endpoints {
                 rewrite = true;
             }
         }
-        let settings = Self {
+        let endpoints = Self {
             current: RwLock::new(saved.clone()),
             defaults: defaults.clone(),
             secrets,
         };
         if rewrite {
-            store.put_setting("endpoints", &settings.sealed(&saved)?)?;
+            store.put_setting("endpoints", &endpoints.sealed(&saved)?)?;
             store.flush()?;
         }
-        llm.set_endpoint(settings.chat_endpoint());
-        Ok(settings)
+        llm.set_endpoint(endpoints.chat_endpoint());
+        Ok(endpoints)
     }
 
     /// Whether keys are encrypted in the store.

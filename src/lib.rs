@@ -216,7 +216,7 @@ pub async fn serve(
     // The model endpoint, tried once in the background: the log says at once what is wrong.
     let endpoint = services.llm.endpoint();
     actix_rt::spawn(async move {
-        let report = llm::probe::probe(&endpoint, std::time::Duration::from_secs(10)).await;
+        let report = llm::probe::probe(&endpoint).await;
         for line in &report.lines {
             if report.ok {
                 tracing::info!("model: {line}");

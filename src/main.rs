@@ -152,10 +152,7 @@ fn check(config_path: &std::path::Path) -> anyhow::Result<()> {
     let report = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(okcvm::llm::probe::probe(
-            &endpoint,
-            std::time::Duration::from_secs(10),
-        ));
+        .block_on(okcvm::llm::probe::probe(&endpoint));
     for line in &report.lines {
         out.push_str(&format!("model: {line}\n"));
     }

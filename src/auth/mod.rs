@@ -35,10 +35,6 @@ impl Owner {
     pub fn user(name: &str) -> Self {
         Self(format!("@{name}"))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 impl std::ops::Deref for Owner {

@@ -38,12 +38,17 @@ struct OwnerUsage {
 }
 
 impl OwnerUsage {
+    /// The turn tokens in the bucket at `now`: one more every `per_token`, at most `capacity`.
+    fn tokens(&self, capacity: f64, now: Instant, per_token: Duration) -> f64 {
+        let (tokens, at) = self.bucket.unwrap_or((capacity, now));
+        (tokens + now.saturating_duration_since(at).as_secs_f64() / per_token.as_secs_f64())
+            .min(capacity)
+    }
+
     fn holds_nothing(&self, today: i64, capacity: f64, now: Instant, per_token: Duration) -> bool {
-        let bucket_full = self.bucket.is_none_or(|(tokens, at)| {
-            tokens + now.saturating_duration_since(at).as_secs_f64() / per_token.as_secs_f64()
-                >= capacity
-        });
-        self.running_turns == 0 && bucket_full && (self.uploads.0 != today || self.uploads.1 == 0)
+        self.running_turns == 0
+            && self.tokens(capacity, now, per_token) >= capacity
+            && (self.uploads.0 != today || self.uploads.1 == 0)
     }
 }
 
@@ -82,10 +87,6 @@ impl Quotas {
             max_concurrent_turns,
             usage: Mutex::new(Usage::default()),
         })
-    }
-
-    pub fn limits(&self) -> &QuotasConfig {
-        &self.limits
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Usage> {
@@ -130,10 +131,7 @@ impl Quotas {
         }
         if limits.turns_per_minute > 0 {
             let capacity = f64::from(limits.turns_per_minute);
-            let (tokens, at) = entry.bucket.unwrap_or((capacity, now));
-            let refilled = (tokens
-                + now.saturating_duration_since(at).as_secs_f64() / per_token.as_secs_f64())
-            .min(capacity);
+            let refilled = entry.tokens(capacity, now, per_token);
             if refilled < 1.0 {
                 let wait = (1.0 - refilled) * per_token.as_secs_f64();
                 entry.bucket = Some((refilled, now));

@@ -17,8 +17,8 @@ fn owners_of_users_and_of_client_ids_never_meet() {
         user: Some("alice".into()),
         role: Role::User,
     };
-    assert_eq!(user.owner("anything").as_str(), "@alice");
-    assert_eq!(Authenticator::anonymous().owner("alice").as_str(), "alice");
+    assert_eq!(&*user.owner("anything"), "@alice");
+    assert_eq!(&*Authenticator::anonymous().owner("alice"), "alice");
 }
 
 #[test]

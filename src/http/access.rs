@@ -30,7 +30,6 @@ pub struct OwnNames {
     configured_host: String,
     public_host: Option<String>,
     public_origin: Option<String>,
-    cors_origins: Vec<String>,
 }
 
 impl OwnNames {
@@ -50,7 +49,6 @@ impl OwnNames {
                     .map(|h| h.trim_matches(['[', ']']).to_string())
             }),
             public_origin: public.map(|url| url.origin().ascii_serialization()),
-            cors_origins: server.cors_origins.clone(),
         }
     }
 }
@@ -71,10 +69,10 @@ pub async fn gate<B: MessageBody + 'static>(
         return Ok(reject(req, refused));
     }
     // The path as the router sees it (percent-decoded), so `/%61pi/…` is `/api/…` here too.
-    let path = req.match_info().as_str().to_string();
+    let path = req.match_info().as_str();
     if path == "/metrics" && bearer(&req).is_some_and(|t| state.services.auth.is_metrics_token(t)) {
         req.extensions_mut().insert(MetricsGrant);
-    } else if !is_public(&path) {
+    } else if !is_public(path) {
         match authenticate(&req, &state.services.auth) {
             Ok(caller) => {
                 req.extensions_mut().insert(caller);
@@ -163,7 +161,10 @@ fn check_origin(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> 
         .public_origin
         .as_deref()
         .is_some_and(|public| public.eq_ignore_ascii_case(origin));
-    let listed = names
+    let listed = state
+        .services
+        .config
+        .server
         .cors_origins
         .iter()
         .any(|allowed| allowed.eq_ignore_ascii_case(origin));
@@ -199,10 +200,7 @@ fn check_host(req: &ServiceRequest, state: &AppState) -> Result<(), ApiError> {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
-    let known = name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    let known = crate::config::is_loopback_name(name)
         || name.eq_ignore_ascii_case(&names.configured_host)
         || names
             .public_host

@@ -10,6 +10,8 @@ use super::openai::{describe_reqwest, Endpoint};
 
 /// Bytes of an answer the probe reads.
 const MAX_PROBE_BODY: usize = 4 * 1024 * 1024;
+/// How long each request of the probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the probe found: `ok` when a completion with tools worked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,15 +20,15 @@ pub struct ProbeReport {
     pub lines: Vec<String>,
 }
 
-/// Where the endpoint's address and key are set, for the advice.
+/// Whether the endpoint is on Ollama's port, for the advice.
 fn looks_like_ollama(base_url: &str) -> bool {
     base_url.contains(":11434")
 }
 
-/// Tries `endpoint`, each request within `timeout`.
-pub async fn probe(endpoint: &Endpoint, timeout: Duration) -> ProbeReport {
+/// Tries `endpoint`, each request within [`PROBE_TIMEOUT`].
+pub async fn probe(endpoint: &Endpoint) -> ProbeReport {
     let mut lines = Vec::new();
-    let http = match reqwest::Client::builder().timeout(timeout).build() {
+    let http = match reqwest::Client::builder().timeout(PROBE_TIMEOUT).build() {
         Ok(http) => http,
         Err(e) => {
             return ProbeReport {

@@ -130,7 +130,7 @@ fn read_slide(slide: ElementRef) -> SlideSpec {
             .collect();
     }
     let tables = elements(slide)
-        .filter(|e| is(e, "table") && !within(e, slide, |a| is_notes(a) || is(a, "table")))
+        .filter(|e| is(e, "table") && shown(e))
         .map(read_table)
         .filter(|rows| !rows.is_empty())
         .collect();

@@ -83,17 +83,7 @@ fn load_pictures(
         };
         let loaded = ModelPath::parse(&model_path)
             .map_err(|e| e.to_string())
-            .and_then(|path| workspace.open_file(&path).map_err(|e| e.to_string()))
-            .and_then(|file| {
-                let mut data = Vec::new();
-                file.take(MAX_IMAGE_BYTES + 1)
-                    .read_to_end(&mut data)
-                    .map_err(|e| e.to_string())?;
-                if data.len() as u64 > MAX_IMAGE_BYTES {
-                    return Err(format!("larger than {}", size_display(MAX_IMAGE_BYTES)));
-                }
-                Ok(data)
-            })
+            .and_then(|path| read_capped(workspace, &path, MAX_IMAGE_BYTES))
             .and_then(|data| {
                 let extension = match imagesize::image_type(&data) {
                     Ok(imagesize::ImageType::Png) => "png",
@@ -128,23 +118,29 @@ fn parent_of(path: &ModelPath) -> String {
         .unwrap_or_else(|| MOUNT.to_string())
 }
 
+/// The bytes of the workspace file at `path`, refused when larger than `max`.
+fn read_capped(workspace: &Workspace, path: &ModelPath, max: u64) -> Result<Vec<u8>, String> {
+    let file = workspace.open_file(path).map_err(|e| e.to_string())?;
+    let mut data = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
+    if data.len() as u64 > max {
+        return Err(format!("larger than {}", size_display(max)));
+    }
+    Ok(data)
+}
+
 /// The text of the HTML file at `path`, at most [`MAX_HTML_BYTES`].
 fn read_html(workspace: &Workspace, path: &ModelPath) -> Result<String, ToolError> {
-    let shown = path.canonical();
-    let file = workspace.open_file(path).map_err(|e| {
-        ToolError::RespondToModel(format!("cannot read the HTML file {shown}: {e}"))
-    })?;
-    let mut bytes = Vec::new();
-    file.take(MAX_HTML_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| ToolError::RespondToModel(format!("cannot read {shown}: {e}")))?;
-    if bytes.len() as u64 > MAX_HTML_BYTES {
-        return Err(ToolError::RespondToModel(format!(
-            "{shown} is larger than {}",
-            size_display(MAX_HTML_BYTES)
-        )));
-    }
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    read_capped(workspace, path, MAX_HTML_BYTES)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .map_err(|why| {
+            ToolError::RespondToModel(format!(
+                "cannot read the HTML file {}: {why}",
+                path.canonical()
+            ))
+        })
 }
 
 #[derive(Deserialize)]
@@ -258,14 +254,13 @@ impl TypedTool for SlidesGenerator {
             None => ModelPath::parse(&format!("{MOUNT}/output/{}.pptx", slug(&specs[0].title)))?,
         };
         let shown = target.canonical();
-        let deck_dir = html_dir;
         // Pictures are read and the deck zipped on the blocking pool.
         let (workspace, deck) = (ctx.workspace.clone(), specs.clone());
         let (bytes, pictures, notes) = files::blocking(move || {
             let mut notes = Vec::new();
             let pictures: Vec<Vec<Picture>> = deck
                 .iter()
-                .map(|spec| load_pictures(&workspace, &deck_dir, &spec.images, &mut notes))
+                .map(|spec| load_pictures(&workspace, &html_dir, &spec.images, &mut notes))
                 .collect();
             let bytes = build_pptx(&deck, &pictures, &deck[0].title)
                 .map_err(|e| ToolError::Fatal(format!("cannot build the deck: {e}")))?;
