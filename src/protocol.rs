@@ -52,11 +52,34 @@ pub enum ChatEvent {
     },
     Error {
         message: String,
-        /// The HTTP status a JSON caller gets for this failure; not part of the SSE frame.
-        #[serde(skip)]
-        status: u16,
+        /// What kind of failure this is; `http/error.rs` maps it to the status a JSON caller
+        /// gets. Events stored before it existed read as `internal`.
+        #[serde(default)]
+        reason: TurnFailure,
     },
     Stop,
+}
+
+/// Every way a turn can end other than with its reply: a closed set, named in the `error`
+/// event's `reason`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnFailure {
+    /// Stopped by its owner (`POST /api/chat/stop`).
+    Cancelled,
+    /// The model endpoint could not be reached or refused the request.
+    ModelFailed,
+    /// The model endpoint did not answer in time.
+    ModelTimedOut,
+    /// The turn ran, but the store could not keep it.
+    NotStored,
+    /// The server stopped while the turn ran.
+    Interrupted,
+    /// This stream ended before the turn did (a slow client, or the session ended).
+    StreamCutShort,
+    /// Something inside the server failed (a panic, a lost end-of-turn task).
+    #[default]
+    Internal,
 }
 
 /// An event with its sequence number within the session (the SSE `id:`).

@@ -26,6 +26,7 @@ async fn model_500_on_a_stream_gives_error_then_stop() {
     let frames = app.chat_sse("a", "SSE500").await;
     assert_eq!(types(&frames), ["error", "stop"]);
     assert!(frames[0].data["message"].as_str().unwrap().contains("503"));
+    assert_eq!(frames[0].data["reason"], "model_failed");
 }
 
 #[tokio::test]
@@ -53,6 +54,24 @@ async fn a_hanging_model_gives_504() {
         body["detail"].as_str().unwrap().contains("timed out"),
         "{body}"
     );
+    // The stream names the same failure, and the stored turn keeps it for a re-attach.
+    app.model.script(
+        "HANG2",
+        vec![Reply::delayed(30_000, Reply::text("too late"))],
+    );
+    let frames = app.chat_sse("a", "HANG2").await;
+    assert_eq!(frames[frames.len() - 2].data["reason"], "model_timed_out");
+    let replay = common::parse_sse(
+        &app.http
+            .get(app.api("/api/chat/events?after=0", "a"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(replay[replay.len() - 2].data["reason"], "model_timed_out");
 }
 
 #[tokio::test]

@@ -191,6 +191,7 @@ async fn a_second_turn_in_the_same_session_gets_409_and_stop_cancels_the_first()
     let kinds = types(&frames);
     assert_eq!(&kinds[kinds.len() - 2..], ["error", "stop"]);
     assert_eq!(frames[frames.len() - 2].data["message"], "cancelled");
+    assert_eq!(frames[frames.len() - 2].data["reason"], "cancelled");
     assert_eq!(
         app.model.requests_for("LONG").len(),
         1,

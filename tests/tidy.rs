@@ -197,3 +197,32 @@ fn the_checker_sees_grouped_and_plain_imports() {
         "a\n"
     );
 }
+
+/// `status: 409`-style literals or `StatusCode` in `code`.
+fn chooses_a_status(code: &str) -> bool {
+    code.contains("StatusCode")
+        || code.match_indices("status: ").any(|(at, found)| {
+            let rest = &code[at + found.len()..];
+            rest.len() >= 3 && rest.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+        })
+}
+
+#[test]
+fn only_http_chooses_status_codes() {
+    let mut problems = Vec::new();
+    for path in sources() {
+        if module_of(&path).as_deref() == Some("http") {
+            continue;
+        }
+        let code = production_code(&path, &std::fs::read_to_string(&path).unwrap());
+        if chooses_a_status(&code) {
+            problems.push(format!(
+                "{}: picks an HTTP status outside http/ (name the failure in a closed enum instead)",
+                path.display()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(chooses_a_status("ChatEvent::Error { status: 409 }"));
+    assert!(!chooses_a_status("Status { status: u16 }"));
+}

@@ -53,14 +53,13 @@ pub async fn final_payload(
     while let Some(event) = events.recv().await {
         match event.event {
             ChatEvent::Final { payload } => return Ok(payload),
-            ChatEvent::Error { message, status } => failure = Some((status, message)),
+            ChatEvent::Error { message, reason } => failure = Some((reason, message)),
             ChatEvent::Stop => break,
             _ => {}
         }
     }
     match failure {
-        Some((409, message)) => Err(ApiError::Conflict(format!("the turn was {message}"))),
-        Some((status, message)) => Err(ApiError::Upstream { status, message }),
+        Some((reason, message)) => Err(ApiError::turn_failed(reason, message)),
         None => Err(ApiError::Internal(
             "the session ended before the turn did; its conversation goes on from the last stored turn"
                 .into(),

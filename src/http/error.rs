@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::protocol::ErrorBody;
+use crate::protocol::{ErrorBody, TurnFailure};
 use crate::runtime::SessionError;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +32,12 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{0}")]
     Unavailable(String),
-    /// The model endpoint failed; `status` is 502 or 504.
-    #[error("{message}")]
-    Upstream { status: u16, message: String },
+    /// The model endpoint failed (502).
+    #[error("{0}")]
+    ModelFailed(String),
+    /// The model endpoint did not answer in time (504).
+    #[error("{0}")]
+    ModelTimedOut(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -53,9 +56,8 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Upstream { status, .. } => {
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
-            }
+            ApiError::ModelFailed(_) => StatusCode::BAD_GATEWAY,
+            ApiError::ModelTimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,6 +95,21 @@ impl ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl ApiError {
+    /// How a JSON caller learns that its turn failed.
+    pub fn turn_failed(reason: TurnFailure, message: String) -> Self {
+        match reason {
+            TurnFailure::Cancelled => ApiError::Conflict(format!("the turn was {message}")),
+            TurnFailure::ModelFailed => ApiError::ModelFailed(message),
+            TurnFailure::ModelTimedOut => ApiError::ModelTimedOut(message),
+            TurnFailure::Interrupted | TurnFailure::StreamCutShort => {
+                ApiError::Unavailable(message)
+            }
+            TurnFailure::NotStored | TurnFailure::Internal => ApiError::Internal(message),
+        }
     }
 }
 

@@ -64,7 +64,7 @@ pub fn rendered_stream(
 fn cut_short() -> [SeqEvent; 2] {
     let error = ChatEvent::Error {
         message: "this stream ended before the turn did (the client fell too far behind, or the session ended); re-attach with GET /api/chat/events and the last id seen".into(),
-        status: 503,
+        reason: crate::protocol::TurnFailure::StreamCutShort,
     };
     [error, ChatEvent::Stop].map(|event| SeqEvent { seq: 0, event })
 }

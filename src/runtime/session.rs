@@ -334,7 +334,7 @@ impl SessionActor {
                     let mut log = actor.log.0.borrow_mut();
                     log.publish(ChatEvent::Error {
                         message: format!("internal error: {error}"),
-                        status: 500,
+                        reason: crate::protocol::TurnFailure::Internal,
                     });
                     log.publish(ChatEvent::Stop);
                     log.running = false;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use crate::agent::{Conversation, TurnEnd, TurnOutcome};
 use crate::llm::HistoryEntry;
 use crate::llm::Message;
-use crate::protocol::{ChatEvent, ChatResponse, RawJson, UploadEntry, WorkspaceState};
+use crate::protocol::{
+    ChatEvent, ChatResponse, RawJson, TurnFailure, UploadEntry, WorkspaceState,
+};
 use crate::store::UploadRecord;
 use crate::workspace::{git, MOUNT, UPLOAD_DIR};
 
@@ -30,13 +32,17 @@ pub fn closing_event(outcome: &TurnOutcome, response: impl FnOnce() -> ChatRespo
         },
         TurnEnd::Cancelled => ChatEvent::Error {
             message: "cancelled".into(),
-            status: 409,
+            reason: TurnFailure::Cancelled,
         },
         TurnEnd::Failed(error) => {
             tracing::warn!(%error, "turn failed");
             ChatEvent::Error {
                 message: error.to_string(),
-                status: if error.is_timeout() { 504 } else { 502 },
+                reason: if error.is_timeout() {
+                    TurnFailure::ModelTimedOut
+                } else {
+                    TurnFailure::ModelFailed
+                },
             }
         }
     }
@@ -141,6 +147,6 @@ pub fn not_stored(error: &impl std::fmt::Display) -> ChatEvent {
         message: format!(
             "the turn could not be stored ({error}); its reply may be lost after a restart"
         ),
-        status: 500,
+        reason: TurnFailure::NotStored,
     }
 }

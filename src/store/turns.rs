@@ -115,7 +115,7 @@ impl Store {
             for event in [
                 ChatEvent::Error {
                     message: "interrupted: the server stopped during this turn".into(),
-                    status: 503,
+                    reason: crate::protocol::TurnFailure::Interrupted,
                 },
                 ChatEvent::Stop,
             ] {

@@ -29,7 +29,7 @@ impl SessionActor {
             message: format!(
                 "internal error: the turn failed ({reason}); the conversation goes on from its last stored turn"
             ),
-            status: 500,
+            reason: crate::protocol::TurnFailure::Internal,
         });
         log.publish(ChatEvent::Stop);
         log.running = false;
