@@ -245,6 +245,7 @@ fn persistence_figures() -> (Duration, Duration) {
     }
     times.sort();
     let store = okcvm::store::Store::open(&dir.path().join("store")).unwrap();
+    let key = okcvm::auth::SessionKey::new(okcvm::auth::Owner::client("bench"), "c");
     let mut history = Conversation::new();
     let mut flushes = Vec::new();
     for turn in 0..50 {
@@ -253,7 +254,7 @@ fn persistence_figures() -> (Duration, Duration) {
         history.push_assistant("a reply of moderate length", vec![], Default::default());
         let started = Instant::now();
         store
-            .save_history("bench", "c", from, &history.entries()[from..])
+            .save_history(&key, from, &history.entries()[from..])
             .unwrap();
         store.flush().unwrap();
         flushes.push(started.elapsed());
@@ -274,7 +275,7 @@ async fn sandbox_figures() -> Option<(Duration, Duration, u64)> {
         println!("(bubblewrap unavailable: sandbox figures skipped)");
         return None;
     }
-    let mut ctx = services.tool_context(&okcvm::runtime::SessionKey {
+    let mut ctx = services.tool_context(&okcvm::auth::SessionKey {
         owner: okcvm::auth::Owner::client("bench"),
         conversation_id: "default".into(),
     });

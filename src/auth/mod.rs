@@ -1,7 +1,8 @@
-//! Who a request is and what it may do. Every record belongs to an [`Owner`]; a [`Caller`] is
-//! an owner with a role. The [`Authenticator`] turns what a request carries (a bearer token,
-//! a trusted proxy's user header, or in mode "none" the client id) into a caller; the HTTP
-//! layer (`http/identity.rs`) feeds it and nothing else decides identity.
+//! Who a request is and what it may do. Every record belongs to an [`Owner`], and a
+//! [`SessionKey`] (an owner's conversation) names a session and what is stored under it; a
+//! [`Caller`] is an owner with a role. The [`Authenticator`] turns what a request carries (a
+//! bearer token, a trusted proxy's user header, or in mode "none" the client id) into a
+//! caller; the HTTP layer (`http/identity.rs`) feeds it and nothing else decides identity.
 //!
 //! Owners of the two kinds can never meet: a client id is `[A-Za-z0-9._-]`, a user's owner is
 //! `@` + the user name, so switching modes never hands anonymous data to a user or back.
@@ -48,6 +49,22 @@ impl std::ops::Deref for Owner {
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// One session: an owner's conversation. The key of everything stored under a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SessionKey {
+    pub owner: Owner,
+    pub conversation_id: String,
+}
+
+impl SessionKey {
+    pub fn new(owner: Owner, conversation_id: impl Into<String>) -> Self {
+        Self {
+            owner,
+            conversation_id: conversation_id.into(),
+        }
     }
 }
 

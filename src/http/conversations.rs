@@ -10,9 +10,8 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::identity::{check_id, owner};
 use super::{blocking, AppState};
-use crate::auth::Owner;
+use crate::auth::{Owner, SessionKey};
 use crate::runtime::session::remove_workspace;
-use crate::runtime::SessionKey;
 use crate::store::ConversationRecord;
 
 #[derive(serde::Deserialize)]
@@ -45,7 +44,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let owner = owner(&req)?;
     let id = conversation_id(id.into_inner())?;
-    let record = find(&state, &owner, &id).await?;
+    let record = find(&state, &SessionKey::new(owner, id)).await?;
     Ok(HttpResponse::Ok().json(json!({ "conversation": record.to_json() })))
 }
 
@@ -100,22 +99,18 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let owner = owner(&req)?;
     let id = conversation_id(id.into_inner())?;
-    find(&state, &owner, &id).await?;
-    let key = SessionKey {
-        owner,
-        conversation_id: id,
-    };
+    let key = SessionKey::new(owner, id);
+    find(&state, &key).await?;
     state.sessions.remove(key.clone()).await?;
     let root = state.services.workspace_for(&key).root().to_path_buf();
     let store = state.services.store.clone();
     let tool_services = state.services.tool_services.clone();
     let (removed, deployments_removed) = blocking(move || {
-        let (owner, conversation) = (&key.owner, &key.conversation_id);
         let deployments_removed = tool_services
             .deployer
-            .remove_all(owner, conversation)
+            .remove_all(&key)
             .map_err(|e| ApiError::Internal(format!("cannot remove the deployments: {e}")))?;
-        store.delete_conversation(owner, conversation)?;
+        store.delete_conversation(&key)?;
         store.flush()?;
         let removed = remove_workspace(&root)
             .map_err(|e| ApiError::Internal(format!("cannot remove the workspace: {e}")))?;
@@ -142,8 +137,9 @@ async fn save(
         }
     }
     let store = state.services.store.clone();
+    let key = SessionKey::new(owner, id);
     let record = blocking(move || {
-        let record = store.put_conversation(&owner, &id, body)?;
+        let record = store.put_conversation(&key, body)?;
         store.flush()?;
         Ok::<_, crate::store::StoreError>(record)
     })
@@ -151,13 +147,13 @@ async fn save(
     Ok(HttpResponse::Ok().json(json!({ "conversation": record.to_json() })))
 }
 
-/// The caller's conversation `id`, or 404.
-async fn find(state: &AppState, owner: &Owner, id: &str) -> Result<ConversationRecord, ApiError> {
+/// The caller's conversation, or 404.
+async fn find(state: &AppState, key: &SessionKey) -> Result<ConversationRecord, ApiError> {
     let store = state.services.store.clone();
-    let (owner, wanted) = (owner.clone(), id.to_string());
-    blocking(move || store.get_conversation(&owner, &wanted))
+    let wanted = key.clone();
+    blocking(move || store.get_conversation(&wanted))
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {}", key.conversation_id)))
 }
 
 fn conversation_id(raw: String) -> Result<String, ApiError> {

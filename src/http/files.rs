@@ -28,7 +28,7 @@ const MAX_NAME_BYTES: usize = 200;
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
     let store = state.services.store.clone();
-    let records = blocking(move || store.list_uploads(&key.owner, &key.conversation_id)).await?;
+    let records = blocking(move || store.list_uploads(&key)).await?;
     let limits = &state.services.config.uploads;
     Ok(HttpResponse::Ok().json(json!({
         "files": upload_entries(&records),
@@ -67,8 +67,8 @@ pub async fn upload(
     })?;
     let upload_dir = Arc::new(upload_dir);
     let store = state.services.store.clone();
-    let (owner, conversation) = (key.owner.clone(), key.conversation_id.clone());
-    let existing = blocking(move || store.list_uploads(&owner, &conversation)).await?;
+    let session = key.clone();
+    let existing = blocking(move || store.list_uploads(&session)).await?;
 
     let quotas = state.services.quotas.clone();
     // Bytes counted against the owner's daily uploads; given back if the upload fails.
@@ -200,13 +200,13 @@ pub async fn upload(
         });
     }
     let store = state.services.store.clone();
-    let (owner, conversation) = (key.owner.clone(), key.conversation_id.clone());
+    let session = key.clone();
     let all = blocking(move || {
         for record in &records {
-            store.put_upload(&owner, &conversation, record)?;
+            store.put_upload(&session, record)?;
         }
         store.flush()?;
-        store.list_uploads(&owner, &conversation)
+        store.list_uploads(&session)
     })
     .await?;
     let info = state.sessions.ask(&key, GetInfo).await?;

@@ -8,8 +8,7 @@ use actix_web::{HttpMessage, HttpRequest};
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::auth::{Caller, Owner};
-use crate::runtime::SessionKey;
+use crate::auth::{Caller, Owner, SessionKey};
 
 const MAX_ID_BYTES: usize = 128;
 const DEFAULT_ID: &str = "default";

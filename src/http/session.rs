@@ -8,11 +8,11 @@ use super::error::ApiError;
 use super::identity::session_key;
 use super::workspace::workspace_state;
 use super::{blocking, AppState};
+use crate::auth::SessionKey;
 use crate::runtime::messages::{
     ClearHistory, GetHistoryEntry, GetInfo, SessionInfo, SwitchVersion,
 };
 use crate::runtime::session::upload_entries;
-use crate::runtime::SessionKey;
 use crate::tools::exec::rss_by_process_group;
 use crate::workspace::{MOUNT, OUTPUT_DIR};
 
@@ -213,5 +213,5 @@ async fn uploads_of(
 ) -> Result<Vec<crate::store::UploadRecord>, ApiError> {
     let store = state.services.store.clone();
     let key = key.clone();
-    blocking(move || store.list_uploads(&key.owner, &key.conversation_id)).await
+    blocking(move || store.list_uploads(&key)).await
 }

@@ -15,9 +15,9 @@ use serde_json::json;
 use super::error::ApiError;
 use super::identity::session_key;
 use super::{blocking, AppState};
+use crate::auth::SessionKey;
 use crate::protocol::{size_display, WorkspaceState};
 use crate::runtime::messages::{ChangeWorkspace, WorkspaceEffect};
-use crate::runtime::SessionKey;
 use crate::workspace::git::GitError;
 use crate::workspace::{git, model_path_of, Kind, ModelPath, OpenError, Workspace};
 

@@ -15,9 +15,10 @@ use std::collections::VecDeque;
 
 use tokio::sync::mpsc;
 
-use super::messages::{SessionError, SessionKey};
+use super::messages::SessionError;
 use super::services::Services;
 use crate::agent::EventSink;
+use crate::auth::SessionKey;
 use crate::protocol::{ChatEvent, SeqEvent};
 use crate::store::TurnState;
 
@@ -145,7 +146,7 @@ impl EventLog {
         self.services
             .flusher
             .write_soon("starting a turn", move |store| {
-                store.begin_turn(&key.owner, &key.conversation_id, next_seq)
+                store.begin_turn(&key, next_seq)
             });
     }
 
@@ -164,13 +165,7 @@ impl EventLog {
         self.services
             .flusher
             .write_soon("checkpointing a running turn", move |store| {
-                store.append_turn(
-                    &key.owner,
-                    &key.conversation_id,
-                    TurnState::Running,
-                    next_seq,
-                    &events,
-                )
+                store.append_turn(&key, TurnState::Running, next_seq, &events)
             });
     }
 

@@ -4,11 +4,10 @@
 
 use actix::prelude::*;
 
-use super::messages::{
-    GetSession, GetStats, RegistryStats, RemoveSession, SessionError, SessionKey,
-};
+use super::messages::{GetSession, GetStats, RegistryStats, RemoveSession, SessionError};
 use super::registry::Registry;
 use super::session::SessionActor;
+use crate::auth::SessionKey;
 
 #[derive(Clone)]
 pub struct Sessions {

@@ -6,16 +6,9 @@ pub use super::events::{Delivery, Subscription};
 use actix::prelude::*;
 use serde::Serialize;
 
-use crate::auth::Owner;
+use crate::auth::{Owner, SessionKey};
 use crate::llm::HistoryEntry;
 use crate::workspace::git::GitError;
-
-/// One session: an owner's conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct SessionKey {
-    pub owner: Owner,
-    pub conversation_id: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {

@@ -14,6 +14,6 @@ pub mod session;
 pub mod turn_end;
 
 pub use handle::Sessions;
-pub use messages::{SessionError, SessionKey};
+pub use messages::SessionError;
 pub use registry::Registry;
 pub use services::Services;

@@ -21,7 +21,7 @@ use super::messages::*;
 use super::services::Services;
 use super::session::SessionActor;
 use crate::auth::quotas::QuotaExceeded;
-use crate::auth::Owner;
+use crate::auth::{Owner, SessionKey};
 
 struct Entry {
     addr: Addr<SessionActor>,

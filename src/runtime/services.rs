@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::messages::SessionKey;
+use crate::auth::SessionKey;
 use crate::config::{Config, ToolsConfig};
 use crate::llm::openai::OpenAiClient;
 use crate::spec::Spec;
@@ -116,8 +116,7 @@ impl Services {
             sandbox: self.sandbox.clone(),
             workspace_ready: false,
             services: self.tool_services.clone(),
-            owner: key.owner.to_string(),
-            conversation: key.conversation_id.clone(),
+            session: key.clone(),
         }
     }
 

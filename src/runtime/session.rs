@@ -27,6 +27,7 @@ use super::turn_end::{
 };
 pub use super::turn_end::{remove_workspace, upload_entries};
 use crate::agent::{run_turn, Conversation, TurnOutcome, TurnSettings};
+use crate::auth::SessionKey;
 use crate::llm::HistoryEntry;
 use crate::llm::{LlmClient, Message};
 use crate::protocol::{Artifact, ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
@@ -114,11 +115,7 @@ impl SessionActor {
     /// What the store has (every finished turn); blocking, used only to recover from a store
     /// task that failed.
     fn stored_history(&self) -> Conversation {
-        match self
-            .services
-            .store
-            .load_history(&self.key.owner, &self.key.conversation_id)
-        {
+        match self.services.store.load_history(&self.key) {
             Ok(entries) => Conversation::from_entries(entries),
             Err(error) => {
                 tracing::error!(%error, "cannot read the stored history");
@@ -138,7 +135,7 @@ impl SessionActor {
         let key = self.key.clone();
         self.services.flusher.write_soon(
             "keeping the replaced version of the history",
-            move |store| store.save_branch(&key.owner, &key.conversation_id, &branch),
+            move |store| store.save_branch(&key, &branch),
         );
     }
 
@@ -193,18 +190,12 @@ impl SessionActor {
         let persist_span = span.clone();
         let persist = move || {
             let _in_turn = persist_span.enter();
-            let (owner, conversation) = (&key.owner, &key.conversation_id);
             let workspace_state = match known_state {
                 Some(state) => state,
                 None => snapshot_after_turn(&services, &root, &label),
             };
             let reported_state = workspace_state.clone();
-            let uploads = upload_entries(
-                &services
-                    .store
-                    .list_uploads(owner, conversation)
-                    .unwrap_or_default(),
-            );
+            let uploads = upload_entries(&services.store.list_uploads(&key).unwrap_or_default());
             let closing_event = closing_event(&outcome, || ChatResponse {
                 reply: outcome.reply.clone(),
                 meta: ReplyMeta {
@@ -229,15 +220,10 @@ impl SessionActor {
             });
             let store = &services.store;
             let saved = store
-                .save_history(
-                    owner,
-                    conversation,
-                    persisted_from,
-                    &tail[persisted_from - tail_start..],
-                )
+                .save_history(&key, persisted_from, &tail[persisted_from - tail_start..])
                 .and_then(|()| {
                     if named_conversation {
-                        store.touch_conversation(owner, conversation, &first_message)
+                        store.touch_conversation(&key, &first_message)
                     } else {
                         Ok(())
                     }
@@ -260,13 +246,8 @@ impl SessionActor {
             }
             let mut all_events = events;
             all_events.extend(closing.iter().cloned());
-            if let Err(error) = store.append_turn(
-                owner,
-                conversation,
-                TurnState::Finished,
-                next_seq,
-                &all_events,
-            ) {
+            if let Err(error) = store.append_turn(&key, TurnState::Finished, next_seq, &all_events)
+            {
                 tracing::error!(%error, "cannot keep the turn's events");
             }
             Persisted {
@@ -376,9 +357,9 @@ impl Actor for SessionActor {
         let store = self.services.store.clone();
         let key = self.key.clone();
         let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            let history = store.load_history(&key.owner, &key.conversation_id)?;
-            let turn = store.load_turn(&key.owner, &key.conversation_id)?;
-            let uploads = store.list_uploads(&key.owner, &key.conversation_id)?;
+            let history = store.load_history(&key)?;
+            let turn = store.load_turn(&key)?;
+            let uploads = store.list_uploads(&key)?;
             Ok::<_, crate::store::StoreError>((history, turn, uploads))
         });
         ctx.wait(

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use crate::agent::{Conversation, TurnEnd, TurnOutcome};
 use crate::llm::HistoryEntry;
 use crate::llm::Message;
-use crate::protocol::{
-    ChatEvent, ChatResponse, RawJson, TurnFailure, UploadEntry, WorkspaceState,
-};
+use crate::protocol::{ChatEvent, ChatResponse, RawJson, TurnFailure, UploadEntry, WorkspaceState};
 use crate::store::UploadRecord;
 use crate::workspace::{git, MOUNT, UPLOAD_DIR};
 

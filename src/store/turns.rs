@@ -7,7 +7,8 @@
 //! turn) in no guaranteed order, so every write that moves the head checks that the stored
 //! head is not ahead of it: a late checkpoint never undoes a finished turn.
 
-use super::{decode, key, prefix, remove_prefix, Store, StoreError};
+use super::{decode, prefix, remove_prefix, Store, StoreError};
+use crate::auth::SessionKey;
 use crate::protocol::{ChatEvent, SeqEvent};
 use crate::store::{TurnRecord, TurnState};
 
@@ -21,16 +22,12 @@ fn event_key(head: &[u8], seq: u64) -> Vec<u8> {
 
 impl Store {
     /// The last turn: its head and every kept event before its next sequence number.
-    pub fn load_turn(
-        &self,
-        owner: &str,
-        conversation: &str,
-    ) -> Result<Option<TurnRecord>, StoreError> {
-        let Some(head) = self.turns.get(key(owner, conversation))? else {
+    pub fn load_turn(&self, key: &SessionKey) -> Result<Option<TurnRecord>, StoreError> {
+        let Some(head) = self.turns.get(super::key(key))? else {
             return Ok(None);
         };
         let mut turn: TurnRecord = decode(&head)?;
-        for item in self.turn_events.scan_prefix(prefix(owner, conversation)) {
+        for item in self.turn_events.scan_prefix(prefix(key)) {
             let (_, value) = item?;
             let event: SeqEvent = decode(&value)?;
             if event.seq < turn.next_seq {
@@ -42,63 +39,53 @@ impl Store {
 
     /// A new turn starts at `next_seq`: the previous turn's events go (unless a later head is
     /// already stored).
-    pub fn begin_turn(
-        &self,
-        owner: &str,
-        conversation: &str,
-        next_seq: u64,
-    ) -> Result<(), StoreError> {
-        if self.head_is_ahead(owner, conversation, next_seq)? {
+    pub fn begin_turn(&self, key: &SessionKey, next_seq: u64) -> Result<(), StoreError> {
+        if self.head_is_ahead(key, next_seq)? {
             return Ok(());
         }
-        self.remove_events(owner, conversation)?;
-        self.set_head(owner, conversation, TurnState::Running, next_seq)
+        self.remove_events(key)?;
+        self.set_head(key, TurnState::Running, next_seq)
     }
 
     /// Appends `events` (numbered below `next_seq`) to the turn and moves its head, unless a
     /// later head is already stored.
     pub fn append_turn(
         &self,
-        owner: &str,
-        conversation: &str,
+        key: &SessionKey,
         state: TurnState,
         next_seq: u64,
         events: &[SeqEvent],
     ) -> Result<(), StoreError> {
-        if self.head_is_ahead(owner, conversation, next_seq)? {
+        if self.head_is_ahead(key, next_seq)? {
             return Ok(());
         }
         // One insert each, events before the head: a crash in between leaves events at or
         // past the stored head's `next_seq`, which `load_turn` leaves out. (A sled batch would
         // take the store-wide write lock on every turn.)
-        let head = key(owner, conversation);
+        let head = super::key(key);
         for event in events {
             self.turn_events
                 .insert(event_key(&head, event.seq), serde_json::to_vec(event)?)?;
         }
-        self.set_head(owner, conversation, state, next_seq)
+        self.set_head(key, state, next_seq)
     }
 
     /// Forgets the turn's events; the next one starts again at 1.
-    pub fn reset_turn(&self, owner: &str, conversation: &str) -> Result<(), StoreError> {
-        self.remove_turn(owner, conversation)?;
-        self.set_head(owner, conversation, TurnState::Finished, 1)
+    pub fn reset_turn(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.remove_turn(key)?;
+        self.set_head(key, TurnState::Finished, 1)
     }
 
-    pub(super) fn remove_turn(&self, owner: &str, conversation: &str) -> Result<(), StoreError> {
-        self.turns.remove(key(owner, conversation))?;
-        remove_prefix(&self.turn_events, &prefix(owner, conversation))
+    pub(super) fn remove_turn(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.turns.remove(super::key(key))?;
+        remove_prefix(&self.turn_events, &prefix(key))
     }
 
     /// The turn's events, removed one by one (a turn's start must not take the store-wide
     /// lock a batch does).
-    fn remove_events(&self, owner: &str, conversation: &str) -> Result<(), StoreError> {
-        for key in self
-            .turn_events
-            .scan_prefix(prefix(owner, conversation))
-            .keys()
-        {
-            self.turn_events.remove(key?)?;
+    fn remove_events(&self, key: &SessionKey) -> Result<(), StoreError> {
+        for k in self.turn_events.scan_prefix(prefix(key)).keys() {
+            self.turn_events.remove(k?)?;
         }
         Ok(())
     }
@@ -137,23 +124,17 @@ impl Store {
         Ok(())
     }
 
-    fn head_is_ahead(
-        &self,
-        owner: &str,
-        conversation: &str,
-        next_seq: u64,
-    ) -> Result<bool, StoreError> {
+    fn head_is_ahead(&self, key: &SessionKey, next_seq: u64) -> Result<bool, StoreError> {
         Ok(self
             .turns
-            .get(key(owner, conversation))?
+            .get(super::key(key))?
             .and_then(|bytes| decode::<TurnRecord>(&bytes).ok())
             .is_some_and(|stored| stored.next_seq > next_seq))
     }
 
     fn set_head(
         &self,
-        owner: &str,
-        conversation: &str,
+        key: &SessionKey,
         state: TurnState,
         next_seq: u64,
     ) -> Result<(), StoreError> {
@@ -163,7 +144,7 @@ impl Store {
             next_seq,
         };
         self.turns
-            .insert(key(owner, conversation), serde_json::to_vec(&head)?)?;
+            .insert(super::key(key), serde_json::to_vec(&head)?)?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{files, ToolContext, ToolError, ToolOutput, TypedTool};
+use crate::auth::SessionKey;
 use crate::config::DeployConfig;
 use crate::protocol::{size_display, WebPreview};
 use crate::store::{DeploymentRecord, Store, StoreError};
@@ -69,8 +70,7 @@ impl Deployer {
     /// symlink swapped in while the copy runs cannot make it read anything outside the site.
     pub fn publish(
         &self,
-        owner: &str,
-        conversation: &str,
+        key: &SessionKey,
         source: &Dir,
         model_dir: &str,
     ) -> Result<(DeploymentRecord, Option<String>), DeployError> {
@@ -86,7 +86,7 @@ impl Deployer {
         let bytes = files.iter().map(|(_, size)| size).sum();
         let existing = self
             .store
-            .list_deployments(owner, conversation)?
+            .list_deployments(key)?
             .into_iter()
             .find(|d| d.local_dir == model_dir);
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -107,7 +107,7 @@ impl Deployer {
             },
         };
         self.copy_site(source, &files, &record.id)?;
-        self.store.put_deployment(owner, conversation, &record)?;
+        self.store.put_deployment(key, &record)?;
         let title = source
             .open_file(Path::new("index.html"), "index.html")
             .ok()
@@ -200,8 +200,8 @@ impl Deployer {
     }
 
     /// Removes every deployment of a conversation (files and records); returns how many.
-    pub fn remove_all(&self, owner: &str, conversation: &str) -> Result<usize, DeployError> {
-        let records = self.store.remove_deployments(owner, conversation)?;
+    pub fn remove_all(&self, key: &SessionKey) -> Result<usize, DeployError> {
+        let records = self.store.remove_deployments(key)?;
         for record in &records {
             if let Some(dir) = self.site_dir(&record.id) {
                 match std::fs::remove_dir_all(&dir) {
@@ -266,7 +266,7 @@ impl TypedTool for DeployWebsite {
         let model_dir = path.canonical().trim_end_matches('/').to_string();
         let workspace = ctx.workspace.clone();
         let services = ctx.services.clone();
-        let (owner, conversation) = (ctx.owner.clone(), ctx.conversation.clone());
+        let session = ctx.session.clone();
         let shown = model_dir.clone();
         let published = files::blocking(move || {
             let source = workspace.open_dir(&path).map_err(|error| match error {
@@ -278,9 +278,7 @@ impl TypedTool for DeployWebsite {
                 }
                 other => other.into(),
             })?;
-            Ok(services
-                .deployer
-                .publish(&owner, &conversation, &source, &shown))
+            Ok(services.deployer.publish(&session, &source, &shown))
         })
         .await?;
         let (record, title) = published.map_err(|error| match error {

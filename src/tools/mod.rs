@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::SessionKey;
 use crate::config::ToolsConfig;
 use crate::workspace::{ModelPath, OpenError, PathError, Workspace, Write};
 
@@ -104,8 +105,7 @@ pub struct ToolContext {
     /// Clients shared by every session's tools.
     pub services: Arc<ToolServices>,
     /// Whose session this is (deployments are recorded under it).
-    pub owner: String,
-    pub conversation: String,
+    pub session: SessionKey,
 }
 
 impl ToolContext {

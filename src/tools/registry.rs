@@ -211,7 +211,7 @@ mod tests {
         )
         .unwrap();
         let registry = ToolRegistry::with_tools(Arc::new(spec), vec![Box::new(Stuck)]).unwrap();
-        let mut ctx = services.tool_context(&crate::runtime::SessionKey {
+        let mut ctx = services.tool_context(&crate::auth::SessionKey {
             owner: crate::auth::Owner::client("c"),
             conversation_id: "s".into(),
         });

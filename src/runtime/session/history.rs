@@ -18,12 +18,10 @@ impl Handler<GetInfo> for SessionActor {
         let (services, key) = (self.services.clone(), self.key.clone());
         let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
             let store = &services.store;
-            let uploads = store.list_uploads(&key.owner, &key.conversation_id)?;
+            let uploads = store.list_uploads(&key)?;
             let view = match in_memory {
                 Some(view) => view,
-                None => history_view(&Conversation::from_entries(
-                    store.load_history(&key.owner, &key.conversation_id)?,
-                )),
+                None => history_view(&Conversation::from_entries(store.load_history(&key)?)),
             };
             let system_prompt = render_system_prompt(&services, &uploads);
             Ok::<_, crate::store::StoreError>((uploads, view, system_prompt))
@@ -90,13 +88,11 @@ impl Handler<GetHistoryEntry> for SessionActor {
         // A turn holds the history: look in what the store has, off the actor's thread.
         let (store, key) = (self.services.store.clone(), self.key.clone());
         let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            store
-                .load_history(&key.owner, &key.conversation_id)
-                .map(|entries| {
-                    Conversation::from_entries(entries)
-                        .find(&msg.entry_id)
-                        .cloned()
-                })
+            store.load_history(&key).map(|entries| {
+                Conversation::from_entries(entries)
+                    .find(&msg.entry_id)
+                    .cloned()
+            })
         });
         Box::pin(
             async move {
@@ -126,15 +122,7 @@ impl Handler<SwitchVersion> for SessionActor {
         let store = self.services.store.clone();
         let key = self.key.clone();
         let work = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            let (owner, conversation) = (&key.owner, &key.conversation_id);
-            let switched = switch_version(
-                &store,
-                owner,
-                conversation,
-                &mut history,
-                persisted,
-                &msg.entry_id,
-            );
+            let switched = switch_version(&store, &key, &mut history, persisted, &msg.entry_id);
             (history, switched)
         });
         Box::pin(work.into_actor(self).map(move |joined, actor, ctx| {
@@ -167,15 +155,14 @@ impl Handler<SwitchVersion> for SessionActor {
 /// `history` is as it was.
 fn switch_version(
     store: &crate::store::Store,
-    owner: &str,
-    conversation: &str,
+    key: &SessionKey,
     history: &mut Conversation,
     persisted: usize,
     entry_id: &str,
 ) -> Result<usize, SessionError> {
     let internal = |e: crate::store::StoreError| SessionError::Internal(e.to_string());
     let branch = store
-        .take_branch(owner, conversation, entry_id)
+        .take_branch(key, entry_id)
         .map_err(internal)?
         .ok_or_else(|| {
             SessionError::NotFound(format!(
@@ -183,9 +170,7 @@ fn switch_version(
             ))
         })?;
     let Some(at) = history.branch_point(branch.after.as_deref()) else {
-        store
-            .save_branch(owner, conversation, &branch)
-            .map_err(internal)?;
+        store.save_branch(key, &branch).map_err(internal)?;
         return Err(SessionError::Conflict(format!(
             "the version starting with entry {entry_id} continues another version of an \
              earlier message; switch that message first"
@@ -197,14 +182,14 @@ fn switch_version(
     };
     let from = at.min(persisted);
     let saved = store
-        .save_branch(owner, conversation, &current)
-        .and_then(|()| store.save_history(owner, conversation, from, &history.entries()[from..]));
+        .save_branch(key, &current)
+        .and_then(|()| store.save_history(key, from, &history.entries()[from..]));
     if let Err(error) = saved {
         tracing::error!(%error, "cannot persist a version switch");
         // Nothing is lost: the history goes back to the version it had, and the taken
         // version is kept again (best effort: the store is failing).
         history.splice_from(at, current.entries);
-        let _ = store.save_branch(owner, conversation, &branch);
+        let _ = store.save_branch(key, &branch);
         return Err(internal(error));
     }
     Ok(history.len())
@@ -232,11 +217,10 @@ impl Handler<ClearHistory> for SessionActor {
         let store = self.services.store.clone();
         let key = self.key.clone();
         let wipe = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            let (owner, conversation) = (&key.owner, &key.conversation_id);
             store
-                .clear_history(owner, conversation)
-                .and_then(|()| store.clear_uploads(owner, conversation))
-                .and_then(|()| store.reset_turn(owner, conversation))
+                .clear_history(&key)
+                .and_then(|()| store.clear_uploads(&key))
+                .and_then(|()| store.reset_turn(&key))
                 .and_then(|()| store.flush())
                 .map_err(|e| e.to_string())?;
             remove_workspace(&root).map_err(|e| format!("cannot empty the workspace: {e}"))

@@ -39,13 +39,7 @@ impl SessionActor {
         self.services
             .flusher
             .write_soon("ending a turn that panicked", move |store| {
-                store.append_turn(
-                    &key.owner,
-                    &key.conversation_id,
-                    TurnState::Interrupted,
-                    next_seq,
-                    &events,
-                )
+                store.append_turn(&key, TurnState::Interrupted, next_seq, &events)
             });
         ctx.stop();
     }
