@@ -30,6 +30,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub quotas: QuotasConfig,
+    pub permissions: permissions::PermissionsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -510,6 +511,7 @@ impl Config {
 }
 
 mod access;
+pub mod permissions;
 mod validate;
 
 pub use access::{AuthConfig, AuthMode, QuotasConfig};

@@ -36,6 +36,7 @@ pub mod endpoints;
 pub mod http;
 pub mod llm;
 pub mod metrics;
+pub mod permissions;
 pub mod protocol;
 pub mod runtime;
 pub mod spec;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first; a module uses only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
     &["protocol", "config", "blocking"],
-    &["capped_body", "auth", "spec", "workspace"],
+    &["capped_body", "auth", "spec", "workspace", "permissions"],
     &["llm"],
     &["store"],
     &["endpoints"],
