@@ -109,9 +109,26 @@ pub struct ChatResponse {
     pub vm_history: RawJson,
     pub workspace_state: WorkspaceState,
     pub uploads: Vec<UploadEntry>,
+    #[serde(flatten)]
+    pub upload_limits: UploadLimits,
+}
+
+/// The upload limits every response that lists uploads carries.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UploadLimits {
     pub upload_limit: usize,
     pub max_upload_size_mb: u64,
     pub max_upload_size_bytes: u64,
+}
+
+impl UploadLimits {
+    pub fn new(max_files: usize, max_file_size_mb: u64) -> Self {
+        Self {
+            upload_limit: max_files,
+            max_upload_size_mb: max_file_size_mb,
+            max_upload_size_bytes: max_file_size_mb * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -39,8 +39,7 @@ pub async fn info(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 pub async fn boot(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
     let info = session_info(&state, &key).await?;
-    let uploads = &state.services.config.uploads;
-    Ok(HttpResponse::Ok().json(json!({
+    let body = json!({
         // The welcome text, never the last reply (the console shows it above the history).
         "reply": info.opening_reply.clone().unwrap_or_else(|| WELCOME.to_string()),
         "meta": {
@@ -58,10 +57,8 @@ pub async fn boot(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         "vm_history": info.vm_history,
         "workspace_state": workspace_state(&state, &key, 20).await?,
         "uploads": upload_entries(&uploads_of(&state, &key).await?),
-        "upload_limit": uploads.max_files,
-        "max_upload_size_mb": uploads.max_file_size_mb,
-        "max_upload_size_bytes": uploads.max_file_size_mb * 1024 * 1024,
-    })))
+    });
+    Ok(HttpResponse::Ok().json(with_upload_limits(body, &state)))
 }
 
 pub async fn history_entry(
@@ -87,8 +84,7 @@ pub async fn clear_history(
     let key = session_key(&req)?;
     let cleared = state.sessions.ask(&key, ClearHistory).await?;
     let info = state.sessions.ask(&key, GetInfo).await?;
-    let uploads = &state.services.config.uploads;
-    Ok(HttpResponse::Ok().json(json!({
+    let body = json!({
         "history_cleared": true,
         "cleared_messages": cleared.cleared_messages,
         "workspace": {
@@ -98,10 +94,8 @@ pub async fn clear_history(
         },
         "vm": vm_view(&state, &key, &info),
         "uploads": [],
-        "upload_limit": uploads.max_files,
-        "max_upload_size_mb": uploads.max_file_size_mb,
-        "max_upload_size_bytes": uploads.max_file_size_mb * 1024 * 1024,
-    })))
+    });
+    Ok(HttpResponse::Ok().json(with_upload_limits(body, &state)))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -214,4 +208,15 @@ async fn uploads_of(
     let store = state.services.store.clone();
     let key = key.clone();
     blocking(move || store.list_uploads(&key)).await
+}
+
+/// `body` with the upload limits beside its fields.
+fn with_upload_limits(mut body: Value, state: &AppState) -> Value {
+    if let (Some(fields), Ok(Value::Object(limits))) = (
+        body.as_object_mut(),
+        serde_json::to_value(state.services.upload_limits()),
+    ) {
+        fields.extend(limits);
+    }
+    body
 }

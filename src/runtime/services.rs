@@ -106,6 +106,12 @@ impl Services {
         }
     }
 
+    /// The upload limits responses carry.
+    pub fn upload_limits(&self) -> crate::protocol::UploadLimits {
+        let uploads = &self.config.uploads;
+        crate::protocol::UploadLimits::new(uploads.max_files, uploads.max_file_size_mb)
+    }
+
     /// A session's tool context, before its first call: empty tool state, its workspace.
     pub fn tool_context(&self, key: &SessionKey) -> ToolContext {
         ToolContext {

@@ -21,21 +21,18 @@ use super::events::{EventLog, SharedLog};
 use super::messages::*;
 use super::registry::Registry;
 use super::services::Services;
-use super::turn_end::{
-    closing_event, first_user_message, last_user_message, not_stored, snapshot_after_turn,
-    summary_of, vm_history, VM_HISTORY_LEN,
-};
 pub use super::turn_end::{remove_workspace, upload_entries};
-use crate::agent::{run_turn, Conversation, TurnOutcome, TurnSettings};
+use crate::agent::{run_turn, Conversation, TurnSettings};
 use crate::auth::SessionKey;
 use crate::llm::HistoryEntry;
-use crate::llm::{LlmClient, Message};
-use crate::protocol::{Artifact, ChatEvent, ChatResponse, ReplyMeta, SeqEvent, WorkspaceState};
-use crate::store::{HistoryBranch, TurnState, UploadRecord};
+use crate::llm::Message;
+use crate::protocol::WorkspaceState;
+use crate::store::{HistoryBranch, UploadRecord};
 use crate::tools::{ToolContext, ToolState};
 use crate::workspace::git::GitError;
 use crate::workspace::{MOUNT, UPLOAD_DIR};
 
+mod ending;
 mod history;
 mod panicked;
 use history::render_system_prompt;
@@ -74,13 +71,6 @@ pub struct SessionActor {
     uploads: Vec<UploadRecord>,
     /// Forced evictions waiting for the running turn to be persisted.
     stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
-}
-
-/// What the end-of-turn persistence hands back to the actor.
-struct Persisted {
-    closing: Vec<SeqEvent>,
-    history_len: usize,
-    workspace_state: WorkspaceState,
 }
 
 impl SessionActor {
@@ -139,196 +129,8 @@ impl SessionActor {
         );
     }
 
-    fn finish_turn(&mut self, mut parts: Parts, outcome: TurnOutcome, ctx: &mut Context<Self>) {
-        let Some(running) = self.running.take() else {
-            return;
-        };
-        let span = running.span.clone();
-        let named_conversation = running.named_conversation;
-        let _in_turn = span.enter();
-        tracing::info!(end = ?outcome.end, tools = outcome.tool_calls.len(), ms = running.started.elapsed().as_millis() as u64, "turn finished");
-        let services = self.services.clone();
-        let key = self.key.clone();
-        let persisted_from = parts.persisted;
-        // Only what is saved and what `vm_history` shows leaves this thread.
-        let total = parts.history.len();
-        let tail_start = persisted_from.min(total.saturating_sub(VM_HISTORY_LEN));
-        let tail = parts.history.entries()[tail_start..].to_vec();
-        let first_message = first_user_message(&parts.history);
-        let label = last_user_message(&parts.history);
-        let root = parts.tools.workspace.root().to_path_buf();
-        let (events, mut next_seq) = {
-            let mut log = self.log.0.borrow_mut();
-            (log.take_unstored(), log.next_seq)
-        };
-        let web_preview = parts.tools.state.web_preview.take();
-        let ppt_slides = std::mem::take(&mut parts.tools.state.slides);
-        let mut artifacts = std::mem::take(&mut parts.tools.state.artifacts);
-        artifacts.extend(web_preview.iter().filter_map(|preview| {
-            Some(Artifact {
-                kind: "website".into(),
-                name: preview.title.clone().unwrap_or_else(|| "Website".into()),
-                url: preview.url.clone()?,
-            })
-        }));
-        let latency = running.started.elapsed();
-        let tools = &self.services.tools;
-        self.services
-            .metrics
-            .record_turn(&outcome, latency, |name| tools.spec().tool(name).is_some());
-        let model = services.llm.model_name();
-        // Only tools change the workspace; a turn without them keeps the last known state.
-        let known_state = if outcome.tool_calls.is_empty() {
-            self.workspace_state.clone()
-        } else {
-            None
-        };
-        // Without git work left, the store writes go to the flusher's thread right before the
-        // flush they need (one thread hop for both); a turn that ran tools first snapshots the
-        // workspace on the blocking pool.
-        let store_only = known_state.is_some();
-        let persist_span = span.clone();
-        let persist = move || {
-            let _in_turn = persist_span.enter();
-            let workspace_state = match known_state {
-                Some(state) => state,
-                None => snapshot_after_turn(&services, &root, &label),
-            };
-            let reported_state = workspace_state.clone();
-            let uploads = upload_entries(&services.store.list_uploads(&key).unwrap_or_default());
-            let closing_event = closing_event(&outcome, || ChatResponse {
-                reply: outcome.reply.clone(),
-                meta: ReplyMeta {
-                    model,
-                    timestamp: chrono::Utc::now()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    tokens_in: outcome.usage.prompt_tokens,
-                    tokens_out: outcome.usage.completion_tokens,
-                    latency: (latency.as_secs_f64() * 1000.0).round() / 1000.0,
-                    summary: summary_of(&outcome.reply),
-                },
-                web_preview,
-                ppt_slides,
-                artifacts,
-                tool_calls: outcome.tool_calls.clone(),
-                vm_history: vm_history(&tail),
-                workspace_state: reported_state,
-                uploads,
-                upload_limit: services.config.uploads.max_files,
-                max_upload_size_mb: services.config.uploads.max_file_size_mb,
-                max_upload_size_bytes: services.config.uploads.max_file_size_mb * 1024 * 1024,
-            });
-            let store = &services.store;
-            let saved = store
-                .save_history(&key, persisted_from, &tail[persisted_from - tail_start..])
-                .and_then(|()| {
-                    if named_conversation {
-                        store.touch_conversation(&key, &first_message)
-                    } else {
-                        Ok(())
-                    }
-                });
-            // A turn that was not stored is never reported as done.
-            let closing_event = match &saved {
-                Ok(()) => closing_event,
-                Err(error) => {
-                    tracing::error!(%error, "cannot persist the turn");
-                    not_stored(error)
-                }
-            };
-            let mut closing = Vec::new();
-            for event in [closing_event, ChatEvent::Stop] {
-                closing.push(SeqEvent {
-                    seq: next_seq,
-                    event,
-                });
-                next_seq += 1;
-            }
-            let mut all_events = events;
-            all_events.extend(closing.iter().cloned());
-            if let Err(error) = store.append_turn(&key, TurnState::Finished, next_seq, &all_events)
-            {
-                tracing::error!(%error, "cannot keep the turn's events");
-            }
-            Persisted {
-                closing,
-                workspace_state,
-                history_len: if saved.is_ok() { total } else { persisted_from },
-            }
-        };
-        let flusher = self.services.flusher.clone();
-        let work = async move {
-            let mut persisted = if store_only {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                flusher.write_soon("storing the end of a turn", move |_| {
-                    let _ = tx.send(persist());
-                    Ok(())
-                });
-                rx.await
-                    .map_err(|_| "the store flusher stopped".to_string())
-            } else {
-                crate::blocking::run(crate::blocking::STORE_WORK, persist)
-                    .await
-                    .map_err(|e| e.to_string())
-            };
-            // Durable before anyone sees `final`; a flush that failed turns it into an error.
-            if let Err(error) = flusher.flush().await {
-                tracing::error!(%error, "cannot flush the store");
-                if let Ok(persisted) = &mut persisted {
-                    if let Some(first) = persisted.closing.first_mut() {
-                        first.event = not_stored(&error);
-                    }
-                }
-            }
-            persisted
-        };
-        let mut parts = Some(parts);
-        let work = tracing::Instrument::instrument(work, span.clone());
-        let span_for_end = span.clone();
-        ctx.spawn(work.into_actor(self).map(move |result, actor, ctx| {
-            let _in_turn = span_for_end.enter();
-            let Some(mut parts) = parts.take() else {
-                return;
-            };
-            // The registry hears the session is idle before any client hears the turn ended,
-            // so a request that follows the reply never sees it busy.
-            actor.registry.do_send(SessionActivity {
-                key: actor.key.clone(),
-                busy: false,
-                tools_process_group: tools_process_group(&parts),
-            });
-            match result {
-                Ok(persisted) => {
-                    parts.persisted = persisted.history_len;
-                    actor.workspace_state = Some(persisted.workspace_state);
-                    let mut log = actor.log.0.borrow_mut();
-                    log.next_seq = persisted.closing.last().map_or(log.next_seq, |e| e.seq + 1);
-                    for event in persisted.closing {
-                        log.deliver(event);
-                    }
-                    log.stored = log.events.len();
-                    log.running = false;
-                    log.subscribers.clear();
-                }
-                Err(error) => {
-                    tracing::error!(%error, "end-of-turn task failed");
-                    let mut log = actor.log.0.borrow_mut();
-                    log.publish(ChatEvent::Error {
-                        message: format!("internal error: {error}"),
-                        reason: crate::protocol::TurnFailure::Internal,
-                    });
-                    log.publish(ChatEvent::Stop);
-                    log.running = false;
-                    log.subscribers.clear();
-                }
-            }
-            actor.parts = Some(parts);
-            actor.stop_if_asked(ctx);
-        }));
-    }
-
     /// Once the parts are back: stops the session if a forced eviction waits for it.
-    fn stop_if_asked(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn stop_if_asked(&mut self, ctx: &mut Context<Self>) {
         if self.stop_waiters.is_empty() {
             return;
         }

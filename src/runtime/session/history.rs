@@ -46,7 +46,7 @@ impl Handler<GetInfo> for SessionActor {
 fn history_view(history: &Conversation) -> (usize, crate::protocol::RawJson, Option<String>) {
     (
         history.len(),
-        vm_history(history.entries()),
+        crate::runtime::turn_end::vm_history(history.entries()),
         opening_assistant_text(history),
     )
 }
