@@ -480,6 +480,8 @@ impl Config {
         config.llm.idle_stream_timeout_secs = 5;
         config.llm.max_retries = 2;
         config.llm.max_steps = 8;
+        // Tests of the tools run them without asking; tests of permissions set their own.
+        config.permissions.mode = permissions::Mode::Auto;
         config.resolve_paths(dir);
         config
     }

@@ -154,6 +154,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         tools,
         llm,
         sandbox,
+        standing: Default::default(),
     })
 }
 

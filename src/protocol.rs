@@ -46,6 +46,28 @@ pub enum ChatEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A tool call waits for a person's yes (`POST /api/chat/approve`); `tool_started`
+    /// with the same `invocation_id` came before it.
+    ApprovalRequired {
+        approval_id: String,
+        invocation_id: String,
+        tool_name: String,
+        arguments: Value,
+        /// The rule or preset that asked, in words.
+        reason: String,
+        /// RFC 3339 time after which the call is denied.
+        expires_at: String,
+        /// For shell and Python: each command found, with its class.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        commands: Vec<ApprovalCommand>,
+    },
+    /// How a call that asked (or was refused by a rule) was decided.
+    ApprovalDecided {
+        invocation_id: String,
+        tool_name: String,
+        #[serde(flatten)]
+        record: ApprovalRecord,
+    },
     Final {
         /// Shared: the payload is kept, replayed and sent to every subscriber without copies.
         payload: std::sync::Arc<ChatResponse>,
@@ -80,6 +102,51 @@ pub enum TurnFailure {
     /// Something inside the server failed (a panic, a lost end-of-turn task).
     #[default]
     Internal,
+}
+
+/// One command of a shell line as an approval shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalCommand {
+    pub text: String,
+    /// `allowed`, `reads`, `writes`, `risky`, `opaque` or `denied`.
+    pub class: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    Approve,
+    Deny,
+}
+
+/// How long an approval stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Remember {
+    /// This call only.
+    #[default]
+    Once,
+    /// The same tool (for shell, the same commands) for the rest of the conversation.
+    Conversation,
+    /// The same tool or command prefix in every conversation of this owner.
+    AlwaysForThisPrefix,
+}
+
+/// A decision on a tool call, kept in the turn's events and on the call's history entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    /// Absent when a rule refused the call without asking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+    pub decision: ApprovalDecision,
+    /// Who decided: the owner who answered, `timeout`, `policy` or `stop`.
+    pub by: String,
+    /// RFC 3339.
+    pub at: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remember: Option<Remember>,
 }
 
 /// An event with its sequence number within the session (the SSE `id:`).

@@ -5,6 +5,7 @@
 //! cancelled). Entries carry stable ids for `GET /api/session/history/{id}`.
 
 use crate::llm::{ContentPart, HistoryEntry, Message, ToolCall, Usage, UserContent};
+use crate::protocol::ApprovalRecord;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Conversation {
@@ -72,7 +73,13 @@ impl Conversation {
         );
     }
 
-    pub fn push_tool_result(&mut self, call: &ToolCall, content: String, is_error: bool) {
+    pub fn push_tool_result(
+        &mut self,
+        call: &ToolCall,
+        content: String,
+        is_error: bool,
+        approval: Option<ApprovalRecord>,
+    ) {
         self.push(
             Message::Tool {
                 tool_call_id: call.id.clone(),
@@ -83,6 +90,7 @@ impl Conversation {
         if let Some(last) = self.entries.last_mut() {
             last.tool_name = Some(call.function.name.clone());
             last.is_error = is_error;
+            last.approval = approval;
         }
     }
 
@@ -180,6 +188,7 @@ impl Conversation {
             usage,
             tool_name: None,
             is_error: false,
+            approval: None,
         });
     }
 }

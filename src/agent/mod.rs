@@ -8,4 +8,6 @@ pub mod prompt;
 pub mod turn;
 
 pub use conversation::Conversation;
-pub use turn::{run_turn, EventSink, Tools, TurnEnd, TurnOutcome, TurnSettings};
+pub use turn::{
+    run_turn, EventSink, Gate, OpenGate, Tools, TurnEnd, TurnOutcome, TurnSettings, Verdict,
+};

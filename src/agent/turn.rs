@@ -1,6 +1,8 @@
 //! One chat turn: the model ↔ tools loop.
 //!
-//! system prompt + history → model → tool calls run in order → results appended as `tool`
+//! system prompt + history → model → tool calls, each first checked by the [`Gate`] (which
+//! may wait for a person; a refusal goes to the model as the call's result), run in order →
+//! results appended as `tool`
 //! messages → model again, until it answers without tool calls, `max_steps` is reached, the
 //! model call fails or the turn is cancelled. Tool failures of any kind go back to the model
 //! and the loop goes on. Emits `token`, `tool_started` and `tool_completed` events; the
@@ -15,8 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::conversation::Conversation;
 use super::prompt::build_messages;
-use crate::llm::{ContentPart, ImageUrl, LlmClient, LlmError, LlmRequest, Message, Usage};
-use crate::protocol::{ChatEvent, ToolCallRecord, ToolStatus};
+use crate::llm::{
+    ContentPart, ImageUrl, LlmClient, LlmError, LlmRequest, Message, ToolCall, Usage,
+};
+use crate::protocol::{ApprovalRecord, ChatEvent, ToolCallRecord, ToolStatus};
 use crate::tools::output::cap_middle;
 use crate::tools::{ToolContext, ToolError, ToolOutput, ToolRegistry};
 
@@ -59,6 +63,39 @@ impl Tools for ToolRegistry {
     }
 }
 
+/// Whether a tool call may run: the runtime's permission check, which may wait for a person
+/// (and emits the approval events itself), or the unit tests' fakes.
+pub trait Gate {
+    fn check<'a>(
+        &'a self,
+        call: &'a ToolCall,
+        cancel: &'a CancellationToken,
+    ) -> impl Future<Output = Verdict> + 'a;
+}
+
+/// A gate's answer for one call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Run it; the record says who approved, when someone had to.
+    Run(Option<ApprovalRecord>),
+    /// Do not run it; `message` goes to the model as the call's result.
+    Refused {
+        message: String,
+        record: ApprovalRecord,
+    },
+    /// The turn was stopped while the call waited.
+    Cancelled,
+}
+
+/// Lets every call run (tools without a policy: the benchmark's and tests' own services).
+pub struct OpenGate;
+
+impl Gate for OpenGate {
+    async fn check(&self, _call: &ToolCall, _cancel: &CancellationToken) -> Verdict {
+        Verdict::Run(None)
+    }
+}
+
 /// Where a turn's events go (the session numbers, keeps and fans them out).
 pub trait EventSink {
     fn emit(&self, event: ChatEvent);
@@ -92,9 +129,10 @@ pub struct TurnOutcome {
 
 /// Runs one turn for `user_message` on the lent history and tool context.
 #[allow(clippy::too_many_arguments)] // each is a distinct borrowed part of the session
-pub async fn run_turn<L: LlmClient, T: Tools, S: EventSink>(
+pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
     llm: &L,
     tools: &T,
+    gate: &G,
     history: &mut Conversation,
     ctx: &mut T::Context,
     system_prompt: String,
@@ -158,7 +196,7 @@ pub async fn run_turn<L: LlmClient, T: Tools, S: EventSink>(
         let mut images = Vec::new();
         for call in &calls {
             if cancel.is_cancelled() {
-                history.push_tool_result(call, "cancelled by the user before it ran".into(), true);
+                history.push_tool_result(call, NOT_RUN.into(), true, None);
                 continue;
             }
             let input = serde_json::from_str::<Value>(&call.function.arguments)
@@ -168,6 +206,41 @@ pub async fn run_turn<L: LlmClient, T: Tools, S: EventSink>(
                 tool_name: call.function.name.clone(),
                 input: input.clone(),
             });
+            let approval = match gate.check(call, &cancel).await {
+                Verdict::Run(approval) => approval,
+                Verdict::Refused { message, record } => {
+                    events.emit(ChatEvent::ToolCompleted {
+                        invocation_id: call.id.clone(),
+                        tool_name: call.function.name.clone(),
+                        status: ToolStatus::Error,
+                        duration_ms: 0,
+                        output: None,
+                        error: Some(message.clone()),
+                    });
+                    history.push_tool_result(call, format!("Error: {message}"), true, Some(record));
+                    outcome.tool_calls.push(ToolCallRecord {
+                        step,
+                        tool_name: call.function.name.clone(),
+                        tool_input: input,
+                        tool_output: message,
+                        invocation_id: call.id.clone(),
+                        status: ToolStatus::Error,
+                    });
+                    continue;
+                }
+                Verdict::Cancelled => {
+                    events.emit(ChatEvent::ToolCompleted {
+                        invocation_id: call.id.clone(),
+                        tool_name: call.function.name.clone(),
+                        status: ToolStatus::Error,
+                        duration_ms: 0,
+                        output: None,
+                        error: Some(NOT_RUN.into()),
+                    });
+                    history.push_tool_result(call, NOT_RUN.into(), true, None);
+                    continue;
+                }
+            };
             let started = Instant::now();
             let result = tools
                 .call(&call.function.name, &call.function.arguments, ctx)
@@ -199,7 +272,7 @@ pub async fn run_turn<L: LlmClient, T: Tools, S: EventSink>(
             } else {
                 text.clone()
             };
-            history.push_tool_result(call, for_model, is_error);
+            history.push_tool_result(call, for_model, is_error, approval);
             outcome.tool_calls.push(ToolCallRecord {
                 step,
                 tool_name: call.function.name.clone(),
@@ -236,6 +309,9 @@ pub async fn run_turn<L: LlmClient, T: Tools, S: EventSink>(
     history.push_assistant(&note, Vec::new(), Usage::default());
     outcome
 }
+
+/// The result of a call the turn was stopped before.
+const NOT_RUN: &str = "cancelled by the user before it ran";
 
 enum ModelResult {
     Done(Result<crate::llm::Completion, LlmError>),

@@ -40,7 +40,7 @@ pub enum Unattended {
 /// Rules on the commands of a shell line (and of `!cmd` lines in Python), by their words:
 /// `"rm -rf"` matches `rm -rf x`, `rm -r -f x` and `rm -fr x`; `"git push"` matches
 /// `git push origin main`. `allow` rules match only a command that starts with exactly their
-/// words. The longest matching rule wins; between equals the stricter.
+/// words. A matching `deny` wins, then a matching `ask`, unless a longer `allow` matches.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CommandRules {

@@ -35,6 +35,7 @@ pub async fn chat(
             Delivery::Ending
         },
         named_conversation,
+        attended: true,
     };
     let handle = state.sessions.ask(&key, turn).await?;
     if wants_stream {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod files;
 pub mod identity;
 pub mod openai;
+pub mod permissions;
 pub mod session;
 pub mod sse;
 pub mod trace;
@@ -79,6 +80,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/config", web::get().to(endpoints::get))
                 .route("/config", web::post().to(endpoints::update))
                 .route("/chat/stop", web::post().to(chat::stop))
+                .route("/chat/approve", web::post().to(permissions::approve))
                 .route("/chat/events", web::get().to(chat::events))
                 .service(
                     web::resource("/conversations")
@@ -114,6 +116,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/session/workspace/files", web::get().to(workspace::files))
                 .route("/session/workspace/file", web::get().to(workspace::file))
                 .route("/session/info", web::get().to(session::info))
+                .route("/session/permissions", web::put().to(permissions::set))
                 .route("/session/boot", web::get().to(session::boot))
                 .route("/session/history", web::delete().to(session::clear_history))
                 .route(

@@ -131,6 +131,7 @@ pub async fn completions(
             Delivery::Ending
         },
         named_conversation,
+        attended: false,
     };
     let handle = state.sessions.ask(&key, turn).await?;
     let id = completion_id();
@@ -203,6 +204,9 @@ fn chunks(
             vec![sse::Event::Data(sse::Data::new(error.to_string()))]
         }
         ChatEvent::Stop => vec![sse::Event::Data(sse::Data::new("[DONE]"))],
-        ChatEvent::ToolStarted { .. } | ChatEvent::ToolCompleted { .. } => Vec::new(),
+        ChatEvent::ToolStarted { .. }
+        | ChatEvent::ToolCompleted { .. }
+        | ChatEvent::ApprovalRequired { .. }
+        | ChatEvent::ApprovalDecided { .. } => Vec::new(),
     }
 }

@@ -198,6 +198,8 @@ fn vm_view(state: &AppState, key: &SessionKey, info: &SessionInfo) -> Value {
         "workspace_mount": MOUNT,
         "workspace_output": format!("{MOUNT}/{OUTPUT_DIR}"),
         "history_namespace": format!("{}:{}", key.owner, key.conversation_id),
+        "permissions": super::permissions::view(state, key, &info.permissions),
+        "pending_approvals": info.pending_approvals,
     })
 }
 

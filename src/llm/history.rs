@@ -20,4 +20,7 @@ pub struct HistoryEntry {
     pub tool_name: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_error: bool,
+    /// For tool results: who allowed or refused the call, when it needed a decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::protocol::ApprovalRecord>,
 }

@@ -422,29 +422,41 @@ fn reads_only(name: &str, args: &[String]) -> bool {
         .is_some_and(|(_, writing)| !writing.iter().any(|flag| has_flag(args, flag)))
 }
 
-/// The decision and text of the rule that governs `words`, if any.
+/// The decision and text of the rule that governs `words`, if any: a `deny` that matches
+/// wins unless a longer `allow` matches; then an `ask`, unless a longer `allow` matches.
 fn rule_for(words: &[String], rules: &CommandRules) -> Option<(Decision, String)> {
-    let mut best: Option<(usize, Decision, &String)> = None;
-    for (decision, list) in [
-        (Decision::Allow, &rules.allow),
-        (Decision::Ask, &rules.ask),
-        (Decision::Deny, &rules.deny),
-    ] {
-        for rule in list {
-            let pattern: Vec<&str> = rule.split_whitespace().collect();
-            let matched = match decision {
-                Decision::Allow => matches_exactly(&pattern, words),
-                Decision::Ask | Decision::Deny => matches_loosely(&pattern, words),
-            };
-            let better = best.is_none_or(|(len, strictness, _)| {
-                pattern.len() > len || (pattern.len() == len && decision > strictness)
-            });
-            if matched && better {
-                best = Some((pattern.len(), decision, rule));
-            }
-        }
+    /// The first of the longest matching rules.
+    fn longest<'r>(
+        list: &'r [String],
+        words: &[String],
+        exact: bool,
+    ) -> Option<(usize, &'r String)> {
+        list.iter()
+            .rev()
+            .filter(|rule| {
+                let pattern: Vec<&str> = rule.split_whitespace().collect();
+                if exact {
+                    matches_exactly(&pattern, words)
+                } else {
+                    matches_loosely(&pattern, words)
+                }
+            })
+            .max_by_key(|rule| rule.split_whitespace().count())
+            .map(|rule| (rule.split_whitespace().count(), rule))
     }
-    best.map(|(_, decision, rule)| (decision, rule.clone()))
+    let allow = longest(&rules.allow, words, true);
+    let beaten = |(len, _): (usize, &String)| allow.is_none_or(|(longer, _)| longer <= len);
+    let strict = [
+        (Decision::Deny, longest(&rules.deny, words, false)),
+        (Decision::Ask, longest(&rules.ask, words, false)),
+    ];
+    strict
+        .into_iter()
+        .find_map(|(decision, rule)| {
+            rule.filter(|r| beaten(*r))
+                .map(|(_, r)| (decision, r.clone()))
+        })
+        .or_else(|| allow.map(|(_, rule)| (Decision::Allow, rule.clone())))
 }
 
 /// The command starts with exactly the rule's words.
@@ -526,56 +538,4 @@ fn base_name(word: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn words(line: &str) -> Vec<String> {
-        line.split_whitespace().map(str::to_string).collect()
-    }
-
-    #[test]
-    fn options_match_in_any_grouping() {
-        for line in ["rm -rf x", "rm -r -f x", "rm -fr x", "rm -f -r x"] {
-            assert!(matches_loosely(&["rm", "-rf"], &words(line)), "{line}");
-        }
-        assert!(!matches_loosely(&["rm", "-rf"], &words("rm -r x")));
-        assert!(matches_loosely(&["rm", "-r"], &words("/bin/rm -Rr x")));
-        assert!(matches_loosely(
-            &["git", "push"],
-            &words("git -C dir push origin")
-        ));
-        assert!(matches_loosely(
-            &["python", "-m", "pip"],
-            &words("python3.11 -m pip install x")
-        ));
-        assert!(!matches_loosely(&["git", "push"], &words("git status")));
-        assert!(matches_exactly(&["git", "status"], &words("git status -s")));
-        assert!(!matches_exactly(
-            &["git", "status"],
-            &words("git -c x=y status")
-        ));
-    }
-
-    #[test]
-    fn the_longest_rule_wins_and_ties_go_to_the_stricter() {
-        let rules = CommandRules {
-            allow: vec!["git push origin".into(), "curl".into()],
-            ask: vec!["git push".into(), "curl".into()],
-            deny: vec![],
-        };
-        let decision = |line: &str| rule_for(&words(line), &rules).map(|(d, _)| d);
-        assert_eq!(decision("git push origin main"), Some(Decision::Allow));
-        assert_eq!(decision("git push upstream"), Some(Decision::Ask));
-        assert_eq!(decision("curl x"), Some(Decision::Ask));
-        assert_eq!(decision("ls"), None);
-    }
-
-    #[test]
-    fn names_lose_their_path_and_version() {
-        assert_eq!(base_name("/usr/bin/python3.11"), "python");
-        assert_eq!(base_name("pip3"), "pip");
-        assert_eq!(base_name("md5sum"), "md5sum");
-        assert_eq!(base_name("x-12"), "x-12");
-        assert_eq!(base_name("mkfs.ext4"), "mkfs");
-    }
-}
+mod tests;

@@ -85,7 +85,12 @@ pub struct SharedLog(pub Rc<RefCell<EventLog>>);
 
 impl EventSink for SharedLog {
     fn emit(&self, event: ChatEvent) {
-        let checkpoint = matches!(event, ChatEvent::ToolCompleted { .. });
+        let checkpoint = matches!(
+            event,
+            ChatEvent::ToolCompleted { .. }
+                | ChatEvent::ApprovalRequired { .. }
+                | ChatEvent::ApprovalDecided { .. }
+        );
         let mut log = self.0.borrow_mut();
         log.publish(event);
         if checkpoint {

@@ -138,6 +138,8 @@ pub struct StartTurn {
     /// The request named its conversation: the turn creates or touches its record. Turns on
     /// the implicit conversation (no id given) leave the conversation list alone.
     pub named_conversation: bool,
+    /// A person follows the turn and can answer approvals (not on `/v1/chat/completions`).
+    pub attended: bool,
 }
 
 pub struct TurnHandle {
@@ -184,6 +186,24 @@ pub struct Subscribe {
     pub after: Option<u64>,
 }
 
+/// The owner's answer to an approval the running turn waits for.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), SessionError>")]
+pub struct Approve {
+    pub approval_id: String,
+    pub answer: super::approvals::Answer,
+}
+
+/// The owner's choices for this conversation: a preset (`None`: the server's) and tool rules.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<crate::permissions::ConversationPermissions, SessionError>")]
+pub struct SetPermissions {
+    pub mode: Option<crate::permissions::Mode>,
+    pub tools: std::collections::BTreeMap<String, crate::permissions::Decision>,
+    /// Forget the approvals remembered for this conversation.
+    pub forget_approvals: bool,
+}
+
 /// Session facts for `/api/session/info` and `/boot`.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<SessionInfo, SessionError>")]
@@ -198,6 +218,9 @@ pub struct SessionInfo {
     /// The first history entry's text when it is the assistant's (the boot screen shows it
     /// instead of the welcome text).
     pub opening_reply: Option<String>,
+    /// The `approval_required` events the running turn waits on.
+    pub pending_approvals: Vec<crate::protocol::ChatEvent>,
+    pub permissions: crate::permissions::ConversationPermissions,
 }
 
 /// One history entry by id.

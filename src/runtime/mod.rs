@@ -4,6 +4,7 @@
 //! The only module that imports actix. HTTP handlers talk to it through the messages in
 //! `messages.rs`; nothing else reaches into session state.
 
+pub mod approvals;
 pub mod events;
 pub mod eviction;
 pub mod handle;

@@ -29,6 +29,8 @@ pub struct Services {
     pub tool_services: Arc<crate::tools::ToolServices>,
     pub auth: Arc<crate::auth::Authenticator>,
     pub quotas: Arc<crate::auth::quotas::Quotas>,
+    /// Owners' approvals that stand in every conversation.
+    pub standing: super::approvals::StandingApprovals,
 }
 
 impl Services {

@@ -17,6 +17,7 @@ use actix::prelude::*;
 use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
+use super::approvals::{Approvals, SessionGate};
 use super::events::{EventLog, SharedLog};
 use super::messages::*;
 use super::registry::Registry;
@@ -35,6 +36,7 @@ use crate::workspace::{MOUNT, UPLOAD_DIR};
 mod ending;
 mod history;
 mod panicked;
+mod permissions;
 use history::render_system_prompt;
 
 /// What a turn borrows.
@@ -71,6 +73,8 @@ pub struct SessionActor {
     uploads: Vec<UploadRecord>,
     /// Forced evictions waiting for the running turn to be persisted.
     stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// The conversation's permission choices and the approvals waiting for an answer.
+    approvals: Approvals,
 }
 
 impl SessionActor {
@@ -99,6 +103,7 @@ impl SessionActor {
             workspace_state: None,
             uploads: Vec::new(),
             stop_waiters: Vec::new(),
+            approvals: Approvals::default(),
         }
     }
 
@@ -162,13 +167,17 @@ impl Actor for SessionActor {
             let history = store.load_history(&key)?;
             let turn = store.load_turn(&key)?;
             let uploads = store.list_uploads(&key)?;
-            Ok::<_, crate::store::StoreError>((history, turn, uploads))
+            let permissions = store.conversation_permissions(&key)?;
+            let standing = store.standing_approvals(&key.owner)?;
+            Ok::<_, crate::store::StoreError>((history, turn, uploads, permissions, standing))
         });
         ctx.wait(
             load.into_actor(self)
                 .map(|result, actor, _ctx| match result {
-                    Ok(Ok((history, turn, uploads))) => {
+                    Ok(Ok((history, turn, uploads, permissions, standing))) => {
                         actor.uploads = uploads;
+                        actor.approvals.set_conversation(permissions);
+                        actor.services.standing.loaded(&actor.key.owner, standing);
                         if let Some(parts) = &mut actor.parts {
                             parts.persisted = history.len();
                             parts.history = Conversation::from_entries(history);
@@ -265,11 +274,19 @@ impl Handler<StartTurn> for SessionActor {
             context_budget_tokens: services.config.llm.context_budget_tokens,
         };
         let sink = self.log.clone();
+        let gate = SessionGate {
+            approvals: self.approvals.clone(),
+            services: services.clone(),
+            key: self.key.clone(),
+            log: self.log.clone(),
+            attended: msg.attended,
+        };
         let turn = async move {
             let mut parts = parts;
             let outcome = run_turn(
                 &services.llm,
                 &services.tools,
+                &gate,
                 &mut parts.history,
                 &mut parts.tools,
                 system_prompt,

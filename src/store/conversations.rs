@@ -122,6 +122,7 @@ impl Store {
         self.clear_history(key)?;
         self.remove_turn(key)?;
         remove_prefix(&self.uploads, &prefix(key))?;
+        self.remove_conversation_permissions(key)?;
         Ok(existed)
     }
 }

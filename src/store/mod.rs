@@ -15,6 +15,7 @@ mod conversations;
 mod deployments;
 mod flusher;
 mod history;
+mod permissions;
 mod records;
 mod settings;
 mod turns;
@@ -64,6 +65,8 @@ pub struct Store {
     /// When each conversation last had a turn; kept apart so a turn never rewrites the
     /// console's (possibly large) conversation JSON.
     activity: sled::Tree,
+    /// Conversations' permission choices and owners' standing approvals.
+    permissions: sled::Tree,
 }
 
 fn key(session: &SessionKey) -> Vec<u8> {
@@ -136,6 +139,7 @@ impl Store {
             branches: db.open_tree("branches")?,
             deployments: db.open_tree("deployments")?,
             activity: db.open_tree("activity")?,
+            permissions: db.open_tree("permissions")?,
             db,
         };
         store.interrupt_running_turns()?;

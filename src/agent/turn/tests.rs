@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use serde_json::value::RawValue;
 
 use super::*;
-use crate::llm::{Completion, FunctionCall, ToolCall};
+use crate::llm::{Completion, FunctionCall};
+use crate::protocol::ApprovalDecision;
 use crate::tools::ToolOutput;
 
 /// A model that answers from a script and records how many messages each request had.
@@ -150,6 +151,38 @@ impl Tools for FakeTools {
     }
 }
 
+/// Refuses `forbidden`; `ask` waits until the turn is cancelled; `approved` runs with a
+/// record of who approved it.
+struct FakeGate;
+
+fn record(decision: ApprovalDecision) -> ApprovalRecord {
+    ApprovalRecord {
+        approval_id: Some("a1".into()),
+        decision,
+        by: "@ann".into(),
+        at: "2026-12-02T00:00:00Z".into(),
+        reason: "rule".into(),
+        remember: None,
+    }
+}
+
+impl Gate for FakeGate {
+    async fn check(&self, call: &ToolCall, cancel: &CancellationToken) -> Verdict {
+        match call.function.name.as_str() {
+            "forbidden" => Verdict::Refused {
+                message: "the user denied this call".into(),
+                record: record(ApprovalDecision::Deny),
+            },
+            "ask" => {
+                cancel.cancelled().await;
+                Verdict::Cancelled
+            }
+            "approved" => Verdict::Run(Some(record(ApprovalDecision::Approve))),
+            _ => Verdict::Run(None),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Events(RefCell<Vec<ChatEvent>>);
 
@@ -189,6 +222,7 @@ async fn run_with(
     let outcome = run_turn(
         &model,
         &tools,
+        &FakeGate,
         &mut history,
         &mut ctx,
         "system".into(),
@@ -381,4 +415,70 @@ async fn a_failed_model_call_ends_the_turn_with_its_error() {
     let run = run(vec![calls("", &[("echo", "{}")]), Err(error.clone())], 8).await;
     assert_eq!(run.outcome.end, TurnEnd::Failed(error));
     assert_eq!(tool_results(&run.history), ["{}"]);
+}
+
+#[tokio::test]
+async fn a_refused_call_does_not_run_and_the_model_reads_why() {
+    let run = run(
+        vec![
+            calls("", &[("forbidden", "{}"), ("echo", "{}")]),
+            text("fine, I will not"),
+        ],
+        8,
+    )
+    .await;
+    assert_eq!(run.outcome.end, TurnEnd::Answered);
+    assert_eq!(*run.tools.ran.borrow(), ["echo"]);
+    assert_eq!(
+        tool_results(&run.history),
+        ["Error: the user denied this call", "{}"]
+    );
+    let refused = run
+        .history
+        .entries()
+        .iter()
+        .find(|e| e.tool_name.as_deref() == Some("forbidden"))
+        .unwrap();
+    assert_eq!(refused.approval, Some(record(ApprovalDecision::Deny)));
+    assert!(run.events.iter().any(|e| matches!(e,
+        ChatEvent::ToolCompleted { tool_name, status: ToolStatus::Error, .. } if tool_name == "forbidden")));
+}
+
+#[tokio::test]
+async fn an_approved_call_keeps_who_approved_it_in_the_history() {
+    let run = run(vec![calls("", &[("approved", "{}")]), text("done")], 8).await;
+    assert_eq!(*run.tools.ran.borrow(), ["approved"]);
+    let entry = run
+        .history
+        .entries()
+        .iter()
+        .find(|e| e.tool_name.as_deref() == Some("approved"))
+        .unwrap();
+    assert_eq!(entry.approval, Some(record(ApprovalDecision::Approve)));
+}
+
+#[tokio::test]
+async fn a_stop_while_a_call_waits_for_approval_ends_the_turn_without_running_it() {
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stopper.cancel();
+    });
+    let run = run_with(
+        vec![calls("", &[("ask", "{}"), ("echo", "{}")]), text("never")],
+        8,
+        cancel,
+    )
+    .await;
+    assert_eq!(run.outcome.end, TurnEnd::Cancelled);
+    assert!(run.tools.ran.borrow().is_empty());
+    assert_eq!(run.model.requests().len(), 1);
+    assert_eq!(
+        tool_results(&run.history),
+        [
+            "cancelled by the user before it ran",
+            "cancelled by the user before it ran"
+        ]
+    );
 }

@@ -37,6 +37,8 @@ impl Handler<GetInfo> for SessionActor {
                 system_prompt,
                 vm_history,
                 opening_reply,
+                pending_approvals: actor.approvals.pending(),
+                permissions: actor.approvals.conversation(),
             })
         }))
     }
