@@ -5,7 +5,8 @@
 // written in), and re-attaching to a turn that was still running when the page was loaded.
 // Each version keeps the server history id of its user message (`entry_id`), which an edit
 // of an earlier message sends as `replace_from` and a switch sends to
-// `/api/session/history/switch`, so the model continues from the version on screen.
+// `/api/session/history/switch`, so the model continues from the version on screen. Calls
+// that wait for a person's approval show their card in the tool row (approvals.js).
 
 import { h, $, replace, formatDuration, formatTime, toast } from './dom.js';
 import { icon } from './icons.js';
@@ -14,6 +15,7 @@ import { follow } from './sse.js';
 import { renderMarkdown } from './markdown.js';
 import { richResults } from './previews.js';
 import { state, emit, on, applyLimits } from './state.js';
+import { applyApprovalEvent, approvalFromHistory, approvalKey, approvalView } from './approvals.js';
 
 const MAX_STORED_OUTPUT = 16 * 1024;
 let messagesEl;
@@ -58,6 +60,10 @@ export function applyEvent(version, event) {
       if (event.error !== undefined) tool.error = clip(event.error);
       break;
     }
+    case 'approval_required':
+    case 'approval_decided':
+      applyApprovalEvent(segments, event);
+      break;
     case 'final': {
       const p = event.payload || {};
       version.meta = p.meta || null;
@@ -81,7 +87,7 @@ export function applyEvent(version, event) {
     default:
       break;
   }
-  for (const s of segments) if (s.type === 'tool' && s.status === 'running' && event.type === 'stop') {
+  for (const s of segments) if (s.type === 'tool' && (s.status === 'running' || s.status === 'waiting') && event.type === 'stop') {
     s.status = 'error';
     s.error = s.error || (version.stopped ? 'stopped' : 'did not finish');
   }
@@ -89,10 +95,11 @@ export function applyEvent(version, event) {
 
 /* ---------- rendering ---------- */
 
-function toolView(tool) {
+function toolView(tool, rerender = () => {}) {
   const args = tool.input === undefined ? '' : typeof tool.input === 'string' ? tool.input : JSON.stringify(tool.input);
-  const details = h('details', { class: `tool ${tool.status || 'running'}`, dataset: { invocation: tool.invocation_id || '' } });
-  const time = tool.status === 'running' ? 'running…' : formatDuration(tool.duration_ms);
+  const details = h('details', { class: `tool ${tool.status || 'running'}`, dataset: { invocation: tool.invocation_id || '' },
+    open: tool.status === 'waiting' });
+  const time = tool.status === 'running' ? 'running…' : tool.status === 'waiting' ? 'waiting for you' : formatDuration(tool.duration_ms);
   details.append(
     h('summary', {},
       h('span', { class: 'tool-status', 'aria-hidden': 'true' }),
@@ -100,6 +107,7 @@ function toolView(tool) {
       h('span', { class: 'tool-args' }, args.length > 160 ? `${args.slice(0, 160)}…` : args),
       h('span', { class: 'tool-time' }, time),
       h('span', { class: 'sr-only' }, tool.status === 'error' ? ' failed' : tool.status === 'success' ? ' succeeded' : ' running')),
+    approvalView(tool, rerender),
     h('div', { class: 'tool-body' },
       h('h4', {}, 'Arguments'),
       h('pre', {}, tool.input === undefined ? '' : typeof tool.input === 'string' ? tool.input : JSON.stringify(tool.input, null, 2)),
@@ -138,10 +146,10 @@ function renderAssistant(bubble, version, { live = false } = {}) {
         node.dataset.src = seg.text;
       }
     } else {
-      const key = `${seg.status}|${seg.duration_ms}|${seg.output?.length}|${seg.error?.length}`;
+      const key = `${seg.status}|${seg.duration_ms}|${seg.output?.length}|${seg.error?.length}|${approvalKey(seg)}`;
       if (!node || node.dataset.key !== key || node.tagName !== 'DETAILS') {
         const wasOpen = node?.open;
-        const fresh = toolView(seg);
+        const fresh = toolView(seg, () => renderAssistant(bubble, version, { live }));
         fresh.dataset.key = key;
         if (wasOpen) fresh.open = true;
         if (node) node.replaceWith(fresh); else body.append(fresh);
@@ -579,6 +587,7 @@ export function turnsFromHistory(entries) {
       const content = clip(textOf(entry.content));
       if (seg) {
         if (entry.is_error) { seg.status = 'error'; seg.error = content; } else seg.output = content;
+        seg.approval = approvalFromHistory(entry);
       }
     }
   }

@@ -82,6 +82,16 @@ fn script_model(app: &TestApp) {
         ],
     );
     app.model.script(
+        "APPROVEME",
+        vec![
+            Reply::tool(
+                "mshtools-shell",
+                json!({"command": "mkdir -p old-drafts && rm -rf old-drafts"}),
+            ),
+            Reply::text("Tidied."),
+        ],
+    );
+    app.model.script(
         "HTMLPAGE",
         vec![
             write("/mnt/okcomputer/output/page.html", PAGE),
@@ -192,7 +202,13 @@ async fn console_works_in_a_real_browser() {
     let root = repo_root();
     let chromium = browser_prerequisites(&root);
 
-    let app = TestApp::spawn();
+    // Shell calls ask: the console's approval card is exercised by the `APPROVEME` turn.
+    let app = TestApp::spawn_with(|config| {
+        config
+            .permissions
+            .tools
+            .insert("mshtools-shell".into(), okcvm::permissions::Decision::Ask);
+    });
     script_model(&app);
     let url = app.url.clone();
     let model_url = app.model.url.clone();

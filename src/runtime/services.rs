@@ -53,6 +53,7 @@ impl Services {
         let tools = &self.tool_services;
         vec![
             ("auth", self.describe_auth()),
+            ("permissions", self.describe_permissions()),
             (
                 "stored API keys",
                 if self.endpoints.encrypts_keys() {
@@ -106,6 +107,25 @@ impl Services {
                 self.config.auth.trusted_proxies.join(", ")
             ),
         }
+    }
+
+    fn describe_permissions(&self) -> String {
+        let p = &self.config.permissions;
+        let unattended = match p.unattended {
+            crate::permissions::Unattended::Deny => "denied",
+            crate::permissions::Unattended::Allow => "allowed",
+        };
+        format!(
+            "preset {} (owners may pick down to {}); {} tool rules, {} allow / {} ask / {} deny \
+             command rules; approvals wait {} s; on /v1 what asks is {unattended}",
+            p.mode.name(),
+            p.loosest_mode.name(),
+            p.tools.len(),
+            p.commands.allow.len(),
+            p.commands.ask.len(),
+            p.commands.deny.len(),
+            p.approval_timeout_secs,
+        )
     }
 
     /// The upload limits responses carry.

@@ -160,6 +160,28 @@ async function run() {
   check(/1 of 100 files/.test(limits) && /MB each/.test(limits), `the upload limits should be shown, got ${JSON.stringify(limits)}`);
   log('upload shown in the tree');
 
+  step = 'approve a tool call from its card';
+  await send('APPROVEME tidy the drafts');
+  const card = lastTurn().locator('details.tool.waiting .approval');
+  await card.waitFor();
+  const risky = await card.locator('code.cmd-risky').textContent();
+  check(risky.includes('rm -rf old-drafts'), `the card should highlight the risky command, got ${JSON.stringify(risky)}`);
+  check(/s left/.test(await card.locator('.approval-countdown').textContent()), 'the card should count down');
+  check((await card.locator('.approval-reason').textContent()).includes('mshtools-shell'), 'the card should say which rule asked');
+  await card.locator('button', { hasText: 'Always for this conversation' }).click();
+  await lastTurn().locator('.approval-decided.approved').waitFor();
+  await page.waitForSelector('.turn:last-child details.tool.success');
+  await idle();
+  await reload();
+  const decided = await lastTurn().locator('.approval-decided').textContent();
+  check(/^Approved by /.test(decided) && decided.includes('remembered'), `the decision should survive a reload, got ${JSON.stringify(decided)}`);
+  await page.click('#open-settings');
+  const policy = page.locator('#settings-permissions');
+  await policy.locator('legend', { hasText: 'Permissions of this conversation' }).waitFor();
+  check((await policy.textContent()).includes('mshtools-shell'), 'the settings should list the remembered approval');
+  await page.click('#settings-cancel');
+  log('approval card answered, decision kept');
+
   step = 'stop a long turn after a reload (re-attach)';
   await send('SLOWTURN take your time');
   await page.locator('#stop').waitFor({ state: 'visible' });
