@@ -30,14 +30,7 @@ fn script_delete(app: &TestApp, token: &str, arguments: Value) {
 
 /// Waits until the session of `client` has an approval pending, and returns it.
 async fn pending_approval(app: &TestApp, client: &str) -> Value {
-    for _ in 0..200 {
-        let (_, info) = app.get("/api/session/info", client).await;
-        if let Some(first) = info["pending_approvals"].as_array().and_then(|a| a.first()) {
-            return first.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no approval became pending");
+    pending_approval_in(app, client, "default").await
 }
 
 async fn answer(app: &TestApp, client: &str, body: Value) -> (u16, Value) {
@@ -355,4 +348,59 @@ async fn an_owner_picks_a_stricter_preset_but_not_a_looser_one_than_allowed() {
     assert!(app.workspace_of("ivy").join("output/a.txt").is_file());
     let (status, _) = put(json!({"mode": "sideways"})).await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn an_approval_for_every_conversation_stands_in_the_owners_other_conversations() {
+    let app = ask_risky();
+    script_delete(&app, "ONE", json!({"command": "rm -rf victim"}));
+    let turn = app.turn_in_background("/api/chat?conversation_id=first", "kim", "ONE");
+    let request = pending_approval_in(&app, "kim", "first").await;
+    let (status, _) = app
+        .post_json(
+            "/api/chat/approve?conversation_id=first",
+            "kim",
+            json!({"approval_id": request["approval_id"], "decision": "approve",
+                   "remember": "always-for-this-prefix"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(turn.await.unwrap(), 200);
+    // Another conversation of the same owner: no question asked.
+    script_delete(&app, "TWO", json!({"command": "rm -rf victim"}));
+    let (status, _) = app
+        .post_json(
+            "/api/chat?conversation_id=second",
+            "kim",
+            json!({"message": "TWO", "stream": false}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, info) = app
+        .get("/api/session/info?conversation_id=second", "kim")
+        .await;
+    assert_eq!(info["permissions"]["standing"][0]["prefix"], "rm -r");
+    // Another owner is still asked.
+    script_delete(&app, "THREE", json!({"command": "rm -rf victim"}));
+    let turn = app.turn_in_background("/api/chat", "lee", "THREE");
+    let request = pending_approval(&app, "lee").await;
+    answer(
+        &app,
+        "lee",
+        json!({"approval_id": request["approval_id"], "decision": "deny"}),
+    )
+    .await;
+    assert_eq!(turn.await.unwrap(), 200);
+}
+
+async fn pending_approval_in(app: &TestApp, client: &str, conversation: &str) -> Value {
+    for _ in 0..200 {
+        let path = format!("/api/session/info?conversation_id={conversation}");
+        let (_, info) = app.get(&path, client).await;
+        if let Some(first) = info["pending_approvals"].as_array().and_then(|a| a.first()) {
+            return first.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no approval became pending in {conversation}");
 }
