@@ -31,6 +31,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub quotas: QuotasConfig,
     pub permissions: permissions::PermissionsConfig,
+    pub mcp: mcp::McpConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -513,6 +514,7 @@ impl Config {
 }
 
 mod access;
+pub mod mcp;
 pub mod permissions;
 mod validate;
 

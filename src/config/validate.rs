@@ -147,6 +147,7 @@ impl Config {
             }
         }
         self.validate_access()?;
-        self.validate_permissions()
+        self.validate_permissions()?;
+        self.validate_mcp()
     }
 }

@@ -93,7 +93,7 @@ pub fn view(state: &AppState, key: &SessionKey, conversation: &ConversationPermi
     let operator = &state.services.config.permissions;
     let standing = state.services.standing.get(&key.owner).unwrap_or_default();
     let policy = Policy {
-        operator,
+        config: &state.services.config,
         conversation,
         owner: &standing,
     };

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::Config;
+
 pub use crate::config::permissions::{Decision, Mode, PermissionsConfig, Unattended};
 pub use commands::{Class, CommandPart};
 
@@ -31,7 +33,20 @@ enum ToolKind {
     Risky,
 }
 
-fn tool_kind(name: &str) -> ToolKind {
+fn tool_kind(name: &str, config: &Config) -> ToolKind {
+    if let Some(rest) = name.strip_prefix("mcp__") {
+        let server = rest.split("__").next().unwrap_or("");
+        let trusted = config
+            .mcp
+            .servers
+            .iter()
+            .any(|s| s.trust && s.name == server);
+        return if trusted {
+            ToolKind::Writes
+        } else {
+            ToolKind::Risky
+        };
+    }
     match name.strip_prefix("mshtools-") {
         Some(
             "read_file"
@@ -105,18 +120,23 @@ pub struct Judgement {
 
 /// The rules in force for one conversation.
 pub struct Policy<'a> {
-    pub operator: &'a PermissionsConfig,
+    /// The server's configuration: `[permissions]`, and `[mcp]` for trusted servers.
+    pub config: &'a Config,
     pub conversation: &'a ConversationPermissions,
     /// The owner's standing approvals (every conversation).
     pub owner: &'a [Remembered],
 }
 
 impl Policy<'_> {
+    fn operator(&self) -> &PermissionsConfig {
+        &self.config.permissions
+    }
+
     /// The preset in force: the conversation's, held to the operator's loosest.
     pub fn mode(&self) -> Mode {
-        self.conversation
-            .mode
-            .map_or(self.operator.mode, |m| m.max(self.operator.loosest_mode))
+        self.conversation.mode.map_or(self.operator().mode, |m| {
+            m.max(self.operator().loosest_mode)
+        })
     }
 
     /// The decision on calling `tool` with `arguments` (the model's JSON text).
@@ -127,7 +147,7 @@ impl Policy<'_> {
             .iter()
             .map(|c| c.class)
             .max()
-            .unwrap_or_else(|| class_of_kind(tool_kind(tool)));
+            .unwrap_or_else(|| class_of_kind(tool_kind(tool, self.config)));
         let mut decision = preset(mode, class);
         // The first of the riskiest commands.
         let mut reason = match commands.iter().rev().max_by_key(|c| c.class) {
@@ -135,7 +155,7 @@ impl Policy<'_> {
             _ => format!("the {} preset", mode.name()),
         };
         // The operator's rule decides for its tool (a command's deny rule still holds).
-        let operator_rule = tool_rule(&self.operator.tools, tool);
+        let operator_rule = tool_rule(&self.operator().tools, tool);
         if let Some((pattern, rule)) = operator_rule {
             let ruled = if class == Class::Denied {
                 Decision::Deny
@@ -151,7 +171,7 @@ impl Policy<'_> {
         // `auto` anyway and the operator has no rule for the tool.
         if let Some((pattern, rule)) = tool_rule(&self.conversation.tools, tool) {
             let may_lower = operator_rule.is_none()
-                && self.operator.loosest_mode == Mode::Auto
+                && self.operator().loosest_mode == Mode::Auto
                 && class != Class::Denied;
             let ruled = if may_lower { rule } else { rule.max(decision) };
             if ruled != decision {
@@ -175,7 +195,7 @@ impl Policy<'_> {
     /// The commands a call runs, for the tools that run command lines.
     fn commands(&self, tool: &str, arguments: &str) -> Vec<CommandPart> {
         let args: Value = serde_json::from_str(arguments).unwrap_or(Value::Null);
-        let rules = &self.operator.commands;
+        let rules = &self.operator().commands;
         match tool {
             SHELL_TOOL => match args.get("command").and_then(Value::as_str) {
                 Some(line) => shell::read_line(line, rules),

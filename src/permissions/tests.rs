@@ -2,13 +2,21 @@
 
 use super::*;
 
+/// A server configuration with these permissions.
+fn server(permissions: PermissionsConfig) -> Config {
+    Config {
+        permissions,
+        ..Config::default()
+    }
+}
+
 fn judge(mode: Mode, tool: &str, arguments: &str) -> Judgement {
-    let operator = PermissionsConfig {
+    let config = server(PermissionsConfig {
         mode,
         ..PermissionsConfig::default()
-    };
+    });
     Policy {
-        operator: &operator,
+        config: &config,
         conversation: &ConversationPermissions::default(),
         owner: &[],
     }
@@ -108,8 +116,9 @@ fn the_operator_rule_is_a_floor_the_conversation_can_raise() {
     conversation
         .tools
         .insert("mshtools-write_file".into(), Decision::Ask);
+    let config = server(operator);
     let policy = Policy {
-        operator: &operator,
+        config: &config,
         conversation: &conversation,
         owner: &[],
     };
@@ -143,8 +152,9 @@ fn a_conversation_preset_is_held_to_the_loosest_the_operator_allows() {
         mode: Some(Mode::Auto),
         ..ConversationPermissions::default()
     };
+    let config = server(operator);
     let policy = Policy {
-        operator: &operator,
+        config: &config,
         conversation: &conversation,
         owner: &[],
     };
@@ -169,8 +179,9 @@ fn remembered_approvals_cover_their_prefix_only() {
         tool: "mshtools-deploy_website".into(),
         prefix: None,
     }];
+    let config = server(operator);
     let policy = Policy {
-        operator: &operator,
+        config: &config,
         conversation: &conversation,
         owner: &owner,
     };
@@ -202,4 +213,22 @@ fn remembered_approvals_cover_their_prefix_only() {
         .collect();
     assert_eq!(prefixes, ["rm -r", "wget"]);
     assert!(asked.reason.contains("rm -rf out"), "{}", asked.reason);
+}
+
+#[test]
+fn a_trusted_mcp_server_counts_as_work_in_the_workspace() {
+    let mut config = server(PermissionsConfig::default());
+    config.mcp.servers.push(crate::config::mcp::McpServerConfig {
+        name: "files".into(),
+        command: "x".into(),
+        trust: true,
+        ..Default::default()
+    });
+    let policy = Policy {
+        config: &config,
+        conversation: &ConversationPermissions::default(),
+        owner: &[],
+    };
+    assert_eq!(policy.judge("mcp__files__read", "{}").decision, Decision::Allow);
+    assert_eq!(policy.judge("mcp__other__read", "{}").decision, Decision::Ask);
 }

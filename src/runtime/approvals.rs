@@ -207,7 +207,7 @@ impl SessionGate {
         let long = arguments.len() > INLINE_JUDGE_BYTES;
         let judge = move || {
             Policy {
-                operator: &config.permissions,
+                config: &config,
                 conversation: &conversation,
                 owner: standing.as_deref().map_or(&[], Vec::as_slice),
             }
