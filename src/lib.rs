@@ -138,6 +138,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         ),
         media: MediaClient::new(endpoints.clone()).map_err(StartError::Client)?,
         search: SearchClient::new(&config.search).map_err(StartError::Client)?,
+        mcp: Arc::new(tools::mcp::McpHub::new(&config.mcp.servers)),
     };
     Ok(Services {
         endpoints,
@@ -194,6 +195,11 @@ pub async fn serve(
     for (family, state) in services.readiness() {
         tracing::info!("{family}: {state}");
     }
+    // MCP servers are started once to list their tools, in the background.
+    services.tool_services.mcp.discover(
+        services.sandbox.clone(),
+        services.config.workspace.root.join(".mcp"),
+    );
     if !services.endpoints.encrypts_keys() {
         tracing::warn!(
             "API keys set through /api/config are stored in plain text: set the variable {} \

@@ -3,11 +3,13 @@
 // whether one is saved (`api_key_present`); an empty key field keeps the saved key, and
 // "Clear the saved key" sends "" to remove it. Users who are not administrators see the
 // endpoints without being able to save. The dialog also holds the conversation's
-// permissions (policy.js), which its owner changes on their own.
+// permissions (policy.js), which its owner changes on their own, and the MCP servers'
+// states (mcp.js).
 
 import { h, $, replace, toast } from './dom.js';
 import { api } from './api.js';
 import { loadPolicy } from './policy.js';
+import { loadMcp } from './mcp.js';
 
 const SECTIONS = [
   { key: 'chat', title: 'Chat model', desc: 'The OpenAI-compatible endpoint the agent thinks with.', placeholderUrl: 'http://127.0.0.1:11434/v1', placeholderModel: 'qwen2.5:7b' },
@@ -124,7 +126,7 @@ export function initSettings({ canChange = true } = {}) {
   const dialog = $('#settings-dialog');
   $('#open-settings').addEventListener('click', async () => {
     dialog.showModal();
-    await Promise.all([load(), loadPolicy()]);
+    await Promise.all([load(), loadPolicy(), loadMcp()]);
     if (!canChange) {
       for (const input of $('#settings-sections').querySelectorAll('input')) input.disabled = true;
       $('#settings-save').disabled = true;

@@ -208,6 +208,17 @@ async fn console_works_in_a_real_browser() {
             .permissions
             .tools
             .insert("mshtools-shell".into(), okcvm::permissions::Decision::Ask);
+        // An MCP server that fails at start: Settings must say so.
+        config
+            .mcp
+            .servers
+            .push(okcvm::config::mcp::McpServerConfig {
+                name: "broken".into(),
+                command: "/bin/sh".into(),
+                args: vec!["-c".into(), "echo no-such-server >&2; exit 3".into()],
+                sandbox: false,
+                ..Default::default()
+            });
     });
     script_model(&app);
     let url = app.url.clone();

@@ -9,6 +9,7 @@
 //! runtime adds `final`/`error`/`stop`. History stays well-formed whatever the ending.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::value::RawValue;
@@ -30,7 +31,8 @@ use crate::tools::{ToolContext, ToolError, ToolOutput, ToolRegistry};
 pub trait Tools {
     type Context;
 
-    fn manifest(&self) -> &RawValue;
+    /// The tools offered now (the built-in ones and those of MCP servers).
+    fn manifest(&self, ctx: &Self::Context) -> Arc<RawValue>;
 
     fn cancel_token(ctx: &Self::Context) -> CancellationToken;
 
@@ -45,8 +47,8 @@ pub trait Tools {
 impl Tools for ToolRegistry {
     type Context = ToolContext;
 
-    fn manifest(&self) -> &RawValue {
-        &self.spec().tools_json
+    fn manifest(&self, ctx: &ToolContext) -> Arc<RawValue> {
+        ctx.services.mcp.manifest(&self.spec().tools_json)
     }
 
     fn cancel_token(ctx: &ToolContext) -> CancellationToken {
@@ -156,9 +158,10 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
         let result = {
             let messages =
                 build_messages(&system, history.entries(), settings.context_budget_tokens);
+            let manifest = tools.manifest(ctx);
             let request = LlmRequest {
                 messages: &messages,
-                tools: tools.manifest(),
+                tools: &manifest,
             };
             let mut on_delta = |text: &str| {
                 streamed.push_str(text);

@@ -128,7 +128,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(session::history_entry),
                 )
                 .route("/sessions", web::get().to(session::sessions))
-                .route("/me", web::get().to(session::me)),
+                .route("/me", web::get().to(session::me))
+                .route("/mcp/servers", web::get().to(session::mcp_servers)),
         )
         .default_service(web::to(unrouted::unrouted));
 }

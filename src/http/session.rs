@@ -191,7 +191,7 @@ async fn session_info(state: &AppState, key: &SessionKey) -> Result<SessionInfo,
 fn vm_view(state: &AppState, key: &SessionKey, info: &SessionInfo) -> Value {
     json!({
         "system_prompt": info.system_prompt,
-        "tools": state.services.spec.tool_names(),
+        "tools": all_tool_names(state),
         "history_length": info.history_length,
         "busy": info.busy,
         "workspace_id": format!("{}/{}", key.owner, key.conversation_id),
@@ -221,4 +221,22 @@ fn with_upload_limits(mut body: Value, state: &AppState) -> Value {
         fields.extend(limits);
     }
     body
+}
+
+/// The built-in tools, then the MCP servers' tools offered now.
+fn all_tool_names(state: &AppState) -> Vec<String> {
+    let mut names = state.services.spec.tool_names();
+    names.extend(state.services.tool_services.mcp.tool_names());
+    names
+}
+
+/// `GET /api/mcp/servers`: each configured MCP server, its state, its tools and last error.
+pub async fn mcp_servers(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    super::identity::caller(&req)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "servers": state.services.tool_services.mcp.statuses(),
+    })))
 }

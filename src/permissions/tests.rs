@@ -218,17 +218,26 @@ fn remembered_approvals_cover_their_prefix_only() {
 #[test]
 fn a_trusted_mcp_server_counts_as_work_in_the_workspace() {
     let mut config = server(PermissionsConfig::default());
-    config.mcp.servers.push(crate::config::mcp::McpServerConfig {
-        name: "files".into(),
-        command: "x".into(),
-        trust: true,
-        ..Default::default()
-    });
+    config
+        .mcp
+        .servers
+        .push(crate::config::mcp::McpServerConfig {
+            name: "files".into(),
+            command: "x".into(),
+            trust: true,
+            ..Default::default()
+        });
     let policy = Policy {
         config: &config,
         conversation: &ConversationPermissions::default(),
         owner: &[],
     };
-    assert_eq!(policy.judge("mcp__files__read", "{}").decision, Decision::Allow);
-    assert_eq!(policy.judge("mcp__other__read", "{}").decision, Decision::Ask);
+    assert_eq!(
+        policy.judge("mcp__files__read", "{}").decision,
+        Decision::Allow
+    );
+    assert_eq!(
+        policy.judge("mcp__other__read", "{}").decision,
+        Decision::Ask
+    );
 }

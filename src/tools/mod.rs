@@ -11,6 +11,7 @@ pub mod data;
 pub mod deploy;
 pub mod exec;
 pub mod files;
+pub mod mcp;
 pub mod media;
 pub mod output;
 pub mod python;
@@ -88,6 +89,8 @@ pub struct ToolState {
     pub slides: Vec<crate::protocol::Slide>,
     /// The session's browser tab, opened on first use; dropping it closes it.
     pub browser: Option<browser::Tab>,
+    /// The session's own copies of its MCP servers; dropping them stops them.
+    pub mcp: mcp::SessionServers,
     /// The control group of the session's sandboxed processes, made on first use; dropping
     /// it kills what is left in it. Last, so the interpreter above is stopped first.
     pub cgroup: Option<sandbox::cgroup::SessionCgroup>,
@@ -149,6 +152,8 @@ pub struct ToolServices {
     pub deployer: deploy::Deployer,
     pub media: media::MediaClient,
     pub search: search::SearchClient,
+    /// MCP servers' tools.
+    pub mcp: Arc<mcp::McpHub>,
 }
 
 /// One tool as the registry holds it. Implement [`TypedTool`] instead; this object-safe form

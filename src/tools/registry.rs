@@ -2,7 +2,8 @@
 //!
 //! Guarantees: every manifest tool has an implementation and every implementation is in the
 //! manifest (an orphan on either side fails start-up); a call reaches a tool only with a JSON
-//! object carrying every required argument, anything else is an error for the model.
+//! object carrying every required argument, anything else is an error for the model. Calls of
+//! `mcp__…` tools go to the MCP servers (`mcp/`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,12 +91,14 @@ impl ToolRegistry {
         arguments: &str,
         ctx: &mut ToolContext,
     ) -> Result<ToolOutput, ToolError> {
-        let Some(tool) = self.tools.get(name) else {
+        let tool = self.tools.get(name);
+        let is_mcp = name.starts_with(super::mcp::PREFIX);
+        if tool.is_none() && !is_mcp {
             return Err(ToolError::RespondToModel(format!(
                 "unknown tool `{name}`; the available tools are: {}",
                 self.spec.tool_names().join(", ")
             )));
-        };
+        }
         let args = self.check_arguments(name, arguments)?;
         let cancel = ctx.cancel.clone();
         let abandon = async {
@@ -112,7 +115,10 @@ impl ToolRegistry {
                     .map_err(|e| ToolError::Fatal(format!("cannot create the workspace: {e}")))?;
                 ctx.workspace_ready = true;
             }
-            tool.call(args, ctx).await
+            match tool {
+                Some(tool) => tool.call(args, ctx).await,
+                None => ctx.services.mcp.clone().call(name, args, ctx).await,
+            }
         };
         tokio::select! {
             biased;

@@ -179,6 +179,8 @@ async function run() {
   const policy = page.locator('#settings-permissions');
   await policy.locator('legend', { hasText: 'Permissions of this conversation' }).waitFor();
   check((await policy.textContent()).includes('mshtools-shell'), 'the settings should list the remembered approval');
+  const mcp = await page.locator('#settings-mcp .mcp-server').textContent();
+  check(/broken — failed, 0 tools/.test(mcp) && mcp.includes('no-such-server'), `the settings should show the failed MCP server, got ${JSON.stringify(mcp)}`);
   await page.click('#settings-cancel');
   log('approval card answered, decision kept');
 

@@ -97,7 +97,7 @@ fn calls(content: &str, calls: &[(&str, &str)]) -> Result<Completion, LlmError> 
 /// anything else is unknown, and arguments that are not JSON are refused, as the registry
 /// does.
 struct FakeTools {
-    manifest: Box<RawValue>,
+    manifest: std::sync::Arc<RawValue>,
     ran: RefCell<Vec<String>>,
 }
 
@@ -108,7 +108,7 @@ struct FakeContext {
 impl FakeTools {
     fn new() -> Self {
         Self {
-            manifest: RawValue::from_string("[]".into()).unwrap(),
+            manifest: RawValue::from_string("[]".into()).unwrap().into(),
             ran: RefCell::default(),
         }
     }
@@ -117,8 +117,8 @@ impl FakeTools {
 impl Tools for FakeTools {
     type Context = FakeContext;
 
-    fn manifest(&self) -> &RawValue {
-        &self.manifest
+    fn manifest(&self, _ctx: &FakeContext) -> std::sync::Arc<RawValue> {
+        self.manifest.clone()
     }
 
     fn cancel_token(ctx: &FakeContext) -> CancellationToken {
