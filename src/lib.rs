@@ -239,6 +239,7 @@ pub async fn serve(
         own_names: Arc::new(http::access::OwnNames::new(&services.config.server)),
         services,
     };
+    let mcp = web::Data::new(http::mcp::service(state.sessions.clone()));
     tracing::info!(address = ?listener.local_addr().ok(), workers, "OKCVM listening");
     let server = HttpServer::new(move || {
         App::new()
@@ -246,6 +247,7 @@ pub async fn serve(
             .wrap(http::access::cors(&cors_origins))
             .wrap_fn(http::trace::traced)
             .app_data(web::Data::new(state.clone()))
+            .app_data(mcp.clone())
             .configure(http::routes)
     })
     .on_connect(|connection, _extensions| {

@@ -1,5 +1,5 @@
 //! The `okcvm` binary: `okcvm serve [--config okcvm.toml]`, `okcvm tools`, `okcvm check`,
-//! `okcvm user add|list|remove`.
+//! `okcvm user add|list|remove`, `okcvm mcp-serve`.
 //! Parses the command line, initialises tracing and hands over to [`okcvm::run`].
 
 use std::net::TcpListener;
@@ -36,6 +36,19 @@ enum Command {
     Check {
         #[arg(long, default_value = "okcvm.toml")]
         config: PathBuf,
+    },
+    /// An MCP server on stdio whose `okcvm_task` tool hands work to a running OKCVM server.
+    McpServe {
+        /// The running server.
+        #[arg(long, default_value = "http://127.0.0.1:8000")]
+        server: String,
+        /// The environment variable holding the sign-in token (tokens never go on the
+        /// command line).
+        #[arg(long)]
+        token_env: Option<String>,
+        /// The client id to work as when the server has no sign-in.
+        #[arg(long, default_value = "okcvm-mcp")]
+        client_id: String,
     },
     /// Manage the users of `[auth] mode = "token"` (the users file of `[auth] users_file`).
     User {
@@ -85,7 +98,31 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Check { config } => check(&config),
         Command::User { config, action } => user(&config, action),
+        Command::McpServe {
+            server,
+            token_env,
+            client_id,
+        } => mcp_serve(server, token_env, client_id),
     }
+}
+
+fn mcp_serve(server: String, token_env: Option<String>, client_id: String) -> anyhow::Result<()> {
+    let token = match token_env {
+        Some(name) => {
+            Some(std::env::var(&name).with_context(|| format!("the variable {name} is not set"))?)
+        }
+        None => None,
+    };
+    let remote = okcvm::http::mcp::Remote {
+        http: reqwest::Client::new(),
+        base_url: server.trim_end_matches('/').to_string(),
+        token,
+        client_id,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime
+        .block_on(okcvm::http::mcp::serve_stdio(remote))
+        .map_err(anyhow::Error::msg)
 }
 
 fn user(config_path: &std::path::Path, action: UserAction) -> anyhow::Result<()> {

@@ -320,3 +320,100 @@ fn which(program: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+#[tokio::test]
+async fn this_server_is_an_mcp_server_for_other_agents() {
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::ServiceExt;
+
+    let app = TestApp::spawn();
+    app.model.script(
+        "DELEGATED",
+        vec![
+            Reply::tool(
+                "mshtools-write_file",
+                json!({"file_path": "/mnt/okcomputer/output/report.md", "content": "# Report\n"}),
+            ),
+            Reply::text("The report is written."),
+        ],
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client_id = http::HeaderName::from_static("x-okc-client-id");
+    let headers = [(client_id, http::HeaderValue::from_static("agent-7"))].into();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.url))
+            .custom_headers(headers),
+    );
+    let client = ().serve(transport).await.expect("cannot initialise");
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0].name, "okcvm_task");
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("message".into(), json!("DELEGATED write a report"));
+    let result = client
+        .call_tool(CallToolRequestParams::new("okcvm_task").with_arguments(arguments))
+        .await
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let structured = result.structured_content.unwrap();
+    assert_eq!(structured["reply"], "The report is written.");
+    let conversation = structured["conversation_id"].as_str().unwrap().to_string();
+    assert!(conversation.starts_with("mcp-"), "{structured}");
+    // The work happened in the caller's own conversation.
+    let (_, list) = app.get("/api/conversations", "agent-7").await;
+    assert!(list.to_string().contains(&conversation), "{list}");
+    // Unknown callers do not get in when sign-in is on.
+    client.cancel().await.ok();
+    let locked = TestApp::spawn_with(|c| c.auth.mode = okcvm::config::AuthMode::Token);
+    let refused = reqwest::Client::new()
+        .post(format!("{}/mcp", locked.url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
+#[tokio::test]
+async fn okcvm_mcp_serve_relays_tasks_over_stdio() {
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::TokioChildProcess;
+    use rmcp::ServiceExt;
+
+    let app = TestApp::spawn();
+    app.model
+        .script("RELAYED", vec![Reply::text("Relayed and done.")]);
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_okcvm"));
+    command.args([
+        "mcp-serve",
+        "--server",
+        &app.url,
+        "--client-id",
+        "desk-agent",
+    ]);
+    let transport = TokioChildProcess::builder(command)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+        .0;
+    let client = ().serve(transport).await.expect("cannot initialise");
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools[0].name, "okcvm_task");
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("message".into(), json!("RELAYED please"));
+    arguments.insert("conversation_id".into(), json!("desk-1"));
+    let result = client
+        .call_tool(CallToolRequestParams::new("okcvm_task").with_arguments(arguments))
+        .await
+        .unwrap();
+    let structured = result.structured_content.unwrap();
+    assert_eq!(structured["reply"], "Relayed and done.");
+    assert_eq!(structured["conversation_id"], "desk-1");
+    let (_, list) = app.get("/api/conversations", "desk-agent").await;
+    assert!(list.to_string().contains("desk-1"), "{list}");
+    client.cancel().await.ok();
+}

@@ -35,6 +35,9 @@ async fn the_server_keeps_to_its_openapi_document() {
             "--workers",
             "1",
             "--no-color",
+            // /mcp speaks the Model Context Protocol; tests/mcp.rs checks it with rmcp's client.
+            "--exclude-path",
+            "/mcp",
         ])
         .current_dir(app.dir.path())
         .output()

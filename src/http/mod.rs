@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod error;
 pub mod files;
 pub mod identity;
+pub mod mcp;
 pub mod openai;
 pub mod permissions;
 pub mod session;
@@ -72,6 +73,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(openai::completions)),
         )
         .route("/v1/models", web::get().to(openai::models))
+        .route("/mcp", web::get().to(mcp::endpoint))
+        .route("/mcp", web::post().to(mcp::endpoint))
+        .route("/mcp", web::delete().to(mcp::endpoint))
         .route("/deploy/{id}", web::get().to(deploy::site_root))
         .route("/deploy/{id}/{path:.*}", web::get().to(deploy::site_file))
         .service(
