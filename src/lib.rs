@@ -31,6 +31,7 @@ pub mod agent;
 pub mod auth;
 pub mod blocking;
 pub mod capped_body;
+pub mod client;
 pub mod config;
 pub mod endpoints;
 pub mod http;

@@ -1,5 +1,5 @@
 //! The `okcvm` binary: `okcvm serve [--config okcvm.toml]`, `okcvm tools`, `okcvm check`,
-//! `okcvm user add|list|remove`, `okcvm mcp-serve`.
+//! `okcvm user add|list|remove`, `okcvm chat`, `okcvm mcp-serve`.
 //! Parses the command line, initialises tracing and hands over to [`okcvm::run`].
 
 use std::net::TcpListener;
@@ -36,6 +36,34 @@ enum Command {
     Check {
         #[arg(long, default_value = "okcvm.toml")]
         config: PathBuf,
+    },
+    /// Talk to the agent from the terminal, through a running server's API.
+    Chat {
+        /// The running server.
+        #[arg(long, default_value = "http://127.0.0.1:8000")]
+        server: String,
+        /// The environment variable holding the sign-in token (default `OKCVM_TOKEN`, then
+        /// `~/.config/okcvm/token`); tokens never go on the command line.
+        #[arg(long)]
+        token_env: Option<String>,
+        /// The client id to work as when the server has no sign-in.
+        #[arg(long, default_value = "okcvm-cli")]
+        client_id: String,
+        /// Talk in this conversation.
+        #[arg(long, conflicts_with_all = ["continue_last", "new"])]
+        conversation: Option<String>,
+        /// Continue your most recent conversation.
+        #[arg(long = "continue", conflicts_with = "new")]
+        continue_last: bool,
+        /// Start a new conversation (the default).
+        #[arg(long)]
+        new: bool,
+        /// Send this message, print the final reply and exit (stdin, when piped, is added).
+        #[arg(short = 'p', long = "prompt")]
+        prompt: Option<String>,
+        /// Print every event of the turn as a JSON line.
+        #[arg(long)]
+        json: bool,
     },
     /// An MCP server on stdio whose `okcvm_task` tool hands work to a running OKCVM server.
     McpServe {
@@ -98,6 +126,32 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Check { config } => check(&config),
         Command::User { config, action } => user(&config, action),
+        Command::Chat {
+            server,
+            token_env,
+            client_id,
+            conversation,
+            continue_last,
+            new: _,
+            prompt,
+            json,
+        } => {
+            let conversation = match (conversation, continue_last) {
+                (Some(id), _) => okcvm::client::Conversation::Named(id),
+                (None, true) => okcvm::client::Conversation::Continue,
+                (None, false) => okcvm::client::Conversation::New,
+            };
+            let options = okcvm::client::ChatOptions {
+                server,
+                token_env,
+                client_id,
+                conversation,
+                prompt,
+                json,
+            };
+            let code = tokio::runtime::Runtime::new()?.block_on(okcvm::client::run(options));
+            std::process::exit(code);
+        }
         Command::McpServe {
             server,
             token_env,

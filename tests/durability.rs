@@ -558,16 +558,7 @@ async fn a_client_can_reattach_to_a_running_turn_and_replay_a_finished_one() {
     assert_eq!(rest[rest.len() - 2].data["payload"]["reply"], "late answer");
     // After the end, the whole turn replays from the start, also after a restart.
     let app = app.restart();
-    let replay = app
-        .http
-        .get(app.api("/api/chat/events?after=0", "ray"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let all = parse_sse(&replay);
+    let all = app.replay("ray").await;
     // The same events, with each run of token deltas kept as one.
     let runs = |frames: &[common::Frame]| -> Vec<String> {
         let mut kinds = types(frames);

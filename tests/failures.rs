@@ -61,16 +61,7 @@ async fn a_hanging_model_gives_504() {
     );
     let frames = app.chat_sse("a", "HANG2").await;
     assert_eq!(frames[frames.len() - 2].data["reason"], "model_timed_out");
-    let replay = common::parse_sse(
-        &app.http
-            .get(app.api("/api/chat/events?after=0", "a"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let replay = app.replay("a").await;
     assert_eq!(replay[replay.len() - 2].data["reason"], "model_timed_out");
 }
 

@@ -58,16 +58,7 @@ async fn a_long_turn_grows_the_store_linearly() {
         grown / 1024 / 1024
     );
     // The kept log has one event per run of deltas, and replays every byte once.
-    let replay = app
-        .http
-        .get(app.api("/api/chat/events?after=0", "longer"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let replayed = parse_sse(&replay);
+    let replayed = app.replay("longer").await;
     let tokens = |frames: &[common::Frame]| -> String {
         frames
             .iter()

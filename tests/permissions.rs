@@ -39,16 +39,8 @@ async fn answer(app: &TestApp, client: &str, body: Value) -> (u16, Value) {
 
 /// The kept events of the session's last turn.
 async fn events(app: &TestApp, client: &str) -> Vec<Value> {
-    let body = app
-        .http
-        .get(app.api("/api/chat/events?after=0", client))
-        .send()
+    app.replay(client)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    common::parse_sse(&body)
         .into_iter()
         .map(|f| f.data)
         .collect()

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["agent"],
     &["metrics"],
     &["runtime"],
-    &["http"],
+    &["http", "client"],
 ];
 const MAX_LINES: usize = 600;
 

@@ -212,14 +212,7 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
             let approval = match gate.check(call, &cancel).await {
                 Verdict::Run(approval) => approval,
                 Verdict::Refused { message, record } => {
-                    events.emit(ChatEvent::ToolCompleted {
-                        invocation_id: call.id.clone(),
-                        tool_name: call.function.name.clone(),
-                        status: ToolStatus::Error,
-                        duration_ms: 0,
-                        output: None,
-                        error: Some(message.clone()),
-                    });
+                    events.emit(not_run(call, &message));
                     history.push_tool_result(call, format!("Error: {message}"), true, Some(record));
                     outcome.tool_calls.push(ToolCallRecord {
                         step,
@@ -232,14 +225,7 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
                     continue;
                 }
                 Verdict::Cancelled => {
-                    events.emit(ChatEvent::ToolCompleted {
-                        invocation_id: call.id.clone(),
-                        tool_name: call.function.name.clone(),
-                        status: ToolStatus::Error,
-                        duration_ms: 0,
-                        output: None,
-                        error: Some(NOT_RUN.into()),
-                    });
+                    events.emit(not_run(call, NOT_RUN));
                     history.push_tool_result(call, NOT_RUN.into(), true, None);
                     continue;
                 }
@@ -315,6 +301,18 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
 
 /// The result of a call the turn was stopped before.
 const NOT_RUN: &str = "cancelled by the user before it ran";
+
+/// The `tool_completed` of a call that did not run, saying why.
+fn not_run(call: &ToolCall, why: &str) -> ChatEvent {
+    ChatEvent::ToolCompleted {
+        invocation_id: call.id.clone(),
+        tool_name: call.function.name.clone(),
+        status: ToolStatus::Error,
+        duration_ms: 0,
+        output: None,
+        error: Some(why.to_string()),
+    }
+}
 
 enum ModelResult {
     Done(Result<crate::llm::Completion, LlmError>),

@@ -146,6 +146,20 @@ impl TestApp {
         format!("{}{path}{sep}client_id={client}", self.url)
     }
 
+    /// Every kept event of the session's last turn (`GET /api/chat/events?after=0`).
+    pub async fn replay(&self, client: &str) -> Vec<Frame> {
+        let body = self
+            .http
+            .get(self.api("/api/chat/events?after=0", client))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        parse_sse(&body)
+    }
+
     /// Non-streamed chat: the status and JSON body.
     pub async fn chat_json(&self, client: &str, message: &str) -> (u16, Value) {
         self.post_json(

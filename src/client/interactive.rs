@@ -1,0 +1,161 @@
+//! The interactive `okcvm chat`: a line editor with history (rustyline, kept in
+//! `~/.okcvm_chat_history`), each line a message, and slash commands for the rest: `/new`,
+//! `/list`, `/switch ID`, `/files`, `/get PATH [DEST]`, `/upload FILE`, `/snapshots`,
+//! `/restore ID`, `/stop`, `/help`, `/quit`.
+
+use std::path::PathBuf;
+
+use reqwest::Method;
+use rustyline::error::ReadlineError;
+use serde_json::json;
+
+use super::turn::{self, View};
+use super::{new_conversation_id, Api, ClientError};
+
+const HELP: &str = "\
+/new              start a new conversation
+/list             your conversations, newest first
+/switch ID        continue conversation ID
+/files            the workspace's files
+/get PATH [DEST]  download a workspace file (to DEST, or its name here)
+/upload FILE      upload a file into the workspace's upload/ folder
+/snapshots        the workspace's snapshots
+/restore ID       bring the workspace back to snapshot ID
+/stop             stop the running turn
+/help             this list
+/quit             leave (Ctrl-D too); Ctrl-C during a turn stops it";
+
+pub async fn run(mut api: Api) -> Result<i32, ClientError> {
+    let view = View::for_output(false);
+    let mut editor =
+        rustyline::DefaultEditor::new().map_err(|e| ClientError::Local(e.to_string()))?;
+    let history =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".okcvm_chat_history"));
+    if let Some(history) = &history {
+        let _ = editor.load_history(history);
+    }
+    eprintln!(
+        "okcvm chat: conversation {} — /help for commands",
+        api.conversation
+    );
+    loop {
+        // The editor blocks; it reads on the blocking pool and comes back.
+        let (returned, line) = tokio::task::spawn_blocking(move || {
+            let line = editor.readline("› ");
+            (editor, line)
+        })
+        .await
+        .map_err(|e| ClientError::Local(e.to_string()))?;
+        editor = returned;
+        let line = match line {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(error) => return Err(ClientError::Local(error.to_string())),
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line);
+        let done = match line.strip_prefix('/') {
+            Some(command) => command_line(&mut api, command).await,
+            None => turn::run(&api, line, &view).await.map(|_| false),
+        };
+        match done {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(error) => eprintln!("okcvm chat: {error}"),
+        }
+    }
+    if let Some(history) = &history {
+        let _ = editor.save_history(history);
+    }
+    Ok(0)
+}
+
+/// Runs one slash command; `true` to leave.
+async fn command_line(api: &mut Api, line: &str) -> Result<bool, ClientError> {
+    let mut words = line.split_whitespace();
+    let command = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    match (command, args.as_slice()) {
+        ("quit" | "exit", _) => return Ok(true),
+        ("help", _) => eprintln!("{HELP}"),
+        ("new", _) => {
+            api.conversation = new_conversation_id();
+            eprintln!("new conversation {}", api.conversation);
+        }
+        ("list", _) => {
+            for (id, title) in api.conversations().await? {
+                let mark = if id == api.conversation { "*" } else { " " };
+                println!("{mark} {id}  {title}");
+            }
+        }
+        ("switch", [id]) => {
+            api.conversation = id.to_string();
+            eprintln!("conversation {id}");
+        }
+        ("files", _) => {
+            let body = api
+                .json(Method::GET, "/api/session/workspace/files", None)
+                .await?;
+            for file in body["files"].as_array().into_iter().flatten() {
+                if file["is_dir"] != true {
+                    println!(
+                        "{}  {}",
+                        file["path"].as_str().unwrap_or(""),
+                        file["size_display"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        ("get", [path, rest @ ..]) if rest.len() <= 1 => {
+            let bytes = api.download(path).await?;
+            let dest = rest
+                .first()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(path.rsplit('/').next().unwrap_or("download")));
+            std::fs::write(&dest, &bytes)
+                .map_err(|e| ClientError::Local(format!("cannot write {}: {e}", dest.display())))?;
+            eprintln!("saved {} ({} bytes)", dest.display(), bytes.len());
+        }
+        ("upload", [file]) => {
+            let body = api.upload(std::path::Path::new(file)).await?;
+            let names: Vec<&str> = body["uploads"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u["path"].as_str())
+                .collect();
+            eprintln!("uploaded: {}", names.join(", "));
+        }
+        ("snapshots", _) => {
+            let body = api
+                .json(Method::GET, "/api/session/workspace/snapshots", None)
+                .await?;
+            for snapshot in body["snapshots"].as_array().into_iter().flatten() {
+                let field = |name: &str| snapshot[name].as_str().unwrap_or("").to_string();
+                println!(
+                    "{}  {}  {}",
+                    field("id"),
+                    field("timestamp"),
+                    field("label")
+                );
+            }
+        }
+        ("restore", [id]) => {
+            api.json(
+                Method::POST,
+                "/api/session/workspace/restore",
+                Some(json!({"snapshot_id": id})),
+            )
+            .await?;
+            eprintln!("the workspace is back at {id}");
+        }
+        ("stop", _) => api.stop().await?,
+        ("compact", _) => eprintln!("this server cannot compact a conversation yet"),
+        _ => eprintln!("unknown command /{line}; /help lists them"),
+    }
+    Ok(false)
+}

@@ -1,0 +1,241 @@
+//! One turn as the terminal shows it: the reply's tokens as they come (on a terminal; in a
+//! pipe only the final reply, so scripts read exactly it), tool calls as compact lines on
+//! stderr (`▸ shell  ls -la  (12 ms, ok)`), approvals asked inline (y / n / a), or with
+//! `--json` every event as a JSON line. Ctrl-C stops the turn (`POST /api/chat/stop`); a second
+//! Ctrl-C leaves at once.
+
+use std::io::{IsTerminal as _, Write as _};
+
+use eventsource_stream::Eventsource as _;
+use futures_util::StreamExt as _;
+use serde_json::Value;
+
+use super::{Api, ClientError};
+use crate::protocol::{ChatEvent, ToolStatus, TurnFailure};
+
+/// How a turn ended, and the exit status it gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Answered,
+    Failed(String),
+    Stopped,
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Answered => 0,
+            Outcome::Failed(_) => 1,
+            Outcome::Stopped => 130,
+        }
+    }
+}
+
+/// Where and how a turn is shown.
+pub struct View {
+    pub json: bool,
+    /// Stream the tokens (stdout is a terminal); otherwise print the final reply alone.
+    pub stream_tokens: bool,
+    /// Colours on stderr (a terminal, and `NO_COLOR` unset).
+    pub color: bool,
+    /// Approvals can be answered here (stdin is a terminal).
+    pub can_ask: bool,
+}
+
+impl View {
+    pub fn for_output(json: bool) -> Self {
+        Self {
+            json,
+            stream_tokens: std::io::stdout().is_terminal(),
+            color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            can_ask: std::io::stdin().is_terminal(),
+        }
+    }
+
+    fn dim(&self, text: &str) -> String {
+        if self.color {
+            format!("\x1b[2m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// Sends `message` and follows its turn to the end.
+pub async fn run(api: &Api, message: &str, view: &View) -> Result<Outcome, ClientError> {
+    let response = api.chat(message).await?;
+    let mut events = response.bytes_stream().eventsource();
+    let mut outcome = Outcome::Failed("the stream ended before the turn did".into());
+    let mut streamed = false;
+    let mut stopping = false;
+    let mut inputs: std::collections::HashMap<String, Value> = Default::default();
+    loop {
+        let next = tokio::select! {
+            next = events.next() => next,
+            _ = tokio::signal::ctrl_c() => {
+                if stopping {
+                    return Ok(Outcome::Stopped);
+                }
+                stopping = true;
+                eprintln!("{}", view.dim("stopping the turn… (Ctrl-C again to leave now)"));
+                if let Err(error) = api.stop().await {
+                    eprintln!("okcvm chat: {error}");
+                }
+                continue;
+            }
+        };
+        let event = match next {
+            None => break,
+            Some(Err(error)) => {
+                outcome = Outcome::Failed(format!("the event stream broke: {error}"));
+                break;
+            }
+            Some(Ok(event)) => event,
+        };
+        if view.json {
+            println!("{}", event.data);
+        }
+        let Ok(event) = serde_json::from_str::<ChatEvent>(&event.data) else {
+            continue;
+        };
+        match event {
+            ChatEvent::Token { delta } if view.stream_tokens && !view.json => {
+                print!("{delta}");
+                let _ = std::io::stdout().flush();
+                streamed = true;
+            }
+            ChatEvent::ToolStarted {
+                invocation_id,
+                input,
+                ..
+            } => {
+                inputs.insert(invocation_id, input);
+            }
+            ChatEvent::ToolCompleted {
+                invocation_id,
+                tool_name,
+                status,
+                duration_ms,
+                ..
+            } if !view.json => {
+                let input = inputs.remove(&invocation_id).unwrap_or(Value::Null);
+                if streamed {
+                    println!();
+                    streamed = false;
+                }
+                let ok = if status == ToolStatus::Success {
+                    "ok"
+                } else {
+                    "error"
+                };
+                let line = format!(
+                    "▸ {}  {}  ({duration_ms} ms, {ok})",
+                    short_name(&tool_name),
+                    summary(&input)
+                );
+                eprintln!("{}", view.dim(&line));
+            }
+            ChatEvent::ApprovalRequired {
+                approval_id,
+                tool_name,
+                arguments,
+                reason,
+                ..
+            } if !view.json => {
+                ask(api, view, &approval_id, &tool_name, &arguments, &reason).await;
+            }
+            ChatEvent::Final { payload } => {
+                if !view.json {
+                    if streamed {
+                        println!();
+                    } else {
+                        println!("{}", payload.reply);
+                    }
+                }
+                outcome = Outcome::Answered;
+            }
+            ChatEvent::Error { message, reason } => {
+                outcome = if reason == TurnFailure::Cancelled {
+                    Outcome::Stopped
+                } else {
+                    Outcome::Failed(message.clone())
+                };
+                if !view.json {
+                    if streamed {
+                        println!();
+                    }
+                    eprintln!(
+                        "okcvm chat: the turn {}",
+                        match reason {
+                            TurnFailure::Cancelled => "was stopped".to_string(),
+                            _ => format!("failed: {message}"),
+                        }
+                    );
+                }
+            }
+            ChatEvent::Stop => break,
+            _ => {}
+        }
+    }
+    Ok(outcome)
+}
+
+/// Asks the person on the terminal about a call waiting for approval.
+async fn ask(
+    api: &Api,
+    view: &View,
+    approval_id: &str,
+    tool: &str,
+    arguments: &Value,
+    reason: &str,
+) {
+    eprintln!(
+        "? the agent wants to run {}  {}",
+        short_name(tool),
+        summary(arguments)
+    );
+    eprintln!("  {}", view.dim(reason));
+    if !view.can_ask {
+        eprintln!("  (no terminal to answer here: answer in the console, or it is denied when it expires)");
+        return;
+    }
+    eprint!("  approve? [y]es / [n]o / [a]lways for this conversation: ");
+    let _ = std::io::stderr().flush();
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    })
+    .await;
+    let line = match answer {
+        Ok(Ok(line)) => line.trim().to_lowercase(),
+        _ => String::new(),
+    };
+    let (decision, remember) = match line.as_str() {
+        "y" | "yes" => ("approve", "once"),
+        "a" | "always" => ("approve", "conversation"),
+        _ => ("deny", "once"),
+    };
+    if let Err(error) = api.approve(approval_id, decision, remember).await {
+        eprintln!("okcvm chat: {error}");
+    }
+}
+
+/// `mshtools-shell` → `shell`.
+fn short_name(tool: &str) -> &str {
+    tool.strip_prefix("mshtools-").unwrap_or(tool)
+}
+
+/// A call's arguments in a few words: the command, the path or the query when there is
+/// one, else compact JSON; at most 80 characters.
+fn summary(arguments: &Value) -> String {
+    let text = ["command", "file_path", "query", "url", "code", "message"]
+        .iter()
+        .find_map(|key| arguments.get(key).and_then(Value::as_str))
+        .map(str::to_string)
+        .unwrap_or_else(|| match arguments {
+            Value::Null => String::new(),
+            other => other.to_string(),
+        });
+    let line = text.lines().next().unwrap_or("");
+    crate::protocol::cap_line(line, 80)
+}
