@@ -200,3 +200,39 @@ async fn ctrl_c_stops_the_turn_on_the_server() {
     assert!(stderr.contains("stopped"), "{stderr}");
     assert!(app.busy_owners().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_interactive_client_answers_slash_commands_in_a_terminal() {
+    let app = TestApp::spawn();
+    app.model
+        .script("PTYHELLO", vec![Reply::text("Hello from the terminal.")]);
+    let upload = app.dir.path().join("notes-for-agent.txt");
+    std::fs::write(&upload, "some notes\n").unwrap();
+    let (url, home) = (app.url.clone(), app.dir.path().to_path_buf());
+    let upload = upload.display().to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"));
+        command
+            .args(["chat", "--server", &url, "--client-id", "pty-a"])
+            .env("NO_COLOR", "1")
+            .env_remove("OKCVM_TOKEN")
+            .env("HOME", &home);
+        let mut pty = rexpect::session::spawn_command(command, Some(20_000)).unwrap();
+        pty.exp_string("/help for commands").unwrap();
+        pty.send_line("/new").unwrap();
+        pty.exp_string("new conversation cli-").unwrap();
+        pty.send_line("PTYHELLO there").unwrap();
+        pty.exp_string("Hello from the terminal.").unwrap();
+        pty.send_line("/list").unwrap();
+        pty.exp_string("PTYHELLO there").unwrap();
+        pty.send_line(&format!("/upload {upload}")).unwrap();
+        pty.exp_string("uploaded: /mnt/okcomputer/upload/notes-for-agent.txt")
+            .unwrap();
+        pty.send_line("/files").unwrap();
+        pty.exp_string("notes-for-agent.txt").unwrap();
+        pty.send_line("/quit").unwrap();
+        pty.exp_eof().unwrap();
+    })
+    .await
+    .unwrap();
+}

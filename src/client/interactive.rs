@@ -121,14 +121,18 @@ async fn command_line(api: &mut Api, line: &str) -> Result<bool, ClientError> {
             eprintln!("saved {} ({} bytes)", dest.display(), bytes.len());
         }
         ("upload", [file]) => {
-            let body = api.upload(std::path::Path::new(file)).await?;
-            let names: Vec<&str> = body["uploads"]
+            let path = std::path::Path::new(file);
+            let body = api.upload(path).await?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            // The answer lists every upload of the session; this one is the one by its name.
+            let stored = body["files"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(|u| u["path"].as_str())
-                .collect();
-            eprintln!("uploaded: {}", names.join(", "));
+                .find(|u| u["name"].as_str() == name.as_deref())
+                .and_then(|u| u["path"].as_str())
+                .unwrap_or("the upload folder");
+            eprintln!("uploaded: {stored}");
         }
         ("snapshots", _) => {
             let body = api
