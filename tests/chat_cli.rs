@@ -223,6 +223,8 @@ async fn the_interactive_client_answers_slash_commands_in_a_terminal() {
         pty.exp_string("new conversation cli-").unwrap();
         pty.send_line("PTYHELLO there").unwrap();
         pty.exp_string("Hello from the terminal.").unwrap();
+        pty.send_line("/tools").unwrap();
+        pty.exp_string("the last turn called no tool").unwrap();
         pty.send_line("/list").unwrap();
         pty.exp_string("PTYHELLO there").unwrap();
         pty.send_line(&format!("/upload {upload}")).unwrap();

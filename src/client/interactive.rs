@@ -1,7 +1,7 @@
 //! The interactive `okcvm chat`: a line editor with history (rustyline, kept in
 //! `~/.okcvm_chat_history`), each line a message, and slash commands for the rest: `/new`,
 //! `/list`, `/switch ID`, `/files`, `/get PATH [DEST]`, `/upload FILE`, `/snapshots`,
-//! `/restore ID`, `/stop`, `/help`, `/quit`.
+//! `/restore ID`, `/tools` (the last turn's calls expanded), `/stop`, `/help`, `/quit`.
 
 use std::path::PathBuf;
 
@@ -21,6 +21,8 @@ const HELP: &str = "\
 /upload FILE      upload a file into the workspace's upload/ folder
 /snapshots        the workspace's snapshots
 /restore ID       bring the workspace back to snapshot ID
+/tools            the last turn's tool calls in full (arguments and output)
+/tools            the last turn's tool calls in full (arguments and output)
 /stop             stop the running turn
 /help             this list
 /quit             leave (Ctrl-D too); Ctrl-C during a turn stops it";
@@ -38,6 +40,7 @@ pub async fn run(mut api: Api) -> Result<i32, ClientError> {
         "okcvm chat: conversation {} — /help for commands",
         api.conversation
     );
+    let mut last_calls = Vec::new();
     loop {
         // The editor blocks; it reads on the blocking pool and comes back.
         let (returned, line) = tokio::task::spawn_blocking(move || {
@@ -59,8 +62,14 @@ pub async fn run(mut api: Api) -> Result<i32, ClientError> {
         }
         let _ = editor.add_history_entry(line);
         let done = match line.strip_prefix('/') {
+            Some("tools") => {
+                show_calls(&last_calls);
+                Ok(false)
+            }
             Some(command) => command_line(&mut api, command).await,
-            None => turn::run(&api, line, &view).await.map(|_| false),
+            None => turn::run(&api, line, &view, &mut last_calls)
+                .await
+                .map(|_| false),
         };
         match done {
             Ok(true) => break,
@@ -162,4 +171,19 @@ async fn command_line(api: &mut Api, line: &str) -> Result<bool, ClientError> {
         _ => eprintln!("unknown command /{line}; /help lists them"),
     }
     Ok(false)
+}
+
+/// The tool calls of the last turn, expanded.
+fn show_calls(calls: &[crate::protocol::ToolCallRecord]) {
+    if calls.is_empty() {
+        eprintln!("the last turn called no tool");
+    }
+    for call in calls {
+        let input = serde_json::to_string_pretty(&call.tool_input).unwrap_or_default();
+        let output = crate::protocol::cap_line(&call.tool_output, 4000);
+        println!(
+            "▸ {} ({:?})\n{input}\n{output}\n",
+            call.tool_name, call.status
+        );
+    }
 }

@@ -302,7 +302,7 @@ async fn run_inner(options: ChatOptions) -> Result<i32, ClientError> {
     match message {
         Some(message) => {
             let view = turn::View::for_output(options.json);
-            let outcome = turn::run(&api, &message, &view).await?;
+            let outcome = turn::run(&api, &message, &view, &mut Vec::new()).await?;
             Ok(outcome.exit_code())
         }
         None => interactive::run(api).await,

@@ -1,8 +1,8 @@
 //! One turn as the terminal shows it: the reply's tokens as they come (on a terminal; in a
 //! pipe only the final reply, so scripts read exactly it), tool calls as compact lines on
 //! stderr (`▸ shell  ls -la  (12 ms, ok)`), approvals asked inline (y / n / a), or with
-//! `--json` every event as a JSON line. Ctrl-C stops the turn (`POST /api/chat/stop`); a second
-//! Ctrl-C leaves at once.
+//! `--json` every event as a JSON line; a spinner on stderr while nothing comes. Ctrl-C stops
+//! the turn (`POST /api/chat/stop`); a second Ctrl-C leaves at once.
 
 use std::io::{IsTerminal as _, Write as _};
 
@@ -11,7 +11,7 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 
 use super::{Api, ClientError};
-use crate::protocol::{ChatEvent, ToolStatus, TurnFailure};
+use crate::protocol::{ChatEvent, ToolCallRecord, ToolStatus, TurnFailure};
 
 /// How a turn ended, and the exit status it gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub struct View {
     pub color: bool,
     /// Approvals can be answered here (stdin is a terminal).
     pub can_ask: bool,
+    /// A spinner on stderr while nothing comes (stderr is a terminal, not `--json`).
+    pub spinner: bool,
 }
 
 impl View {
@@ -49,6 +51,7 @@ impl View {
             stream_tokens: std::io::stdout().is_terminal(),
             color: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             can_ask: std::io::stdin().is_terminal(),
+            spinner: std::io::stderr().is_terminal() && !json,
         }
     }
 
@@ -61,17 +64,29 @@ impl View {
     }
 }
 
-/// Sends `message` and follows its turn to the end.
-pub async fn run(api: &Api, message: &str, view: &View) -> Result<Outcome, ClientError> {
+/// Sends `message` and follows its turn to the end; `calls` gets the turn's tool calls in
+/// full (for `/tools`).
+pub async fn run(
+    api: &Api,
+    message: &str,
+    view: &View,
+    calls: &mut Vec<ToolCallRecord>,
+) -> Result<Outcome, ClientError> {
     let response = api.chat(message).await?;
     let mut events = response.bytes_stream().eventsource();
     let mut outcome = Outcome::Failed("the stream ended before the turn did".into());
     let mut streamed = false;
     let mut stopping = false;
     let mut inputs: std::collections::HashMap<String, Value> = Default::default();
+    let mut spinner = Spinner::default();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(120));
     loop {
         let next = tokio::select! {
             next = events.next() => next,
+            _ = tick.tick(), if view.spinner && !streamed => {
+                spinner.draw();
+                continue;
+            }
             _ = tokio::signal::ctrl_c() => {
                 if stopping {
                     return Ok(Outcome::Stopped);
@@ -92,6 +107,7 @@ pub async fn run(api: &Api, message: &str, view: &View) -> Result<Outcome, Clien
             }
             Some(Ok(event)) => event,
         };
+        spinner.clear();
         if view.json {
             println!("{}", event.data);
         }
@@ -145,6 +161,7 @@ pub async fn run(api: &Api, message: &str, view: &View) -> Result<Outcome, Clien
                 ask(api, view, &approval_id, &tool_name, &arguments, &reason).await;
             }
             ChatEvent::Final { payload } => {
+                calls.clone_from(&payload.tool_calls);
                 if !view.json {
                     if streamed {
                         println!();
@@ -178,6 +195,32 @@ pub async fn run(api: &Api, message: &str, view: &View) -> Result<Outcome, Clien
         }
     }
     Ok(outcome)
+}
+
+/// "The agent is working" on stderr, drawn in place and wiped before anything else is shown.
+#[derive(Default)]
+struct Spinner {
+    frame: usize,
+    shown: bool,
+}
+
+impl Spinner {
+    const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+
+    fn draw(&mut self) {
+        self.frame = (self.frame + 1) % Self::FRAMES.len();
+        eprint!("\r{} working…", Self::FRAMES[self.frame]);
+        let _ = std::io::stderr().flush();
+        self.shown = true;
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            let _ = std::io::stderr().flush();
+            self.shown = false;
+        }
+    }
 }
 
 /// Asks the person on the terminal about a call waiting for approval.
