@@ -225,6 +225,10 @@ async fn the_interactive_client_answers_slash_commands_in_a_terminal() {
         pty.exp_string("Hello from the terminal.").unwrap();
         pty.send_line("/tools").unwrap();
         pty.exp_string("the last turn called no tool").unwrap();
+        // Ctrl-O types /tools.
+        pty.send_control('o').unwrap();
+        pty.send_line("").unwrap();
+        pty.exp_string("the last turn called no tool").unwrap();
         pty.send_line("/list").unwrap();
         pty.exp_string("PTYHELLO there").unwrap();
         pty.send_line(&format!("/upload {upload}")).unwrap();
@@ -237,4 +241,44 @@ async fn the_interactive_client_answers_slash_commands_in_a_terminal() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_are_drawn_as_markdown_on_a_colour_terminal() {
+    let app = TestApp::spawn();
+    app.model.script(
+        "PTYMARK",
+        vec![Reply::text(
+            "# Summary\n\nSome **bold** words and `code`.\n\n- one\n- two",
+        )],
+    );
+    let (url, home) = (app.url.clone(), app.dir.path().to_path_buf());
+    let drawn = tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"));
+        command
+            .args(["chat", "--server", &url, "--client-id", "pty-b"])
+            .env_remove("NO_COLOR")
+            .env_remove("OKCVM_TOKEN")
+            .env("TERM", "xterm-256color")
+            .env("HOME", &home);
+        let mut pty = rexpect::session::spawn_command(command, Some(20_000)).unwrap();
+        pty.exp_string("/help for commands").unwrap();
+        pty.send_line("PTYMARK").unwrap();
+        let drawn = pty.exp_string("two").unwrap();
+        pty.send_line("/quit").unwrap();
+        pty.exp_eof().unwrap();
+        drawn
+    })
+    .await
+    .unwrap();
+    let after_prompt = drawn.rsplit("PTYMARK").next().unwrap();
+    assert!(
+        after_prompt.contains("Summary") && after_prompt.contains("bold"),
+        "{drawn:?}"
+    );
+    assert!(
+        !after_prompt.contains("**bold**") && !after_prompt.contains("# Summary"),
+        "{after_prompt:?}"
+    );
+    assert!(after_prompt.contains("\u{1b}["), "styled: {after_prompt:?}");
 }

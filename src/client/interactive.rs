@@ -21,7 +21,7 @@ const HELP: &str = "\
 /upload FILE      upload a file into the workspace's upload/ folder
 /snapshots        the workspace's snapshots
 /restore ID       bring the workspace back to snapshot ID
-/tools            the last turn's tool calls in full (arguments and output)
+/tools            the last turn's tool calls in full (Ctrl-O types it)
 /tools            the last turn's tool calls in full (arguments and output)
 /stop             stop the running turn
 /help             this list
@@ -31,6 +31,11 @@ pub async fn run(mut api: Api) -> Result<i32, ClientError> {
     let view = View::for_output(false);
     let mut editor =
         rustyline::DefaultEditor::new().map_err(|e| ClientError::Local(e.to_string()))?;
+    // Ctrl-O expands the last turn's tool calls (it types `/tools`; Enter shows them).
+    editor.bind_sequence(
+        rustyline::KeyEvent::ctrl('O'),
+        rustyline::Cmd::Replace(rustyline::Movement::WholeLine, Some("/tools".into())),
+    );
     let history =
         std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".okcvm_chat_history"));
     if let Some(history) = &history {

@@ -1,5 +1,5 @@
-//! One turn as the terminal shows it: the reply's tokens as they come (on a terminal; in a
-//! pipe only the final reply, so scripts read exactly it), tool calls as compact lines on
+//! One turn as the terminal shows it: the reply as it comes, drawn as Markdown (on a terminal;
+//! in a pipe only the final reply, so scripts read exactly it), tool calls as compact lines on
 //! stderr (`▸ shell  ls -la  (12 ms, ok)`), approvals asked inline (y / n / a), or with
 //! `--json` every event as a JSON line; a spinner on stderr while nothing comes. Ctrl-C stops
 //! the turn (`POST /api/chat/stop`); a second Ctrl-C leaves at once.
@@ -79,6 +79,7 @@ pub async fn run(
     let mut stopping = false;
     let mut inputs: std::collections::HashMap<String, Value> = Default::default();
     let mut spinner = Spinner::default();
+    let mut markdown = Markdown::new(view.color);
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(120));
     loop {
         let next = tokio::select! {
@@ -116,8 +117,7 @@ pub async fn run(
         };
         match event {
             ChatEvent::Token { delta } if view.stream_tokens && !view.json => {
-                print!("{delta}");
-                let _ = std::io::stdout().flush();
+                markdown.push(&delta);
                 streamed = true;
             }
             ChatEvent::ToolStarted {
@@ -136,7 +136,7 @@ pub async fn run(
             } if !view.json => {
                 let input = inputs.remove(&invocation_id).unwrap_or(Value::Null);
                 if streamed {
-                    println!();
+                    markdown.finish();
                     streamed = false;
                 }
                 let ok = if status == ToolStatus::Success {
@@ -164,7 +164,7 @@ pub async fn run(
                 calls.clone_from(&payload.tool_calls);
                 if !view.json {
                     if streamed {
-                        println!();
+                        markdown.finish();
                     } else {
                         println!("{}", payload.reply);
                     }
@@ -179,7 +179,7 @@ pub async fn run(
                 };
                 if !view.json {
                     if streamed {
-                        println!();
+                        markdown.finish();
                     }
                     eprintln!(
                         "okcvm chat: the turn {}",
@@ -195,6 +195,66 @@ pub async fn run(
         }
     }
     Ok(outcome)
+}
+
+/// The streamed reply drawn for the terminal a line at a time (termimad: headers, emphasis,
+/// inline code, lists and tables, wrapped to the terminal's width; fenced code as written);
+/// without colours, the text as it comes.
+struct Markdown {
+    skin: Option<termimad::MadSkin>,
+    line: String,
+    in_code: bool,
+}
+
+impl Markdown {
+    fn new(color: bool) -> Self {
+        Self {
+            skin: color.then(termimad::MadSkin::default),
+            line: String::new(),
+            in_code: false,
+        }
+    }
+
+    fn push(&mut self, delta: &str) {
+        if self.skin.is_none() {
+            print!("{delta}");
+            let _ = std::io::stdout().flush();
+            return;
+        }
+        self.line.push_str(delta);
+        while let Some(end) = self.line.find('\n') {
+            let line: String = self.line.drain(..=end).collect();
+            self.draw(line.trim_end_matches('\n'));
+        }
+    }
+
+    /// Draws what is left and ends the line.
+    fn finish(&mut self) {
+        if self.skin.is_none() {
+            println!();
+            return;
+        }
+        let rest = std::mem::take(&mut self.line);
+        if !rest.is_empty() {
+            self.draw(&rest);
+        }
+        self.in_code = false;
+    }
+
+    fn draw(&mut self, line: &str) {
+        let Some(skin) = &self.skin else {
+            return;
+        };
+        if line.trim_start().starts_with("```") {
+            self.in_code = !self.in_code;
+            println!("{line}");
+        } else if self.in_code || line.trim().is_empty() {
+            println!("{line}");
+        } else {
+            print!("{}", skin.term_text(line));
+        }
+        let _ = std::io::stdout().flush();
+    }
 }
 
 /// "The agent is working" on stderr, drawn in place and wiped before anything else is shown.
