@@ -74,7 +74,7 @@ pub async fn run(mut api: Api) -> Result<i32, ClientError> {
             Some(command) => command_line(&mut api, command).await,
             None => turn::run(&api, line, &view, &mut last_calls)
                 .await
-                .map(|_| false),
+                .map(|outcome| outcome == turn::Outcome::Left),
         };
         match done {
             Ok(true) => break,

@@ -19,6 +19,8 @@ pub enum Outcome {
     Answered,
     Failed(String),
     Stopped,
+    /// A second Ctrl-C: leave the client at once.
+    Left,
 }
 
 impl Outcome {
@@ -26,7 +28,7 @@ impl Outcome {
         match self {
             Outcome::Answered => 0,
             Outcome::Failed(_) => 1,
-            Outcome::Stopped => 130,
+            Outcome::Stopped | Outcome::Left => 130,
         }
     }
 }
@@ -90,7 +92,7 @@ pub async fn run(
             }
             _ = tokio::signal::ctrl_c() => {
                 if stopping {
-                    return Ok(Outcome::Stopped);
+                    return Ok(Outcome::Left);
                 }
                 stopping = true;
                 eprintln!("{}", view.dim("stopping the turn… (Ctrl-C again to leave now)"));
