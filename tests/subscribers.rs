@@ -31,7 +31,9 @@ async fn a_session_takes_a_bounded_number_of_followers() {
     let app = TestApp::spawn_with(|c| c.limits.attachments_per_session = 2);
     app.model.script(
         "SLOW",
-        vec![Reply::delayed(1500, Reply::text("slowly done"))],
+        // Long enough that the two follows below land while the turn runs, even while the
+        // other test of this file keeps both cores busy.
+        vec![Reply::delayed(5000, Reply::text("slowly done"))],
     );
     let turn = app.turn_in_background("/api/chat", "popular", "SLOW please");
     while app.model.request_count() == 0 {
