@@ -167,12 +167,7 @@ fn mcp_serve(server: String, token_env: Option<String>, client_id: String) -> an
         }
         None => None,
     };
-    let remote = okcvm::http::mcp::Remote {
-        http: reqwest::Client::new(),
-        base_url: server.trim_end_matches('/').to_string(),
-        token,
-        client_id,
-    };
+    let remote = okcvm::client::Api::new(&server, token, &client_id)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime
         .block_on(okcvm::http::mcp::serve_stdio(remote))

@@ -19,7 +19,8 @@ const LAYERS: &[&[&str]] = &[
     &["agent"],
     &["metrics"],
     &["runtime"],
-    &["http", "client"],
+    &["client"],
+    &["http"],
 ];
 const MAX_LINES: usize = 600;
 

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::identity::{check_id, owner};
 use crate::auth::{Owner, SessionKey};
+use crate::client::Api;
 use crate::runtime::messages::{Delivery, StartTurn};
 use crate::runtime::Sessions;
 
@@ -58,17 +59,7 @@ enum Runner {
     /// In this server, as the owner the gate found.
     Local(Sessions),
     /// In a running server reached over its API (`okcvm mcp-serve`).
-    Remote(Remote),
-}
-
-/// A running OKCVM server and how to identify to it.
-#[derive(Clone)]
-pub struct Remote {
-    pub http: reqwest::Client,
-    /// e.g. `http://127.0.0.1:8000`.
-    pub base_url: String,
-    pub token: Option<String>,
-    pub client_id: String,
+    Remote(Api),
 }
 
 /// What a finished task answers.
@@ -78,7 +69,7 @@ struct Finished {
 }
 
 /// The stdio server of `okcvm mcp-serve`: serves until the client closes its input.
-pub async fn serve_stdio(remote: Remote) -> Result<(), String> {
+pub async fn serve_stdio(remote: Api) -> Result<(), String> {
     use rmcp::ServiceExt as _;
     let server = TaskServer {
         runner: Runner::Remote(remote),
@@ -134,61 +125,42 @@ impl Runner {
                     artifacts: payload.artifacts.iter().map(|a| a.url.clone()).collect(),
                 })
             }
-            Runner::Remote(remote) => remote.run(conversation_id, message, &context.ct).await,
+            Runner::Remote(api) => run_remote(api, conversation_id, message, &context.ct).await,
         }
     }
 }
 
-impl Remote {
-    async fn run(
-        &self,
-        conversation_id: &str,
-        message: &str,
-        cancel: &tokio_util::sync::CancellationToken,
-    ) -> Result<Finished, String> {
-        let chat = format!(
-            "{}/api/chat?conversation_id={conversation_id}",
-            self.base_url
-        );
-        let mut request = self
-            .http
-            .post(chat)
-            .header("x-okc-client-id", &self.client_id)
-            .json(&json!({"message": message, "stream": false}));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+/// A task run by a remote server (`okcvm mcp-serve`), in `conversation_id`; a cancel from the
+/// MCP client stops the turn there.
+async fn run_remote(
+    api: &Api,
+    conversation_id: &str,
+    message: &str,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Finished, String> {
+    let mut api = api.clone();
+    api.conversation = conversation_id.to_string();
+    let turn = api.json(
+        reqwest::Method::POST,
+        "/api/chat",
+        Some(json!({"message": message, "stream": false})),
+    );
+    let body = tokio::select! {
+        body = turn => body.map_err(|e| e.to_string())?,
+        () = cancel.cancelled() => {
+            let _ = api.stop().await;
+            return Err("cancelled by the client".into());
         }
-        let response = tokio::select! {
-            response = request.send() => response.map_err(|e| format!("cannot reach {}: {e}", self.base_url))?,
-            () = cancel.cancelled() => {
-                let stop = format!("{}/api/chat/stop?conversation_id={conversation_id}", self.base_url);
-                let mut stop = self.http.post(stop).header("x-okc-client-id", &self.client_id);
-                if let Some(token) = &self.token {
-                    stop = stop.bearer_auth(token);
-                }
-                let _ = stop.send().await;
-                return Err("cancelled by the client".into());
-            }
-        };
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .map_err(|e| format!("the server's answer is not JSON ({e})"))?;
-        if !status.is_success() {
-            let detail = body["detail"].as_str().unwrap_or("no detail");
-            return Err(format!("the server answered {status}: {detail}"));
-        }
-        Ok(Finished {
-            reply: body["reply"].as_str().unwrap_or_default().to_string(),
-            artifacts: body["artifacts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a["url"].as_str().map(str::to_string))
-                .collect(),
-        })
-    }
+    };
+    Ok(Finished {
+        reply: body["reply"].as_str().unwrap_or_default().to_string(),
+        artifacts: body["artifacts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["url"].as_str().map(str::to_string))
+            .collect(),
+    })
 }
 
 fn task_tool() -> Tool {
