@@ -151,6 +151,14 @@ impl Default for PermissionsConfig {
     }
 }
 
+/// A name a tool rule may have: a tool's name or a `prefix*` pattern, 1–200 characters, no
+/// white space or control characters (the server's rules and a conversation's alike).
+pub fn is_tool_pattern(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= 200
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 impl super::Config {
     /// The `[permissions]` checks of [`super::Config::validate`].
     pub(super) fn validate_permissions(&self) -> Result<(), super::ConfigError> {
@@ -173,11 +181,7 @@ impl super::Config {
                 ),
             );
         }
-        if let Some(name) = permissions
-            .tools
-            .keys()
-            .find(|name| name.is_empty() || name.contains(char::is_whitespace))
-        {
+        if let Some(name) = permissions.tools.keys().find(|name| !is_tool_pattern(name)) {
             return invalid("permissions.tools", format!("{name:?} is not a tool name"));
         }
         for (key, rules) in [

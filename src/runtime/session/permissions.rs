@@ -33,11 +33,11 @@ impl Handler<SetPermissions> for SessionActor {
                 "at most {MAX_TOOL_RULES} tool rules"
             )))));
         }
-        if let Some(bad) = msg.tools.keys().find(|name| {
-            name.is_empty()
-                || name.chars().count() > 200
-                || name.chars().any(|c| c.is_whitespace() || c.is_control())
-        }) {
+        if let Some(bad) = msg
+            .tools
+            .keys()
+            .find(|name| !crate::config::permissions::is_tool_pattern(name))
+        {
             return Box::pin(actix::fut::ready(Err(SessionError::Invalid(format!(
                 "{bad:?} is not a tool name (or a `prefix*` pattern)"
             )))));
