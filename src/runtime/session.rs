@@ -163,12 +163,18 @@ impl Actor for SessionActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let store = self.services.store.clone();
         let key = self.key.clone();
+        // The owner's standing approvals are read by the owner's first session only.
+        let standing_known = self.services.standing.get(&key.owner).is_some();
         let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
             let history = store.load_history(&key)?;
             let turn = store.load_turn(&key)?;
             let uploads = store.list_uploads(&key)?;
             let permissions = store.conversation_permissions(&key)?;
-            let standing = store.standing_approvals(&key.owner)?;
+            let standing = if standing_known {
+                None
+            } else {
+                Some(store.standing_approvals(&key.owner)?)
+            };
             Ok::<_, crate::store::StoreError>((history, turn, uploads, permissions, standing))
         });
         ctx.wait(
@@ -177,7 +183,9 @@ impl Actor for SessionActor {
                     Ok(Ok((history, turn, uploads, permissions, standing))) => {
                         actor.uploads = uploads;
                         actor.approvals.set_conversation(permissions);
-                        actor.services.standing.loaded(&actor.key.owner, standing);
+                        if let Some(standing) = standing {
+                            actor.services.standing.loaded(&actor.key.owner, standing);
+                        }
                         if let Some(parts) = &mut actor.parts {
                             parts.persisted = history.len();
                             parts.history = Conversation::from_entries(history);
