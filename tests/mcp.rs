@@ -291,15 +291,7 @@ async fn an_untrusted_servers_tools_ask_first() {
         ],
     );
     let turn = app.turn_in_background("/api/chat", "sal", "ASKMCP");
-    let mut pending = Value::Null;
-    for _ in 0..200 {
-        let (_, info) = app.get("/api/session/info", "sal").await;
-        if let Some(first) = info["pending_approvals"].as_array().and_then(|a| a.first()) {
-            pending = first.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let pending = app.pending_approval("sal", "default").await;
     assert_eq!(pending["tool_name"], "mcp__everything__echo", "{pending}");
     let (status, _) = app
         .post_json(

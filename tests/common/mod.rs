@@ -146,6 +146,20 @@ impl TestApp {
         format!("{}{path}{sep}client_id={client}", self.url)
     }
 
+    /// Waits until the turn in `conversation` of `client` waits for an approval; its
+    /// `approval_required` event (from `GET /api/session/info`).
+    pub async fn pending_approval(&self, client: &str, conversation: &str) -> Value {
+        for _ in 0..200 {
+            let path = format!("/api/session/info?conversation_id={conversation}");
+            let (_, info) = self.get(&path, client).await;
+            if let Some(first) = info["pending_approvals"].as_array().and_then(|a| a.first()) {
+                return first.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no approval became pending in {conversation}");
+    }
+
     /// Every kept event of the session's last turn (`GET /api/chat/events?after=0`).
     pub async fn replay(&self, client: &str) -> Vec<Frame> {
         let body = self
