@@ -71,8 +71,20 @@ pub struct LlmConfig {
     pub max_retry_after_secs: u64,
     /// Bytes one answer of the model (one step) may take; a longer one ends the turn.
     pub max_response_bytes: usize,
-    /// Tokens of history sent per request; older turns are left out beyond this.
-    pub context_budget_tokens: usize,
+    /// Which wire format the endpoint speaks (`auto`: Ollama on port 11434).
+    pub provider: context::Provider,
+    /// Tokens the model reads per request (prompt, tools, history and the answer); unset:
+    /// 32,768 for Ollama, 128,000 otherwise, and never more than the model reports.
+    #[serde(alias = "context_budget_tokens")]
+    pub context_window_tokens: Option<usize>,
+    /// The fraction of the window past which older history is compacted.
+    pub compact_at: f64,
+    /// Tool outputs older than this many model steps are shortened when compacting.
+    pub keep_tool_outputs_steps: usize,
+    /// How long Ollama keeps the model loaded after a request (`"30m"`, `"-1"` for ever).
+    pub keep_alive: Option<String>,
+    /// Per-model overrides of `context_window_tokens` and `compact_at`.
+    pub models: std::collections::BTreeMap<String, context::ModelLimits>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
 }
@@ -107,6 +119,8 @@ pub struct StoreConfig {
 pub struct SpecConfig {
     pub system_prompt: Option<PathBuf>,
     pub tools: Option<PathBuf>,
+    /// The prompt of the summary request that compacts a long conversation.
+    pub compact_prompt: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -256,7 +270,12 @@ impl Default for LlmConfig {
             max_retries: 3,
             max_retry_after_secs: 30,
             max_response_bytes: 16 * 1024 * 1024,
-            context_budget_tokens: 100_000,
+            provider: context::Provider::Auto,
+            context_window_tokens: None,
+            compact_at: 0.8,
+            keep_tool_outputs_steps: 6,
+            keep_alive: None,
+            models: std::collections::BTreeMap::new(),
             temperature: None,
             max_tokens: None,
         }
@@ -510,10 +529,12 @@ impl Config {
         self.data.sources_file = self.data.sources_file.as_deref().map(resolve);
         self.spec.system_prompt = self.spec.system_prompt.as_deref().map(resolve);
         self.spec.tools = self.spec.tools.as_deref().map(resolve);
+        self.spec.compact_prompt = self.spec.compact_prompt.as_deref().map(resolve);
     }
 }
 
 mod access;
+pub mod context;
 pub mod mcp;
 pub mod permissions;
 mod validate;

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::secrets::{SecretBox, SecretError};
 use crate::config::{LlmConfig, Secret};
-use crate::llm::openai::{Endpoint, OpenAiClient};
+use crate::llm::client::{Endpoint, ModelClient};
 use crate::store::{Store, StoreError};
 
 pub const SECTIONS: [&str; 5] = ["chat", "image", "speech", "sound_effects", "asr"];
@@ -109,7 +109,7 @@ impl Endpoints {
     pub fn load(
         store: &Store,
         defaults: &LlmConfig,
-        llm: &OpenAiClient,
+        llm: &ModelClient,
         secrets: SecretBox,
     ) -> Result<Self, EndpointsError> {
         let mut saved: EndpointSet = store.get_setting("endpoints")?.unwrap_or_default();
@@ -188,6 +188,7 @@ impl Endpoints {
     pub fn chat_endpoint(&self) -> Endpoint {
         match self.snapshot().chat {
             Some(chat) => Endpoint {
+                provider: self.defaults.provider.for_url(&chat.base_url),
                 api_key: if chat.uses_config_key {
                     self.defaults.api_key.clone()
                 } else {
@@ -198,6 +199,7 @@ impl Endpoints {
                 stream: chat.supports_streaming,
             },
             None => Endpoint {
+                provider: self.defaults.provider.for_url(&self.defaults.base_url),
                 base_url: self.defaults.base_url.clone(),
                 model: self.defaults.model.clone(),
                 api_key: self.defaults.api_key.clone(),
@@ -239,7 +241,7 @@ impl Endpoints {
         &self,
         body: &Value,
         store: &Store,
-        llm: &OpenAiClient,
+        llm: &ModelClient,
     ) -> Result<(), EndpointsError> {
         let Value::Object(sections) = body else {
             return Err(EndpointsError::Invalid(

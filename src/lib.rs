@@ -53,7 +53,7 @@ use actix::{Actor, Arbiter};
 use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
-use crate::llm::openai::OpenAiClient;
+use crate::llm::client::ModelClient;
 use crate::runtime::{Registry, Services};
 use crate::spec::Spec;
 use crate::store::{Flusher, Store};
@@ -105,7 +105,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
     })?;
     let spec = Arc::new(Spec::load(&config.spec)?);
     let tools = ToolRegistry::new(spec.clone())?;
-    let llm = OpenAiClient::new(&config.llm)?;
+    let llm = ModelClient::new(&config.llm)?;
     let sandbox = Arc::new(Sandbox::detect(&config.sandbox));
     let store = Store::open(&config.store.path)?;
     let snapshot_policy = SnapshotPolicy {

@@ -68,6 +68,14 @@ pub enum ChatEvent {
         #[serde(flatten)]
         record: ApprovalRecord,
     },
+    /// The model's view of the history was made smaller: older tool outputs shortened and,
+    /// when `summarized`, the older part replaced by a summary (history entry `entry_id`).
+    ContextCompacted {
+        entry_id: String,
+        before_tokens: u64,
+        after_tokens: u64,
+        summarized: bool,
+    },
     Final {
         /// Shared: the payload is kept, replayed and sent to every subscriber without copies.
         payload: std::sync::Arc<ChatResponse>,

@@ -15,6 +15,7 @@ use crate::config::SpecConfig;
 
 const BUILTIN_PROMPT: &str = include_str!("../spec/system_prompt.md");
 const BUILTIN_TOOLS: &str = include_str!("../spec/tools.json");
+const BUILTIN_COMPACT_PROMPT: &str = include_str!("../spec/compact_prompt.md");
 
 /// The prompt placeholder replaced by the list of uploaded files.
 const UPLOADS_PLACEHOLDER: &str = "{{uploads}}";
@@ -37,6 +38,8 @@ pub struct Spec {
     pub tools: Vec<ToolSpec>,
     /// The manifest as sent to the model (`tools` of a chat-completions request), encoded once.
     pub tools_json: Arc<RawValue>,
+    /// The prompt of the summary request that compacts a long history.
+    pub compact_prompt: Arc<str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +98,11 @@ impl Spec {
             Some(path) => read(path)?,
             None => BUILTIN_TOOLS.to_string(),
         };
-        Self::from_texts(prompt, &tools)
+        let mut spec = Self::from_texts(prompt, &tools)?;
+        if let Some(path) = &config.compact_prompt {
+            spec.compact_prompt = Arc::from(read(path)?);
+        }
+        Ok(spec)
     }
 
     pub fn builtin() -> Result<Self, SpecError> {
@@ -166,6 +173,7 @@ impl Spec {
             system_prompt,
             tools,
             tools_json: Arc::from(tools_json),
+            compact_prompt: Arc::from(BUILTIN_COMPACT_PROMPT),
         })
     }
 

@@ -135,7 +135,7 @@ fn spawn() -> TestApp {
     TestApp::spawn_with(|c| {
         c.llm.max_steps = 4;
         // Earlier turns' hundreds of tool results stay out of the requests to the mock.
-        c.llm.context_budget_tokens = 20_000;
+        c.llm.context_window_tokens = Some(20_000);
     })
 }
 

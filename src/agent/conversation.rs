@@ -4,7 +4,7 @@
 //! tool message before the next user message (the turn loop adds results for calls that were
 //! cancelled). Entries carry stable ids for `GET /api/session/history/{id}`.
 
-use crate::llm::{ContentPart, HistoryEntry, Message, ToolCall, Usage, UserContent};
+use crate::llm::{Compaction, ContentPart, HistoryEntry, Message, ToolCall, Usage, UserContent};
 use crate::protocol::ApprovalRecord;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -104,6 +104,25 @@ impl Conversation {
         );
     }
 
+    /// Records a compaction: `summary` (the latest one, also when only tool outputs were
+    /// shortened here) as the entry's content.
+    pub fn push_compaction(&mut self, summary: &str, compaction: Compaction) {
+        self.push(
+            Message::System {
+                content: summary.to_string(),
+            },
+            None,
+        );
+        if let Some(last) = self.entries.last_mut() {
+            last.compaction = Some(compaction);
+        }
+    }
+
+    /// The entries, for counting their tokens.
+    pub fn entries_mut(&mut self) -> &mut [HistoryEntry] {
+        &mut self.entries
+    }
+
     /// For `replace_last`: drops the last user message and everything after it, and returns
     /// what was dropped (empty when there is no user message).
     pub fn drop_last_exchange(&mut self) -> Vec<HistoryEntry> {
@@ -120,13 +139,20 @@ impl Conversation {
     /// A message sent again after its turn failed before any reply: the unanswered copy at
     /// the end of the history is dropped, so a retry never leaves the message twice.
     /// Whether one was.
+    /// Compactions made for the failed turn go with it.
     pub fn drop_unanswered(&mut self, message: &str) -> bool {
-        let unanswered = self
+        let records = self
             .entries
-            .last()
-            .is_some_and(|last| last.message.user_text() == Some(message));
+            .iter()
+            .rev()
+            .take_while(|e| e.compaction.is_some())
+            .count();
+        let Some(at) = self.entries.len().checked_sub(records + 1) else {
+            return false;
+        };
+        let unanswered = self.entries[at].message.user_text() == Some(message);
         if unanswered {
-            self.entries.pop();
+            self.entries.truncate(at);
         }
         unanswered
     }
@@ -189,6 +215,8 @@ impl Conversation {
             tool_name: None,
             is_error: false,
             approval: None,
+            tokens: None,
+            compaction: None,
         });
     }
 }

@@ -16,8 +16,9 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::compact::{compact, CompactError, ContextSettings, Trigger};
+use super::context::{system_message, used_tokens, view_messages, view_of};
 use super::conversation::Conversation;
-use super::prompt::build_messages;
 use crate::llm::{
     ContentPart, ImageUrl, LlmClient, LlmError, LlmRequest, Message, ToolCall, Usage,
 };
@@ -109,7 +110,7 @@ pub struct TurnSettings {
     pub max_steps: u32,
     /// Bytes of one tool result sent to the model.
     pub output_cap: usize,
-    pub context_budget_tokens: usize,
+    pub context: ContextSettings,
 }
 
 /// How a turn ended.
@@ -143,9 +144,10 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
     events: &S,
 ) -> TurnOutcome {
     let cancel = T::cancel_token(ctx);
-    let system = Message::System {
-        content: system_prompt,
-    };
+    let context = &settings.context;
+    let prompt_tokens = context.counter.text(&system_prompt);
+    // A compaction that failed is not tried again in the same turn (the hard cut still holds).
+    let mut may_compact = true;
     history.push_user(user_message);
     let mut outcome = TurnOutcome {
         reply: String::new(),
@@ -154,14 +156,52 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
         end: TurnEnd::MaxSteps,
     };
     for step in 1..=settings.max_steps {
+        let manifest = tools.manifest(ctx);
+        let fixed = prompt_tokens + context.counter.text(manifest.get());
+        context.counter.count_missing(history.entries_mut());
+        let view = view_of(history.entries());
+        if may_compact
+            && used_tokens(history.entries(), &view, &context.counter, fixed)
+                > context.limits.threshold()
+        {
+            match compact(llm, history, fixed, context, Trigger::Full, &cancel).await {
+                Ok(Some(done)) => events.emit(ChatEvent::ContextCompacted {
+                    entry_id: done.entry_id,
+                    before_tokens: done.before_tokens,
+                    after_tokens: done.after_tokens,
+                    summarized: done.summarized,
+                }),
+                Ok(None) => {}
+                Err(CompactError::Cancelled) => {
+                    outcome.end = TurnEnd::Cancelled;
+                    return outcome;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot compact the history; older turns are left out instead");
+                    may_compact = false;
+                }
+            }
+        }
         let mut streamed = String::new();
         let result = {
-            let messages =
-                build_messages(&system, history.entries(), settings.context_budget_tokens);
-            let manifest = tools.manifest(ctx);
+            let view = view_of(history.entries());
+            let system = system_message(&system_prompt, view.summary);
+            let fixed = context.counter.message(&system) + context.counter.text(manifest.get());
+            let history_messages = view_messages(
+                history.entries(),
+                &view,
+                &context.counter,
+                fixed,
+                context.hard_limit(),
+            );
+            let messages: Vec<&Message> = std::iter::once(&system)
+                .chain(history_messages.iter().map(AsRef::as_ref))
+                .collect();
             let request = LlmRequest {
                 messages: &messages,
-                tools: &manifest,
+                tools: Some(&manifest),
+                window_tokens: Some(context.limits.window_tokens),
+                max_tokens: None,
             };
             let mut on_delta = |text: &str| {
                 streamed.push_str(text);

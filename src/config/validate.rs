@@ -146,6 +146,7 @@ impl Config {
                 return Err(invalid(key, "must be between 1 and 1000000"));
             }
         }
+        self.llm.validate_context()?;
         self.validate_access()?;
         self.validate_permissions()?;
         self.validate_mcp()

@@ -207,6 +207,7 @@ fn chunks(
         ChatEvent::ToolStarted { .. }
         | ChatEvent::ToolCompleted { .. }
         | ChatEvent::ApprovalRequired { .. }
-        | ChatEvent::ApprovalDecided { .. } => Vec::new(),
+        | ChatEvent::ApprovalDecided { .. }
+        | ChatEvent::ContextCompacted { .. } => Vec::new(),
     }
 }

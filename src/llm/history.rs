@@ -1,5 +1,6 @@
 //! One entry of a session's history as it is kept: the chat message, its id and time, the
-//! model's usage for it and, for tool results, which tool answered. The agent appends them,
+//! model's usage for it, its token count, for tool results which tool answered, and for
+//! compaction entries how the model's view changed. The agent appends them,
 //! the store persists them, the console reads them; none of those owns the type.
 
 use serde::{Deserialize, Serialize};
@@ -23,4 +24,29 @@ pub struct HistoryEntry {
     /// For tool results: who allowed or refused the call, when it needed a decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<crate::protocol::ApprovalRecord>,
+    /// Tokens this message takes, counted once (the model's tokenizer, or an estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u32>,
+    /// On a compaction entry (role `system`, its content the summary): how the model's view
+    /// of the history changed here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<Compaction>,
+}
+
+/// Recorded on a history entry where the model's view of the history changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compaction {
+    /// The first entry the model reads in full; what came before is in the summary.
+    pub keep_from: String,
+    /// Tool results before this entry are sent shortened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shorten_before: Option<String>,
+    /// Whether a summary of the older part was made here (otherwise only tool outputs were
+    /// shortened, and the summary, if any, is the previous one).
+    pub summarized: bool,
+    /// Asked for (`POST /api/session/compact`), not made because the context was full.
+    #[serde(default)]
+    pub manual: bool,
+    pub before_tokens: u64,
+    pub after_tokens: u64,
 }

@@ -1,11 +1,14 @@
 //! The model boundary: chat messages in the OpenAI wire shape, the [`LlmClient`] trait the agent
 //! is generic over, and the errors a model call can end with.
 //!
-//! Nothing here knows about sessions, tools or HTTP routes. `openai.rs` is the one real client;
-//! tests substitute their own implementation or a scripted mock server.
+//! Nothing here knows about sessions, tools or HTTP routes. `client.rs` is the one real client
+//! (its wire formats are `openai.rs` and `ollama.rs`); tests substitute their own
+//! implementation or a scripted mock server.
 
 pub mod assemble;
+pub mod client;
 mod history;
+pub mod ollama;
 pub mod openai;
 pub mod probe;
 pub mod sse;
@@ -15,7 +18,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-pub use history::HistoryEntry;
+pub use history::{Compaction, HistoryEntry};
 
 /// One chat message, serialised exactly as chat-completions expects it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,7 +169,12 @@ pub struct Completion {
 #[derive(Debug, Clone, Copy)]
 pub struct LlmRequest<'a> {
     pub messages: &'a [&'a Message],
-    pub tools: &'a RawValue,
+    /// None for a request that offers no tools (a summary).
+    pub tools: Option<&'a RawValue>,
+    /// Tokens the model reads and writes per request (Ollama's `num_ctx`).
+    pub window_tokens: Option<usize>,
+    /// A cap on the answer for this request, over `[llm] max_tokens`.
+    pub max_tokens: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -211,4 +219,9 @@ pub trait LlmClient: Send + Sync + 'static {
 
     /// The model name reported in `meta.model`.
     fn model_name(&self) -> String;
+
+    /// The context length the model itself reports, when the endpoint says (Ollama).
+    fn reported_context(&self) -> impl Future<Output = Option<usize>> + '_ {
+        std::future::ready(None)
+    }
 }

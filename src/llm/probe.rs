@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::openai::{describe_reqwest, Endpoint};
+use super::client::{describe_reqwest, Endpoint};
 
 /// Bytes of an answer the probe reads.
 const MAX_PROBE_BODY: usize = 4 * 1024 * 1024;

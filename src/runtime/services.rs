@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use crate::agent::compact::ContextSettings;
+use crate::agent::context::TokenCounter;
 use crate::auth::SessionKey;
 use crate::config::{Config, ToolsConfig};
-use crate::llm::openai::OpenAiClient;
+use crate::llm::client::ModelClient;
 use crate::spec::Spec;
 use crate::store::{Flusher, Store};
 use crate::tools::sandbox::Sandbox;
@@ -18,7 +20,7 @@ pub struct Services {
     pub config: Arc<Config>,
     pub spec: Arc<Spec>,
     pub tools: ToolRegistry,
-    pub llm: OpenAiClient,
+    pub llm: ModelClient,
     pub sandbox: Arc<Sandbox>,
     pub tools_config: Arc<ToolsConfig>,
     pub store: Store,
@@ -34,6 +36,42 @@ pub struct Services {
 }
 
 impl Services {
+    /// The context settings for the model in force now. The model's own context length is
+    /// asked once (Ollama); its tokenizer is loaded off this thread the first time.
+    pub async fn context_settings(&self) -> ContextSettings {
+        let reported = self.llm.reported_context().await;
+        let model = self.llm.endpoint().model.clone();
+        let counter = crate::blocking::run(crate::blocking::STORE_WORK, move || {
+            TokenCounter::for_model(&model)
+        })
+        .await
+        .unwrap_or(TokenCounter::Estimate);
+        self.context_settings_with(reported, counter)
+    }
+
+    /// The same, blocking, from what is known now (for reports off the actor's thread).
+    pub fn context_settings_known(&self) -> ContextSettings {
+        let counter = TokenCounter::for_model(&self.llm.endpoint().model);
+        self.context_settings_with(self.llm.known_context(), counter)
+    }
+
+    fn context_settings_with(
+        &self,
+        reported: Option<usize>,
+        counter: TokenCounter,
+    ) -> ContextSettings {
+        let endpoint = self.llm.endpoint();
+        ContextSettings {
+            limits: self
+                .config
+                .llm
+                .limits(endpoint.provider, &endpoint.model, reported),
+            keep_tool_outputs_steps: self.config.llm.keep_tool_outputs_steps,
+            counter,
+            compact_prompt: self.spec.compact_prompt.clone(),
+        }
+    }
+
     /// What each tool family can do on this host, one `(family, state)` per line: printed by
     /// `okcvm check` and logged at start, so an operator sees what the agent lacks.
     pub fn readiness(&self) -> Vec<(&'static str, String)> {

@@ -276,11 +276,6 @@ impl Handler<StartTurn> for SessionActor {
             tools_process_group: None,
         });
         let services = self.services.clone();
-        let settings = TurnSettings {
-            max_steps: services.config.llm.max_steps,
-            output_cap: services.config.tools.output_cap_bytes,
-            context_budget_tokens: services.config.llm.context_budget_tokens,
-        };
         let sink = self.log.clone();
         let gate = SessionGate {
             approvals: self.approvals.clone(),
@@ -291,6 +286,11 @@ impl Handler<StartTurn> for SessionActor {
         };
         let turn = async move {
             let mut parts = parts;
+            let settings = TurnSettings {
+                max_steps: services.config.llm.max_steps,
+                output_cap: services.config.tools.output_cap_bytes,
+                context: services.context_settings().await,
+            };
             let outcome = run_turn(
                 &services.llm,
                 &services.tools,

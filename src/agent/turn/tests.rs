@@ -192,6 +192,19 @@ impl EventSink for Events {
     }
 }
 
+/// A window no test of the loop comes near.
+fn big_context() -> crate::agent::compact::ContextSettings {
+    crate::agent::compact::ContextSettings {
+        limits: crate::config::context::ContextLimits {
+            window_tokens: 100_000,
+            compact_at: 0.8,
+        },
+        keep_tool_outputs_steps: 6,
+        counter: crate::agent::context::TokenCounter::Estimate,
+        compact_prompt: "summarise".into(),
+    }
+}
+
 struct Run {
     outcome: TurnOutcome,
     history: Conversation,
@@ -217,7 +230,7 @@ async fn run_with(
     let settings = TurnSettings {
         max_steps,
         output_cap: 1_000,
-        context_budget_tokens: 100_000,
+        context: big_context(),
     };
     let outcome = run_turn(
         &model,

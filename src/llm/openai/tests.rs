@@ -53,30 +53,3 @@ fn garbage_and_in_stream_errors_are_malformed() {
         Err(LlmError::Malformed(_))
     ));
 }
-
-#[test]
-fn retry_after_is_read_in_seconds() {
-    let mut headers = HeaderMap::new();
-    headers.insert(RETRY_AFTER, "2".parse().unwrap());
-    assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(2)));
-    headers.insert(RETRY_AFTER, "soon".parse().unwrap());
-    assert_eq!(parse_retry_after(&headers), None);
-    for huge in ["1e300", "1e20", "18446744073709551616"] {
-        headers.insert(RETRY_AFTER, huge.parse().unwrap());
-        assert_eq!(parse_retry_after(&headers), Some(Duration::MAX), "{huge}");
-    }
-    headers.insert(RETRY_AFTER, "-1".parse().unwrap());
-    assert_eq!(parse_retry_after(&headers), None);
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(100)).to_rfc2822();
-    headers.insert(RETRY_AFTER, soon.parse().unwrap());
-    let wait = parse_retry_after(&headers).unwrap();
-    assert!(
-        wait > Duration::from_secs(90) && wait <= Duration::from_secs(100),
-        "{wait:?}"
-    );
-    headers.insert(
-        RETRY_AFTER,
-        "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
-    );
-    assert_eq!(parse_retry_after(&headers), Some(Duration::ZERO));
-}
