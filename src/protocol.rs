@@ -90,6 +90,16 @@ pub enum ChatEvent {
     Stop,
 }
 
+/// How full the model's context is, for `GET /api/session/info`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextReport {
+    /// Tokens the next request would take (prompt, tools and the history the model reads).
+    pub used_tokens: u64,
+    pub window_tokens: u64,
+    /// Compactions in the current history.
+    pub compactions: u64,
+}
+
 /// Every way a turn can end other than with its reply: a closed set, named in the `error`
 /// event's `reason`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

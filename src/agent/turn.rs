@@ -165,12 +165,16 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
                 > context.limits.threshold()
         {
             match compact(llm, history, fixed, context, Trigger::Full, &cancel).await {
-                Ok(Some(done)) => events.emit(ChatEvent::ContextCompacted {
-                    entry_id: done.entry_id,
-                    before_tokens: done.before_tokens,
-                    after_tokens: done.after_tokens,
-                    summarized: done.summarized,
-                }),
+                Ok(Some(done)) => {
+                    // Still full (one huge message): the hard cut takes over for this turn.
+                    may_compact = done.after_tokens as usize <= context.limits.threshold();
+                    events.emit(ChatEvent::ContextCompacted {
+                        entry_id: done.entry_id,
+                        before_tokens: done.before_tokens,
+                        after_tokens: done.after_tokens,
+                        summarized: done.summarized,
+                    });
+                }
                 Ok(None) => {}
                 Err(CompactError::Cancelled) => {
                     outcome.end = TurnEnd::Cancelled;

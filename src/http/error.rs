@@ -147,6 +147,10 @@ impl From<SessionError> for ApiError {
             SessionError::Invalid(message) => ApiError::BadRequest(message),
             SessionError::NotFound(message) => ApiError::NotFound(message),
             SessionError::Conflict(message) => ApiError::Conflict(message),
+            SessionError::Model(error) if error.is_timeout() => {
+                ApiError::ModelTimedOut(error.to_string())
+            }
+            SessionError::Model(error) => ApiError::ModelFailed(error.to_string()),
             SessionError::Internal(message) => ApiError::Internal(message),
             SessionError::OverQuota(refusal) => ApiError::OverQuota(refusal),
         }

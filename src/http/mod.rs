@@ -5,6 +5,7 @@
 pub mod access;
 pub mod chat;
 pub mod console;
+pub mod context;
 pub mod conversations;
 pub mod deploy;
 pub mod endpoints;
@@ -123,6 +124,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/session/permissions", web::put().to(permissions::set))
                 .route("/session/boot", web::get().to(session::boot))
                 .route("/session/history", web::delete().to(session::clear_history))
+                .route("/session/history", web::get().to(context::history_page))
+                .route("/session/compact", web::post().to(context::compact))
                 .route(
                     "/session/history/switch",
                     web::post().to(session::switch_version),

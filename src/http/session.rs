@@ -200,6 +200,7 @@ fn vm_view(state: &AppState, key: &SessionKey, info: &SessionInfo) -> Value {
         "history_namespace": format!("{}:{}", key.owner, key.conversation_id),
         "permissions": super::permissions::view(state, key, &info.permissions),
         "pending_approvals": info.pending_approvals,
+        "context": info.context,
     })
 }
 

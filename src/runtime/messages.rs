@@ -35,6 +35,9 @@ pub enum SessionError {
     /// The request does not fit the session's current state.
     #[error("{0}")]
     Conflict(String),
+    /// The model endpoint failed a request the session made for the client (a summary).
+    #[error("{0}")]
+    Model(crate::llm::LlmError),
     #[error("{0}")]
     Internal(String),
 }
@@ -221,6 +224,31 @@ pub struct SessionInfo {
     /// The `approval_required` events the running turn waits on.
     pub pending_approvals: Vec<crate::protocol::ChatEvent>,
     pub permissions: crate::permissions::ConversationPermissions,
+    pub context: crate::protocol::ContextReport,
+}
+
+/// Compact the history now (`POST /api/session/compact`), with what the summary should keep.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<crate::agent::compact::Compacted, SessionError>")]
+pub struct Compact {
+    pub instructions: Option<String>,
+}
+
+/// A page of the history: up to `limit` entries before entry `before` (the newest without).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<HistoryPage, SessionError>")]
+pub struct GetHistoryPage {
+    pub before: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPage {
+    /// Oldest first.
+    pub entries: Vec<HistoryEntry>,
+    /// Whether older entries remain.
+    pub has_more: bool,
+    pub history_length: usize,
 }
 
 /// One history entry by id.

@@ -33,6 +33,7 @@ use crate::tools::{ToolContext, ToolState};
 use crate::workspace::git::GitError;
 use crate::workspace::{MOUNT, UPLOAD_DIR};
 
+mod context;
 mod ending;
 mod history;
 mod panicked;
@@ -75,6 +76,8 @@ pub struct SessionActor {
     stop_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     /// The conversation's permission choices and the approvals waiting for an answer.
     approvals: Approvals,
+    /// How full the context was when last asked (reported while a turn holds the history).
+    context: crate::protocol::ContextReport,
 }
 
 impl SessionActor {
@@ -104,6 +107,7 @@ impl SessionActor {
             uploads: Vec::new(),
             stop_waiters: Vec::new(),
             approvals: Approvals::default(),
+            context: crate::protocol::ContextReport::default(),
         }
     }
 

@@ -5,6 +5,12 @@
 //! Without a matching script the model echoes: `echo: <user message>`. Streaming follows the
 //! request's `stream` flag. Every request body is recorded so tests can assert what the agent
 //! sent back (e.g. that a tool result reached the next request).
+//!
+//! A summary request (its system message is `spec/compact_prompt.md`) is answered by a
+//! summariser that keeps every `FACT-…` word it was shown, as a model keeping key facts would.
+//! With [`MockModel::count_tokens`] the usage reported is the request's size in tokens of four
+//! bytes, not a fixed number. The same answers are given in Ollama's native format on
+//! `/api/chat` (NDJSON stream), with `/api/show` and `/api/tags` beside it.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -76,6 +82,9 @@ struct State {
     requests: Vec<Value>,
     served: usize,
     record: bool,
+    count_tokens: bool,
+    /// The context length `/api/show` reports.
+    ollama_context_length: u64,
 }
 
 #[derive(Clone)]
@@ -95,6 +104,7 @@ impl MockModel {
     pub fn start_with(workers: usize, record: bool) -> Self {
         let state = Arc::new(Mutex::new(State {
             record,
+            ollama_context_length: 8192,
             ..State::default()
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -109,6 +119,16 @@ impl MockModel {
                         .app_data(data.clone())
                         .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
                         .route("/v1/chat/completions", web::post().to(completions))
+                        .route("/api/chat", web::post().to(ollama_chat))
+                        .route("/api/show", web::post().to(ollama_show))
+                        .route(
+                            "/api/tags",
+                            web::get().to(|| async {
+                                HttpResponse::Ok().json(serde_json::json!({
+                                    "models": [{"name": "mock-model", "model": "mock-model"}],
+                                }))
+                            }),
+                        )
                         .route(
                             "/v1/models",
                             web::get().to(|| async {
@@ -157,6 +177,33 @@ impl MockModel {
             .collect()
     }
 
+    /// Report usage as the request's size (four bytes a token) instead of a fixed number.
+    pub fn count_tokens(&self) {
+        self.state.lock().unwrap().count_tokens = true;
+    }
+
+    /// The context length `/api/show` reports for every model.
+    pub fn set_ollama_context_length(&self, tokens: u64) {
+        self.state.lock().unwrap().ollama_context_length = tokens;
+    }
+
+    /// Every summary request received so far.
+    pub fn summary_requests(&self) -> Vec<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| is_summary_request(r))
+            .cloned()
+            .collect()
+    }
+
+    /// Every request body received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
     pub fn request_count(&self) -> usize {
         self.state.lock().unwrap().served
     }
@@ -192,20 +239,44 @@ async fn completions(state: web::Data<Arc<Mutex<State>>>, body: Bytes) -> HttpRe
             return HttpResponse::BadRequest().json(json!({"error": {"message": e.to_string()}}))
         }
     };
-    let user = latest_user_message(&request);
     let stream = request["stream"].as_bool().unwrap_or(false);
+    let (reply, usage) = choose(&state, request, body.len());
+    respond(reply, stream, usage).await
+}
+
+/// Whether a request asks for a summary of the conversation (compaction).
+pub fn is_summary_request(request: &Value) -> bool {
+    request["messages"][0]["content"]
+        .as_str()
+        .is_some_and(|text| text.starts_with("# Summarising a long conversation"))
+}
+
+/// The reply to a recorded request (and the usage to report), by script, summariser or echo.
+fn choose(state: &Mutex<State>, request: Value, body_len: usize) -> (Reply, Value) {
+    let user = latest_user_message(&request);
     let after_tool = request["messages"]
         .as_array()
         .and_then(|m| m.last())
         .is_some_and(|m| m["role"] == "tool");
-    let reply = {
-        let mut state = state.lock().unwrap();
+    let summary = is_summary_request(&request);
+    let mut state = state.lock().unwrap();
+    let reply = if summary {
+        let mut facts: Vec<&str> = user
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|w| w.starts_with("FACT-"))
+            .collect();
+        facts.dedup();
+        Reply::Text(format!(
+            "Summary of the work so far. Facts to keep: {}",
+            facts.join(" ")
+        ))
+    } else {
         let found = state
             .scripts
             .iter()
             .find(|(token, _)| user.contains(token.as_str()))
             .map(|(token, replies)| (token.clone(), replies.clone()));
-        let reply = match found {
+        match found {
             Some((token, replies)) => {
                 let n = state.calls.entry(token).or_insert(0);
                 let reply = replies[(*n).min(replies.len() - 1)].clone();
@@ -213,14 +284,19 @@ async fn completions(state: web::Data<Arc<Mutex<State>>>, body: Bytes) -> HttpRe
                 reply
             }
             None => Reply::Text(format!("echo: {user}")),
-        };
-        state.served += 1;
-        if state.record {
-            state.requests.push(request);
         }
-        reply
     };
-    respond(resolve(reply, after_tool), stream).await
+    state.served += 1;
+    let usage = if state.count_tokens {
+        let prompt = body_len / 4;
+        json!({"prompt_tokens": prompt, "completion_tokens": 10, "total_tokens": prompt + 10})
+    } else {
+        usage()
+    };
+    if state.record {
+        state.requests.push(request);
+    }
+    (resolve(reply, after_tool), usage)
 }
 
 /// Picks the branch of a reply that depends on the request.
@@ -249,10 +325,10 @@ async fn respond_quickly(state: &Mutex<State>, body: &[u8]) -> HttpResponse {
             .map_or_else(|| Reply::text("echo"), |(_, replies)| replies[0].clone())
     };
     let after_tool = text.rfind("\"role\":\"tool\"") > text.rfind("\"role\":\"user\"");
-    respond(resolve(reply, after_tool), stream).await
+    respond(resolve(reply, after_tool), stream, usage()).await
 }
 
-async fn respond(reply: Reply, stream: bool) -> HttpResponse {
+async fn respond(reply: Reply, stream: bool, usage: Value) -> HttpResponse {
     let mut reply = reply;
     while let Reply::Delayed(wait, inner) = reply {
         tokio::time::sleep(wait).await;
@@ -294,7 +370,7 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
         Reply::Text(text) if !stream => HttpResponse::Ok().json(json!({
             "id": "cmpl-mock", "object": "chat.completion", "model": "mock-model",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": usage(),
+            "usage": usage,
         })),
         Reply::ToolCalls(text, calls) if !stream => {
             let calls: Vec<Value> = calls
@@ -305,7 +381,7 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
             HttpResponse::Ok().json(json!({
                 "id": "cmpl-mock", "object": "chat.completion", "model": "mock-model",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }, "tool_calls": calls}, "finish_reason": "tool_calls"}],
-                "usage": usage(),
+                "usage": usage,
             }))
         }
         Reply::Text(text) => {
@@ -317,7 +393,7 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
                 }
             }
             chunks.push(Ok(chunk(json!({}), Some("stop"))));
-            chunks.extend(tail_chunks());
+            chunks.extend(tail_chunks(&usage));
             sse_response(chunks)
         }
         Reply::ChattyTool {
@@ -328,7 +404,7 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
         } if !stream => HttpResponse::Ok().json(json!({
             "id": "cmpl-mock", "object": "chat.completion", "model": "mock-model",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": delta.repeat(count), "tool_calls": [{"id": format!("call_0_{}", uuid::Uuid::new_v4().simple()), "type": "function", "function": {"name": name, "arguments": arguments}}]}, "finish_reason": "tool_calls"}],
-            "usage": usage(),
+            "usage": usage,
         })),
         Reply::ChattyTool {
             count,
@@ -342,7 +418,7 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
             let id = format!("call_0_{}", uuid::Uuid::new_v4().simple());
             chunks.push(Ok(chunk(json!({"tool_calls": [{"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": arguments}}]}), None)));
             chunks.push(Ok(chunk(json!({}), Some("tool_calls"))));
-            chunks.extend(tail_chunks());
+            chunks.extend(tail_chunks(&usage));
             sse_response(chunks)
         }
         Reply::ToolCalls(text, calls) => {
@@ -357,7 +433,7 @@ async fn respond(reply: Reply, stream: bool) -> HttpResponse {
                 chunks.push(Ok(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": &args[mid..]}}]}), None)));
             }
             chunks.push(Ok(chunk(json!({}), Some("tool_calls"))));
-            chunks.extend(tail_chunks());
+            chunks.extend(tail_chunks(&usage));
             sse_response(chunks)
         }
         Reply::Delayed(..) => unreachable!("delays are unwrapped above"),
@@ -375,8 +451,8 @@ fn chunk(delta: Value, finish: Option<&str>) -> Bytes {
     Bytes::from(format!("data: {body}\n\n"))
 }
 
-fn tail_chunks() -> Vec<Result<Bytes, std::io::Error>> {
-    let usage = json!({"id": "cmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": usage()});
+fn tail_chunks(usage: &Value) -> Vec<Result<Bytes, std::io::Error>> {
+    let usage = json!({"id": "cmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": usage});
     vec![
         Ok(Bytes::from(format!("data: {usage}\n\n"))),
         Ok(Bytes::from_static(b"data: [DONE]\n\n")),
@@ -387,4 +463,89 @@ fn sse_response(chunks: Vec<Result<Bytes, std::io::Error>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/event-stream")
         .streaming(futures_util::stream::iter(chunks))
+}
+
+/// Ollama's `/api/chat`: the same replies as NDJSON lines (or one object), whole tool calls
+/// with arguments as objects, the token counts on the last line.
+async fn ollama_chat(state: web::Data<Arc<Mutex<State>>>, body: Bytes) -> HttpResponse {
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return HttpResponse::BadRequest().json(json!({"error": e.to_string()})),
+    };
+    let stream = request["stream"].as_bool().unwrap_or(true);
+    let (mut reply, usage) = choose(&state, request, body.len());
+    while let Reply::Delayed(wait, inner) = reply {
+        tokio::time::sleep(wait).await;
+        reply = *inner;
+    }
+    let message = |content: &str, calls: Vec<Value>| {
+        let mut message = json!({"role": "assistant", "content": content});
+        if !calls.is_empty() {
+            message["tool_calls"] = Value::Array(calls);
+        }
+        message
+    };
+    let (text, calls) = match reply {
+        Reply::Text(text) => (text, Vec::new()),
+        Reply::ToolCalls(text, calls) => (
+            text,
+            calls
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, args))| {
+                    json!({"function": {"index": i, "name": name,
+                        "arguments": serde_json::from_str::<Value>(&args).unwrap_or(json!({}))}})
+                })
+                .collect(),
+        ),
+        Reply::Status(code, _) => {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
+                .json(json!({"error": format!("mock failure {code}")}))
+        }
+        other => panic!("the Ollama mock does not give {other:?}"),
+    };
+    let last = json!({"model": "mock-model", "message": message("", Vec::new()), "done": true,
+        "done_reason": "stop", "prompt_eval_count": usage["prompt_tokens"], "eval_count": usage["completion_tokens"]});
+    if !stream {
+        let mut whole = last;
+        whole["message"] = message(&text, calls);
+        return HttpResponse::Ok().json(whole);
+    }
+    let mut lines = Vec::new();
+    let mid = text
+        .char_indices()
+        .nth(text.chars().count() / 2)
+        .map_or(0, |(i, _)| i);
+    for part in [&text[..mid], &text[mid..]] {
+        if !part.is_empty() {
+            lines.push(
+                json!({"model": "mock-model", "message": message(part, Vec::new()), "done": false}),
+            );
+        }
+    }
+    if !calls.is_empty() {
+        lines.push(json!({"model": "mock-model", "message": message("", calls), "done": false}));
+    }
+    lines.push(last);
+    let body: Vec<Result<Bytes, std::io::Error>> = lines
+        .into_iter()
+        .map(|line| Ok(Bytes::from(format!("{line}\n"))))
+        .collect();
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(futures_util::stream::iter(body))
+}
+
+/// Ollama's `/api/show`: the architecture and its context length.
+async fn ollama_show(state: web::Data<Arc<Mutex<State>>>, body: Bytes) -> HttpResponse {
+    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let length = state.lock().unwrap().ollama_context_length;
+    if request["model"].as_str().is_none() {
+        return HttpResponse::BadRequest().json(json!({"error": "model is required"}));
+    }
+    HttpResponse::Ok().json(json!({
+        "details": {"family": "mock"},
+        "model_info": {"general.architecture": "mock", "mock.context_length": length},
+        "capabilities": ["completion", "tools"],
+    }))
 }

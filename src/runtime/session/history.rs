@@ -11,6 +11,7 @@ impl Handler<GetInfo> for SessionActor {
     /// actor's thread.
     fn handle(&mut self, _msg: GetInfo, _ctx: &mut Self::Context) -> Self::Result {
         let busy = self.running.is_some();
+        let context = self.context_report();
         let in_memory = self
             .parts
             .as_ref()
@@ -39,6 +40,7 @@ impl Handler<GetInfo> for SessionActor {
                 opening_reply,
                 pending_approvals: actor.approvals.pending(),
                 permissions: actor.approvals.conversation(),
+                context,
             })
         }))
     }

@@ -1,0 +1,184 @@
+//! The session's context as clients see and steer it: how full it is (`context` of
+//! `GET /api/session/info`), compaction on request (`POST /api/session/compact`), and the
+//! whole history page by page (`GET /api/session/history`).
+
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::agent::compact::{compact, CompactError, Compacted, Trigger};
+use crate::agent::context::{is_record, used_tokens, view_of};
+use crate::protocol::ContextReport;
+use crate::runtime::messages::{Compact, GetHistoryPage, HistoryPage};
+
+impl SessionActor {
+    /// How full the context is, from the history the actor holds; while a turn holds it, the
+    /// last report.
+    pub(super) fn context_report(&mut self) -> ContextReport {
+        let prompt = self.system_prompt();
+        let Some(parts) = self.parts.as_mut() else {
+            return self.context;
+        };
+        let services = &self.services;
+        let settings = services.context_settings_known();
+        let counter = &settings.counter;
+        counter.count_missing(parts.history.entries_mut());
+        let manifest = services
+            .tool_services
+            .mcp
+            .manifest(&services.spec.tools_json);
+        let fixed = counter.text(&prompt) + counter.text(manifest.get());
+        let entries = parts.history.entries();
+        self.context = ContextReport {
+            used_tokens: used_tokens(entries, &view_of(entries), counter, fixed) as u64,
+            window_tokens: settings.limits.window_tokens as u64,
+            compactions: entries.iter().filter(|e| is_record(e)).count() as u64,
+        };
+        self.context
+    }
+}
+
+impl Handler<Compact> for SessionActor {
+    type Result = ResponseActFuture<Self, Result<Compacted, SessionError>>;
+
+    /// Holds the parts like a turn (and counts as one under the quotas): the summary is a
+    /// model call. The new entry is stored before the answer.
+    fn handle(&mut self, msg: Compact, _ctx: &mut Self::Context) -> Self::Result {
+        let permit = match self.services.quotas.start_turn(&self.key.owner) {
+            Ok(permit) => permit,
+            Err(refusal) => return Box::pin(actix::fut::ready(Err(refusal.into()))),
+        };
+        let prompt = self.system_prompt();
+        let Some(mut parts) = self.parts.take() else {
+            return Box::pin(actix::fut::ready(Err(SessionError::Busy)));
+        };
+        let (services, key) = (self.services.clone(), self.key.clone());
+        let work = async move {
+            let _permit = permit;
+            let result = compact_and_store(&services, &key, &mut parts, &prompt, msg).await;
+            (parts, result)
+        };
+        let work = std::panic::AssertUnwindSafe(work).catch_unwind();
+        Box::pin(
+            work.into_actor(self)
+                .map(|joined, actor, ctx| match joined {
+                    Ok((parts, result)) => {
+                        actor.parts = Some(parts);
+                        actor.stop_if_asked(ctx);
+                        result
+                    }
+                    Err(_panic) => {
+                        // The parts went with the panic: the session starts again from the store.
+                        tracing::error!("compaction panicked; the session stops");
+                        ctx.stop();
+                        Err(SessionError::Internal("compaction failed".into()))
+                    }
+                }),
+        )
+    }
+}
+
+async fn compact_and_store(
+    services: &Services,
+    key: &SessionKey,
+    parts: &mut Parts,
+    prompt: &str,
+    msg: Compact,
+) -> Result<Compacted, SessionError> {
+    let settings = services.context_settings().await;
+    let counter = &settings.counter;
+    let manifest = services
+        .tool_services
+        .mcp
+        .manifest(&services.spec.tools_json);
+    let fixed = counter.text(prompt) + counter.text(manifest.get());
+    let trigger = Trigger::Asked {
+        instructions: msg.instructions.as_deref(),
+    };
+    let never = CancellationToken::new();
+    let done = match compact(
+        &services.llm,
+        &mut parts.history,
+        fixed,
+        &settings,
+        trigger,
+        &never,
+    )
+    .await
+    {
+        Ok(Some(done)) => done,
+        Ok(None) | Err(CompactError::NothingToCompact) => {
+            return Err(SessionError::Conflict(
+                CompactError::NothingToCompact.to_string(),
+            ))
+        }
+        Err(CompactError::Model(error)) => return Err(SessionError::Model(error)),
+        Err(CompactError::Cancelled) => return Err(SessionError::Conflict("cancelled".into())),
+    };
+    let from = parts.persisted.min(parts.history.len());
+    let added = parts.history.entries()[from..].to_vec();
+    let (store, owned_key) = (services.store.clone(), key.clone());
+    let saved = crate::blocking::run(crate::blocking::STORE_WORK, move || {
+        store.save_history(&owned_key, from, &added)
+    })
+    .await;
+    let stored = match saved {
+        Ok(Ok(())) => services.flusher.flush().await,
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = stored {
+        // Not kept: the summary goes, so memory and store agree.
+        parts.history.splice_from(from, Vec::new());
+        return Err(SessionError::Internal(format!(
+            "the compaction could not be stored: {error}"
+        )));
+    }
+    parts.persisted = parts.history.len();
+    Ok(done)
+}
+
+impl Handler<GetHistoryPage> for SessionActor {
+    type Result = ResponseActFuture<Self, Result<HistoryPage, SessionError>>;
+
+    fn handle(&mut self, msg: GetHistoryPage, _ctx: &mut Self::Context) -> Self::Result {
+        if let Some(parts) = &self.parts {
+            let page = history_page(parts.history.entries(), &msg);
+            return Box::pin(actix::fut::ready(page));
+        }
+        // A turn holds the history: page through what the store has.
+        let (store, key) = (self.services.store.clone(), self.key.clone());
+        let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
+            store
+                .load_history(&key)
+                .map_err(|e| SessionError::Internal(e.to_string()))
+                .and_then(|entries| history_page(&entries, &msg))
+        });
+        Box::pin(
+            async move {
+                load.await
+                    .map_err(|e| SessionError::Internal(e.to_string()))?
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+/// Up to `limit` entries before `before` (the newest without it), oldest first.
+fn history_page(
+    entries: &[HistoryEntry],
+    ask: &GetHistoryPage,
+) -> Result<HistoryPage, SessionError> {
+    let end = match &ask.before {
+        None => entries.len(),
+        Some(id) => entries
+            .iter()
+            .rposition(|e| &e.id == id)
+            .ok_or_else(|| SessionError::NotFound(format!("no history entry {id}")))?,
+    };
+    let start = end.saturating_sub(ask.limit);
+    Ok(HistoryPage {
+        entries: entries[start..end].to_vec(),
+        has_more: start > 0,
+        history_length: entries.len(),
+    })
+}
