@@ -223,7 +223,10 @@ pub async fn serve(
     )
     .start();
     // The model endpoint, tried once in the background: the log says at once what is wrong.
+    // Then the context window is worked out (the model's own length asked, its tokenizer
+    // loaded off the actors' threads) and said.
     let endpoint = services.llm.endpoint();
+    let probing = services.clone();
     actix_rt::spawn(async move {
         let report = llm::probe::probe(&endpoint).await;
         for line in &report.lines {
@@ -232,6 +235,12 @@ pub async fn serve(
             } else {
                 tracing::warn!("model: {line}");
             }
+        }
+        let context = probing.describe_context().await;
+        if context.contains("WARNING") {
+            tracing::warn!("context: {context}");
+        } else {
+            tracing::info!("context: {context}");
         }
     });
     let cors_origins = services.config.server.cors_origins.clone();

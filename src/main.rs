@@ -235,13 +235,15 @@ fn check(config_path: &std::path::Path) -> anyhow::Result<()> {
         out.push_str(&format!("{family}: {state}\n"));
     }
     let endpoint = services.llm.endpoint();
-    let report = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
-        .block_on(okcvm::llm::probe::probe(&endpoint));
+        .build()?;
+    let report = runtime.block_on(okcvm::llm::probe::probe(&endpoint));
     for line in &report.lines {
         out.push_str(&format!("model: {line}\n"));
     }
+    let context = runtime.block_on(services.describe_context());
+    out.push_str(&format!("context: {context}\n"));
     if let Some(scratch) = scratch {
         let _ = std::fs::remove_dir_all(scratch);
     }

@@ -231,6 +231,14 @@ async fn the_interactive_client_answers_slash_commands_in_a_terminal() {
         pty.exp_string("the last turn called no tool").unwrap();
         pty.send_line("/list").unwrap();
         pty.exp_string("PTYHELLO there").unwrap();
+        // A second exchange, then the first is summarised on request.
+        pty.send_line("PTYHELLO again").unwrap();
+        pty.exp_string("Hello from the terminal.").unwrap();
+        pty.send_line("/compact keep the greeting").unwrap();
+        pty.exp_string("compacted: ").unwrap();
+        pty.exp_string("the older part is now a summary").unwrap();
+        pty.send_line("/context").unwrap();
+        pty.exp_string("1 compaction(s)").unwrap();
         pty.send_line(&format!("/upload {upload}")).unwrap();
         pty.exp_string("uploaded: /mnt/okcomputer/upload/notes-for-agent.txt")
             .unwrap();

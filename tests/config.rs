@@ -328,3 +328,56 @@ async fn keys_set_at_runtime_are_encrypted_in_the_store_when_a_secret_key_is_set
     post(&plain, body).await;
     assert!(store_holds(&plain, key.as_bytes()));
 }
+
+#[test]
+fn check_warns_when_the_window_leaves_no_room_to_work() {
+    let model = common::mock_model::MockModel::start();
+    // Ollama's model takes 4,096 tokens: less than the prompt and the 24 tools.
+    model.set_ollama_context_length(4096);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("okcvm.toml");
+    let base = &model.url;
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[llm]\nbase_url = \"{base}\"\nmodel = \"mock-model\"\nprovider = \"ollama\"\n{extra}"
+            ),
+        )
+        .unwrap();
+    };
+    let check = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    write("");
+    let stdout = check();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("context: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("4096 tokens for mock-model (Ollama, the model takes 4096)"),
+        "{line}"
+    );
+    assert!(line.contains("WARNING"), "{line}");
+    assert!(
+        stdout.contains("model: a one-step completion with a tool manifest works"),
+        "{stdout}"
+    );
+    model.set_ollama_context_length(131_072);
+    write("context_window_tokens = 65536\n");
+    let stdout = check();
+    let line = stdout.lines().find(|l| l.starts_with("context: ")).unwrap();
+    assert!(line.starts_with("context: 65536 tokens"), "{line}");
+    assert!(!line.contains("WARNING"), "{line}");
+}

@@ -21,8 +21,9 @@ const HELP: &str = "\
 /upload FILE      upload a file into the workspace's upload/ folder
 /snapshots        the workspace's snapshots
 /restore ID       bring the workspace back to snapshot ID
-/tools            the last turn's tool calls in full (Ctrl-O types it)
-/tools            the last turn's tool calls in full (arguments and output)
+/tools            the last turn's tool calls in full: arguments and output (Ctrl-O types it)
+/context          how full the model's context is
+/compact [WISH]   summarise the older part of the conversation now (WISH: what to keep)
 /stop             stop the running turn
 /help             this list
 /quit             leave (Ctrl-D too); Ctrl-C during a turn stops it";
@@ -172,7 +173,39 @@ async fn command_line(api: &mut Api, line: &str) -> Result<bool, ClientError> {
             eprintln!("the workspace is back at {id}");
         }
         ("stop", _) => api.stop().await?,
-        ("compact", _) => eprintln!("this server cannot compact a conversation yet"),
+        ("compact", wish) => {
+            let body = match wish.join(" ") {
+                wish if wish.is_empty() => json!({}),
+                wish => json!({"instructions": wish}),
+            };
+            eprintln!("compacting…");
+            let done = api
+                .json(Method::POST, "/api/session/compact", Some(body))
+                .await?;
+            let tokens = |name: &str| done[name].as_u64().unwrap_or(0);
+            eprintln!(
+                "compacted: {} → {} tokens of {} ({})",
+                tokens("before_tokens"),
+                tokens("after_tokens"),
+                done["context"]["window_tokens"].as_u64().unwrap_or(0),
+                if done["summarized"] == true {
+                    "the older part is now a summary"
+                } else {
+                    "older tool outputs shortened"
+                }
+            );
+        }
+        ("context", _) => {
+            let info = api.json(Method::GET, "/api/session/info", None).await?;
+            let context = &info["context"];
+            let number = |name: &str| context[name].as_u64().unwrap_or(0);
+            let (used, window) = (number("used_tokens"), number("window_tokens").max(1));
+            println!(
+                "{used} of {window} tokens ({}%), {} compaction(s)",
+                used * 100 / window,
+                number("compactions")
+            );
+        }
         _ => eprintln!("unknown command /{line}; /help lists them"),
     }
     Ok(false)

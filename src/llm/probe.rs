@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::client::{describe_reqwest, Endpoint};
+use crate::config::context::Provider;
 
 /// Bytes of an answer the probe reads.
 const MAX_PROBE_BODY: usize = 4 * 1024 * 1024;
@@ -20,9 +21,9 @@ pub struct ProbeReport {
     pub lines: Vec<String>,
 }
 
-/// Whether the endpoint is on Ollama's port, for the advice.
-fn looks_like_ollama(base_url: &str) -> bool {
-    base_url.contains(":11434")
+/// Whether the endpoint is Ollama (or on its port), for the advice.
+fn looks_like_ollama(endpoint: &Endpoint) -> bool {
+    endpoint.provider == Provider::Ollama || endpoint.base_url.contains(":11434")
 }
 
 /// Tries `endpoint`, each request within [`PROBE_TIMEOUT`].
@@ -37,14 +38,27 @@ pub async fn probe(endpoint: &Endpoint) -> ProbeReport {
             }
         }
     };
-    let base = endpoint.base_url.trim_end_matches('/');
+    let native = endpoint.provider == Provider::Ollama;
+    let base = if native {
+        super::ollama::api_root(&endpoint.base_url)
+    } else {
+        endpoint.base_url.trim_end_matches('/')
+    };
     let model = &endpoint.model;
-    let ollama = looks_like_ollama(base);
+    let ollama = looks_like_ollama(endpoint);
+    let (list_path, chat_path) = if native {
+        ("/api/tags", "/api/chat")
+    } else {
+        ("/models", "/chat/completions")
+    };
     let authorised = |builder: reqwest::RequestBuilder| match &endpoint.api_key {
         Some(key) => builder.bearer_auth(key.expose()),
         None => builder,
     };
-    match authorised(http.get(format!("{base}/models"))).send().await {
+    match authorised(http.get(format!("{base}{list_path}")))
+        .send()
+        .await
+    {
         Err(error) => {
             let advice = if ollama {
                 "Is Ollama running (`ollama serve`)? Or set [llm] base_url to your endpoint"
@@ -98,11 +112,11 @@ pub async fn probe(endpoint: &Endpoint) -> ProbeReport {
             }
         }
         Ok(response) => lines.push(format!(
-            "reachable at {base} (GET /models answered {})",
+            "reachable at {base} (GET {list_path} answered {})",
             response.status()
         )),
     }
-    let request = json!({
+    let mut request = json!({
         "model": model,
         "messages": [{"role": "user", "content": "Reply with the word OK."}],
         "tools": [{"type": "function", "function": {
@@ -113,7 +127,10 @@ pub async fn probe(endpoint: &Endpoint) -> ProbeReport {
         "max_tokens": 16,
         "stream": false,
     });
-    let answer = authorised(http.post(format!("{base}/chat/completions")))
+    if native {
+        request["options"] = json!({"num_predict": 16});
+    }
+    let answer = authorised(http.post(format!("{base}{chat_path}")))
         .json(&request)
         .send()
         .await;
@@ -127,7 +144,8 @@ pub async fn probe(endpoint: &Endpoint) -> ProbeReport {
         }
         Ok(response) if response.status().is_success() => {
             let body = json_of(response).await;
-            if body.as_ref().is_some_and(|b| b["choices"].is_array()) {
+            let answered = |b: &Value| b["choices"].is_array() || b["message"].is_object();
+            if body.as_ref().is_some_and(answered) {
                 lines.push("a one-step completion with a tool manifest works".into());
                 true
             } else {
@@ -172,15 +190,17 @@ async fn json_of(response: reqwest::Response) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The model ids of an OpenAI `/models` answer (`{"data": [{"id"}]}`).
+/// The model ids of an OpenAI `/models` answer (`{"data": [{"id"}]}`) or of Ollama's
+/// `/api/tags` (`{"models": [{"name"}]}`).
 fn model_ids(body: &Value) -> Vec<String> {
-    body["data"]
-        .as_array()
-        .map(|models| {
-            models
-                .iter()
-                .filter_map(|m| m["id"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    let (list, field) = match body["data"].as_array() {
+        Some(list) => (list, "id"),
+        None => match body["models"].as_array() {
+            Some(list) => (list, "name"),
+            None => return Vec::new(),
+        },
+    };
+    list.iter()
+        .filter_map(|m| m[field].as_str().map(str::to_string))
+        .collect()
 }

@@ -55,6 +55,39 @@ impl Services {
         self.context_settings_with(self.llm.known_context(), counter)
     }
 
+    /// `okcvm check`'s line on the context: the window and what the prompt and the tools
+    /// take of it, with a warning when too little is left to work in.
+    pub async fn describe_context(&self) -> String {
+        /// Tokens a conversation needs beyond the prompt and the tools to get anywhere.
+        const ROOM_TO_WORK: usize = 4096;
+        let settings = self.context_settings().await;
+        let counter = &settings.counter;
+        let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        let manifest = self.tool_services.mcp.manifest(&self.spec.tools_json);
+        let fixed =
+            counter.text(&self.spec.render_prompt(&date, &[])) + counter.text(manifest.get());
+        let endpoint = self.llm.endpoint();
+        let window = settings.limits.window_tokens;
+        let reported = match self.llm.known_context() {
+            Some(length) => format!(", the model takes {length}"),
+            None => String::new(),
+        };
+        let mut line = format!(
+            "{window} tokens for {} ({:?}{reported}); the prompt and tools take {fixed},              compaction starts at {}",
+            endpoint.model,
+            endpoint.provider,
+            settings.limits.threshold()
+        );
+        if window < fixed + ROOM_TO_WORK {
+            line.push_str(&format!(
+                ". WARNING: that leaves less than {ROOM_TO_WORK} tokens to work in; raise [llm] \
+                 context_window_tokens (or [llm.models.\"{}\"]) and use a model that takes it",
+                endpoint.model
+            ));
+        }
+        line
+    }
+
     fn context_settings_with(
         &self,
         reported: Option<usize>,
