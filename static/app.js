@@ -10,6 +10,7 @@ import { initChat, resumePending } from './chat.js';
 import { initConversations, loadList, openConversation, createConversation } from './conversations.js';
 import { initWorkspace } from './workspace.js';
 import { initSettings } from './settings.js';
+import { initContext } from './context.js';
 import { whoAmI } from './signin.js';
 
 function initDrawers() {
@@ -40,6 +41,7 @@ async function start() {
   initChat();
   initConversations();
   initWorkspace();
+  initContext();
   initSettings({ canChange: me.role === 'admin' });
   if (me.user) {
     $('#client-label').textContent = `Signed in as ${me.user}${me.role === 'admin' ? ' (admin)' : ''}`;

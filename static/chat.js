@@ -15,23 +15,15 @@ import { follow } from './sse.js';
 import { renderMarkdown } from './markdown.js';
 import { richResults } from './previews.js';
 import { state, emit, on, applyLimits } from './state.js';
-import { applyApprovalEvent, approvalFromHistory, approvalKey, approvalView } from './approvals.js';
+import { applyApprovalEvent, approvalKey, approvalView } from './approvals.js';
+import { clip, currentVersion, userEntryId, compactionSegment, hasOlder, loadOlder } from './history.js';
+import { compactionView } from './context.js';
 
-const MAX_STORED_OUTPUT = 16 * 1024;
 let messagesEl;
 let inputEl;
 let controller = null;
 /** DOM views of versions being streamed, by version object. */
 const liveViews = new Map();
-
-const clip = (text) => {
-  const s = typeof text === 'string' ? text : JSON.stringify(text, null, 2) ?? '';
-  return s.length > MAX_STORED_OUTPUT ? `${s.slice(0, MAX_STORED_OUTPUT)}\n… (${s.length - MAX_STORED_OUTPUT} more characters)` : s;
-};
-
-export function currentVersion(turn) {
-  return turn.versions[Math.min(turn.current ?? 0, turn.versions.length - 1)];
-}
 
 /* ---------- applying server events to a stored version ---------- */
 
@@ -63,6 +55,10 @@ export function applyEvent(version, event) {
     case 'approval_required':
     case 'approval_decided':
       applyApprovalEvent(segments, event);
+      break;
+    case 'context_compacted':
+      segments.push(compactionSegment(event));
+      emit('context-changed');
       break;
     case 'final': {
       const p = event.payload || {};
@@ -145,6 +141,11 @@ function renderAssistant(bubble, version, { live = false } = {}) {
         node.innerHTML = renderMarkdown(seg.text); // renderMarkdown escapes everything it does not know
         node.dataset.src = seg.text;
       }
+    } else if (seg.type === 'compaction') {
+      if (!node || node.dataset.entry !== (seg.entry_id || '') || !node.classList.contains('compaction-divider')) {
+        const fresh = compactionView(seg);
+        if (node) node.replaceWith(fresh); else body.append(fresh);
+      }
     } else {
       const key = `${seg.status}|${seg.duration_ms}|${seg.output?.length}|${seg.error?.length}|${approvalKey(seg)}`;
       if (!node || node.dataset.key !== key || node.tagName !== 'DETAILS') {
@@ -195,7 +196,9 @@ function versionNav(turn, index) {
 function turnView(turn, index, isLast) {
   const version = currentVersion(turn);
   const live = state.busy && isLast && liveViews.has(version);
-  const userBubble = h('div', { class: 'bubble' }, version.user);
+  const userBubble = version.placeholder
+    ? h('button', { type: 'button', class: 'btn load-older', onclick: () => showOlder() }, 'Load earlier messages')
+    : h('div', { class: 'bubble' }, version.user);
   const assistantBubble = h('div', { class: 'bubble' });
   renderAssistant(assistantBubble, version, { live });
   if (live) liveViews.set(version, assistantBubble);
@@ -228,13 +231,34 @@ function welcomeView() {
     h('div', { class: 'hints' }, hints.map((hint) => h('button', { type: 'button', onclick: () => { inputEl.value = hint; inputEl.focus(); autosize(); } }, hint))));
 }
 
-export function renderChat({ keepScroll = false } = {}) {
+let loadingOlder = false;
+
+/** Loads the page of history before the first shown message, keeping the view where it was. */
+async function showOlder() {
+  const conv = state.conv;
+  if (loadingOlder || !hasOlder(conv)) return;
+  loadingOlder = true;
+  try {
+    const fromBottom = messagesEl.scrollHeight - messagesEl.scrollTop;
+    if (await loadOlder(conv) && state.conv === conv) {
+      renderChat({ keepScroll: true, noScroll: true });
+      messagesEl.scrollTop = messagesEl.scrollHeight - fromBottom;
+      save();
+    }
+  } catch (error) {
+    toast(`Cannot load earlier messages: ${error.message}`, 'error');
+  } finally {
+    loadingOlder = false;
+  }
+}
+
+export function renderChat({ keepScroll = false, noScroll = false } = {}) {
   const atBottom = messagesEl.scrollHeight - messagesEl.scrollTop - messagesEl.clientHeight < 80;
   liveViews.forEach((_, v) => liveViews.set(v, null));
   const turns = state.conv?.turns || [];
   if (!turns.length) replace(messagesEl, welcomeView());
   else replace(messagesEl, turns.map((t, i) => turnView(t, i, i === turns.length - 1)));
-  if (!keepScroll || atBottom) scrollToEnd();
+  if (!noScroll && (!keepScroll || atBottom)) scrollToEnd();
   updateControls();
 }
 
@@ -519,81 +543,6 @@ export function detach() {
   controller?.abort();
 }
 
-/* ---------- turns rebuilt from the server's stored history ---------- */
-
-function textOf(content) {
-  if (typeof content === 'string') return content;
-  if (Array.isArray(content)) return content.filter((p) => p?.type === 'text').map((p) => p.text).join('\n');
-  return '';
-}
-
-/** The id of the last user entry of `entries` (a `vm_history`) whose text is `text`. */
-function userEntryId(entries, text) {
-  if (!Array.isArray(entries)) return null;
-  for (let i = entries.length - 1; i >= 0; i -= 1) {
-    const e = entries[i];
-    if (e?.role === 'user' && e.id && textOf(e.content) === text) return e.id;
-  }
-  return null;
-}
-
-/**
- * Gives the shown turns the ids of their user messages in `entries` (a `vm_history`, the
- * newest entries of the server's history), matching from the end: the last user entry is
- * the last turn's message, and so on. A turn whose text does not match is skipped (it never
- * reached the history, e.g. it failed to start); a turn already linked to an entry of the
- * list keeps its id.
- */
-export function linkHistory(turns, entries) {
-  const users = (Array.isArray(entries) ? entries : []).filter((e) => e?.role === 'user' && e.id);
-  let u = users.length - 1;
-  for (let t = (turns || []).length - 1; t >= 0 && u >= 0; t -= 1) {
-    const version = currentVersion(turns[t]);
-    const at = version.entry_id ? users.findIndex((e) => e.id === version.entry_id) : -1;
-    if (at >= 0 && at <= u) { u = at - 1; continue; } // already linked: continue before it
-    if (textOf(users[u].content) !== version.user) continue;
-    version.entry_id = users[u].id;
-    u -= 1;
-  }
-}
-
-/** Turns from `vm_history` entries (used when the conversation has no console record yet). */
-export function turnsFromHistory(entries) {
-  const turns = [];
-  let version = null;
-  const tools = new Map();
-  for (const entry of entries || []) {
-    if (entry.role === 'user') {
-      version = { user: textOf(entry.content), segments: [], created_at: entry.created_at, from_history: true, entry_id: entry.id };
-      turns.push({ versions: [version], current: 0 });
-      continue;
-    }
-    if (!version) {
-      version = { user: '(earlier messages)', segments: [], from_history: true, placeholder: true };
-      turns.push({ versions: [version], current: 0 });
-    }
-    if (entry.role === 'assistant') {
-      const text = textOf(entry.content);
-      if (text) version.segments.push({ type: 'text', text });
-      for (const call of entry.tool_calls || []) {
-        let input = call.function?.arguments ?? call.arguments;
-        try { input = JSON.parse(input); } catch { /* keep the text */ }
-        const seg = { type: 'tool', invocation_id: call.id, tool_name: call.function?.name || call.name, input, status: 'success' };
-        tools.set(call.id, seg);
-        version.segments.push(seg);
-      }
-    } else if (entry.role === 'tool') {
-      const seg = tools.get(entry.tool_call_id);
-      const content = clip(textOf(entry.content));
-      if (seg) {
-        if (entry.is_error) { seg.status = 'error'; seg.error = content; } else seg.output = content;
-        seg.approval = approvalFromHistory(entry);
-      }
-    }
-  }
-  return turns;
-}
-
 /* ---------- composer ---------- */
 
 function autosize() {
@@ -624,4 +573,9 @@ export function initChat() {
     if (e.key === 'Escape' && state.busy && !document.querySelector('dialog[open]')) stopTurn();
   });
   on('conversation-opened', () => renderChat());
+  on('render-chat', () => renderChat({ keepScroll: true }));
+  // Scrolled to the top of a thread rebuilt from the history: the earlier messages follow.
+  messagesEl.addEventListener('scroll', () => {
+    if (messagesEl.scrollTop < 60 && hasOlder(state.conv)) showOlder();
+  });
 }

@@ -7,7 +7,8 @@ import { h, $, replace, formatTime, toast } from './dom.js';
 import { icon } from './icons.js';
 import { api, newConversationId, setConversation, currentConversation } from './api.js';
 import { state, emit, on } from './state.js';
-import { turnsFromHistory, linkHistory, detach, updateControls } from './chat.js';
+import { detach, updateControls } from './chat.js';
+import { turnsFromHistory, linkHistory } from './history.js';
 import { confirmDialog } from './confirm.js';
 
 let listEl;

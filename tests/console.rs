@@ -259,6 +259,21 @@ async fn console_works_in_a_real_browser() {
         messages[1]["content"],
         "MANGO-EDITED first question, edited"
     );
+    // The oldest message of a history loaded page by page was edited from the top.
+    let edited = app.model.requests_for("HISTORY-1 edited from the top");
+    assert!(
+        !edited.is_empty(),
+        "the edit of the oldest message never reached the model"
+    );
+    assert_eq!(edited[0]["messages"].as_array().unwrap().len(), 2);
+    // Compaction asked for in the console reached the model with its wish.
+    let summaries = app.model.summary_requests();
+    assert!(
+        summaries
+            .iter()
+            .any(|r| r.to_string().contains("keep FACT-KIWI")),
+        "Compact now did not ask for a summary with the wish"
+    );
     // A page in the preview frame must never have reached the model as any client.
     assert!(
         app.model.requests_for("PWNED").is_empty(),

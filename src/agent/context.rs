@@ -47,12 +47,43 @@ impl std::fmt::Debug for TokenCounter {
     }
 }
 
+/// Tokenizers already loaded (loading one takes a while: it is done off the actors' threads).
+static LOADED: std::sync::Mutex<Vec<tiktoken_rs::tokenizer::Tokenizer>> =
+    std::sync::Mutex::new(Vec::new());
+
 impl TokenCounter {
-    /// The counter for `model`: its tokenizer when tiktoken knows the name.
+    /// The counter for `model`: its tokenizer when tiktoken knows the name. Loading a
+    /// tokenizer the first time blocks: call it on the blocking pool.
     pub fn for_model(model: &str) -> Self {
-        tiktoken_rs::tokenizer::get_tokenizer(model.trim())
-            .and_then(|tokenizer| tiktoken_rs::bpe_for_tokenizer(tokenizer).ok())
-            .map_or(TokenCounter::Estimate, TokenCounter::Bpe)
+        let Some(tokenizer) = tiktoken_rs::tokenizer::get_tokenizer(model.trim()) else {
+            return TokenCounter::Estimate;
+        };
+        match tiktoken_rs::bpe_for_tokenizer(tokenizer) {
+            Ok(bpe) => {
+                if let Ok(mut loaded) = LOADED.lock() {
+                    if !loaded.contains(&tokenizer) {
+                        loaded.push(tokenizer);
+                    }
+                }
+                TokenCounter::Bpe(bpe)
+            }
+            Err(_) => TokenCounter::Estimate,
+        }
+    }
+
+    /// [`for_model`](Self::for_model) without the wait: the estimate until the model's
+    /// tokenizer has been loaded.
+    pub fn loaded_for_model(model: &str) -> Self {
+        let ready = tiktoken_rs::tokenizer::get_tokenizer(model.trim()).is_some_and(|tokenizer| {
+            LOADED
+                .lock()
+                .is_ok_and(|loaded| loaded.contains(&tokenizer))
+        });
+        if ready {
+            Self::for_model(model)
+        } else {
+            TokenCounter::Estimate
+        }
     }
 
     pub fn text(&self, text: &str) -> usize {
@@ -105,14 +136,11 @@ impl TokenCounter {
             }
     }
 
-    /// Gives every entry without a count its count (entries of older stores have none).
+    /// Gives every entry without a count its count (entries of older stores have none; the
+    /// session counts those when it loads them, off its thread).
     pub fn count_missing(&self, entries: &mut [HistoryEntry]) {
-        // Counted before every request, so only the newest entries lack a count.
-        for entry in entries.iter_mut().rev() {
-            if entry.tokens.is_some() {
-                break;
-            }
-            entry.tokens = Some(self.message(&entry.message) as u32);
+        for entry in entries.iter_mut().filter(|e| e.tokens.is_none()) {
+            entry.tokens = Some(self.message(&entry.message).min(u32::MAX as usize) as u32);
         }
     }
 }
@@ -134,34 +162,35 @@ pub fn is_record(entry: &HistoryEntry) -> bool {
     entry.compaction.is_some()
 }
 
-/// The current view: the latest compaction entry says it; without one, everything.
+/// The current view: the latest compaction entry says it; without one, everything. An entry
+/// whose first kept message is not before it (a damaged history) is passed over.
 pub fn view_of(entries: &[HistoryEntry]) -> View<'_> {
-    let Some((at, record)) = entries
-        .iter()
-        .enumerate()
-        .rev()
-        .find_map(|(at, e)| e.compaction.as_ref().map(|c| (at, c)))
-    else {
-        return View::default();
-    };
-    let position = |id: &str| entries[..at].iter().rposition(|e| e.id == id);
-    let start = position(&record.keep_from).unwrap_or(0);
-    let shorten_before = record
-        .shorten_before
-        .as_deref()
-        .and_then(position)
-        .unwrap_or(start)
-        .max(start);
-    let summary = match &entries[at].message {
-        Message::System { content } if !content.is_empty() => Some(content.as_str()),
-        _ => None,
-    };
-    View {
-        summary,
-        start,
-        shorten_before,
-        compacted_at: Some(at),
+    for (at, entry) in entries.iter().enumerate().rev() {
+        let Some(record) = &entry.compaction else {
+            continue;
+        };
+        let position = |id: &str| entries[..at].iter().rposition(|e| e.id == id);
+        let Some(start) = position(&record.keep_from) else {
+            continue;
+        };
+        let shorten_before = record
+            .shorten_before
+            .as_deref()
+            .and_then(position)
+            .unwrap_or(start)
+            .max(start);
+        let summary = match &entry.message {
+            Message::System { content } if !content.is_empty() => Some(content.as_str()),
+            _ => None,
+        };
+        return View {
+            summary,
+            start,
+            shorten_before,
+            compacted_at: Some(at),
+        };
     }
+    View::default()
 }
 
 /// A tool result as the view sends it: shortened before the mark.
@@ -193,7 +222,9 @@ pub fn system_message(prompt: &str, summary: Option<&str>) -> Message {
 /// The messages of a request on `view`: the system message, then every entry from the start
 /// (records skipped, tool results before the mark shortened), cut from the front at a
 /// message boundary if they still pass `hard_limit` tokens (`fixed` counts the system message
-/// and the tools).
+/// and the tools). When the view does not begin with a message the person typed (a long
+/// task cut inside its turn), the latest one before it goes first: every request carries the
+/// task it works on, and chat templates that need a user message get one.
 pub fn view_messages<'a>(
     entries: &'a [HistoryEntry],
     view: &View<'_>,
@@ -201,7 +232,7 @@ pub fn view_messages<'a>(
     fixed: usize,
     hard_limit: usize,
 ) -> Vec<Cow<'a, Message>> {
-    let mut messages: Vec<(usize, Cow<'a, Message>)> = Vec::new();
+    let mut messages: Vec<(usize, usize, Cow<'a, Message>)> = Vec::new();
     let mut total = fixed;
     for (at, entry) in entries.iter().enumerate().skip(view.start) {
         if is_record(entry) {
@@ -215,22 +246,39 @@ pub fn view_messages<'a>(
             }
             None => (Cow::Borrowed(&entry.message), entry_tokens(entry, counter)),
         };
-        total += tokens;
-        messages.push((tokens, message));
+        total = total.saturating_add(tokens);
+        messages.push((at, tokens, message));
     }
     // The last resort: never more than the window. Cut at a user or assistant message so a
-    // tool result never comes without its call; the latest user message is kept.
+    // tool result never comes without its call.
     let mut first = 0;
     while total > hard_limit {
-        let Some(next) = (first + 1..messages.len()).find(|&i| starts_exchange(&messages[i].1))
+        let Some(next) = (first + 1..messages.len()).find(|&i| starts_exchange(&messages[i].2))
         else {
             break;
         };
-        total -= messages[first..next].iter().map(|(t, _)| t).sum::<usize>();
+        total -= messages[first..next]
+            .iter()
+            .map(|(_, t, _)| t)
+            .sum::<usize>();
         first = next;
     }
     messages.drain(..first);
-    messages.into_iter().map(|(_, message)| message).collect()
+    let begins_with_user = messages
+        .first()
+        .is_some_and(|(_, _, m)| m.user_text().is_some());
+    let pinned = match messages.first() {
+        Some((at, _, _)) if !begins_with_user => entries[..*at]
+            .iter()
+            .rev()
+            .find(|e| e.message.user_text().is_some())
+            .map(|e| Cow::Borrowed(&e.message)),
+        _ => None,
+    };
+    pinned
+        .into_iter()
+        .chain(messages.into_iter().map(|(_, _, message)| message))
+        .collect()
 }
 
 /// Whether a view may begin at this message (not a tool result, whose call would be lost).
@@ -246,8 +294,8 @@ fn entry_tokens(entry: &HistoryEntry, counter: &TokenCounter) -> usize {
 
 /// Tokens the next request on `view` will take: the endpoint's count of the latest request
 /// in the view plus estimates of what came after it, or estimates alone when the endpoint
-/// reported nothing, or a count that cannot be right (less than half the estimate: a server
-/// that counts only the tokens it had not cached, or a fixed number).
+/// reported nothing, or a count that cannot be right (under 60% of the estimate: a server
+/// that counts only the tokens it had not cached, a fixed number, a request that was cut).
 pub fn used_tokens(
     entries: &[HistoryEntry],
     view: &View<'_>,
@@ -270,14 +318,19 @@ pub fn used_tokens(
         };
         if at >= from {
             if let Some(usage) = entry.usage.filter(|u| u.prompt_tokens > 0) {
-                let reported = (usage.prompt_tokens + usage.completion_tokens) as usize;
+                // The prompt as the endpoint counted it, and this answer as it is sent back
+                // (a reasoning model's thinking, counted in its completion, is not).
+                let prompt = usize::try_from(usage.prompt_tokens).unwrap_or(usize::MAX);
+                let reported = prompt.saturating_add(entry_tokens(entry, counter));
                 anchor = Some((reported, estimated));
             }
         }
     }
     match anchor {
-        Some((reported, estimate_then)) if reported * 2 >= estimate_then => {
-            reported + (estimated - estimate_then)
+        Some((reported, estimate_then))
+            if reported.saturating_mul(5) >= estimate_then.saturating_mul(3) =>
+        {
+            reported.saturating_add(estimated - estimate_then)
         }
         _ => estimated,
     }
@@ -401,8 +454,8 @@ mod tests {
         let used = used_tokens(&entries, &view_of(&entries), &TokenCounter::Estimate, 0);
         assert_eq!(
             used,
-            1510 + 104,
-            "the report, then the estimate of the new message"
+            1500 + 5 + 104,
+            "the reported prompt, the answer as sent back, then the new message"
         );
         // A count far below the estimate (a fixed number, cached tokens only) is not believed.
         entries[1].usage = Some(Usage {
@@ -411,6 +464,43 @@ mod tests {
         });
         let used = used_tokens(&entries, &view_of(&entries), &TokenCounter::Estimate, 0);
         assert_eq!(used, 1004 + 5 + 104);
+    }
+
+    #[test]
+    fn a_view_cut_inside_a_turn_still_begins_with_its_task() {
+        let mut c = Conversation::new();
+        long_tool_turn(&mut c, 1);
+        let mut entries = c.entries().to_vec();
+        // Kept from the tool call on: the question that asked for it goes first.
+        entries.push(record(&entries[1].id.clone(), None, "summary"));
+        let view = view_of(&entries);
+        let sent = view_messages(&entries, &view, &TokenCounter::Estimate, 0, usize::MAX);
+        assert_eq!(sent[0].user_text(), Some("question 1"));
+        assert!(matches!(sent[1].as_ref(), Message::Assistant { .. }));
+        assert_eq!(sent.len(), 4);
+        // The hard cut too: cut past the question, the question still goes first.
+        let sent = view_messages(
+            c.entries(),
+            &View::default(),
+            &TokenCounter::Estimate,
+            0,
+            100,
+        );
+        assert_eq!(sent[0].user_text(), Some("question 1"));
+        assert!(
+            matches!(sent[1].as_ref(), Message::Assistant { tool_calls, .. } if tool_calls.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_record_whose_first_kept_entry_is_gone_is_passed_over() {
+        let mut c = Conversation::new();
+        long_tool_turn(&mut c, 1);
+        let mut entries = c.entries().to_vec();
+        entries.push(record(&entries[2].id.clone(), None, "first summary"));
+        entries.push(record("msg_gone", None, "second summary"));
+        let view = view_of(&entries);
+        assert_eq!((view.start, view.summary), (2, Some("first summary")));
     }
 
     #[test]

@@ -139,13 +139,14 @@ impl Conversation {
     /// A message sent again after its turn failed before any reply: the unanswered copy at
     /// the end of the history is dropped, so a retry never leaves the message twice.
     /// Whether one was.
-    /// Compactions made for the failed turn go with it.
+    /// Compactions the failed turn made go with it (one asked for since stays, and so
+    /// does the message then).
     pub fn drop_unanswered(&mut self, message: &str) -> bool {
         let records = self
             .entries
             .iter()
             .rev()
-            .take_while(|e| e.compaction.is_some())
+            .take_while(|e| e.compaction.as_ref().is_some_and(|c| !c.manual))
             .count();
         let Some(at) = self.entries.len().checked_sub(records + 1) else {
             return false;

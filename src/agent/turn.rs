@@ -148,6 +148,7 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
     let prompt_tokens = context.counter.text(&system_prompt);
     // A compaction that failed is not tried again in the same turn (the hard cut still holds).
     let mut may_compact = true;
+    let mut counted_manifest: Option<(Arc<RawValue>, usize)> = None;
     history.push_user(user_message);
     let mut outcome = TurnOutcome {
         reply: String::new(),
@@ -157,7 +158,16 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
     };
     for step in 1..=settings.max_steps {
         let manifest = tools.manifest(ctx);
-        let fixed = prompt_tokens + context.counter.text(manifest.get());
+        // The manifest changes only when MCP servers come or go: counted once per version.
+        let manifest_tokens = match &counted_manifest {
+            Some((known, tokens)) if Arc::ptr_eq(known, &manifest) => *tokens,
+            _ => {
+                let tokens = context.counter.text(manifest.get());
+                counted_manifest = Some((manifest.clone(), tokens));
+                tokens
+            }
+        };
+        let fixed = prompt_tokens + manifest_tokens;
         context.counter.count_missing(history.entries_mut());
         let view = view_of(history.entries());
         if may_compact
@@ -190,7 +200,7 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
         let result = {
             let view = view_of(history.entries());
             let system = system_message(&system_prompt, view.summary);
-            let fixed = context.counter.message(&system) + context.counter.text(manifest.get());
+            let fixed = context.counter.message(&system) + manifest_tokens;
             let history_messages = view_messages(
                 history.entries(),
                 &view,

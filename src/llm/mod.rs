@@ -173,7 +173,8 @@ pub struct LlmRequest<'a> {
     pub tools: Option<&'a RawValue>,
     /// Tokens the model reads and writes per request (Ollama's `num_ctx`).
     pub window_tokens: Option<usize>,
-    /// A cap on the answer for this request, over `[llm] max_tokens`.
+    /// A cap on the answer for this request, where the format takes one safely (Ollama's
+    /// `num_predict`); chat-completions sends only `[llm] max_tokens`.
     pub max_tokens: Option<u32>,
 }
 

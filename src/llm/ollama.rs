@@ -118,11 +118,26 @@ pub fn shown_context_length(shown: &Value) -> Option<usize> {
         .and_then(|n| usize::try_from(n).ok())
 }
 
-/// `keep_alive` as Ollama takes it: a number of seconds, or a duration text (`"30m"`).
+/// `keep_alive` as Ollama takes it: a number of seconds (negative: for ever), or a duration
+/// text (`"30m"`).
 fn keep_alive_value(text: &str) -> Value {
-    match text.trim().parse::<i64>() {
-        Ok(seconds) => seconds.into(),
-        Err(_) => text.trim().into(),
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return seconds.into();
+    }
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() => seconds.into(),
+        _ => text.into(),
+    }
+}
+
+/// A call's arguments as the object Ollama requires; text that is not a JSON object (a
+/// malformed call the model made) is kept under `_raw`, since Ollama refuses anything else.
+fn object_arguments(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) => value,
+        _ if text.trim().is_empty() => Value::Object(Map::new()),
+        _ => serde_json::json!({"_raw": text}),
     }
 }
 
@@ -166,8 +181,7 @@ fn wire_messages(messages: &[&Message]) -> Vec<Value> {
                     .iter()
                     .map(|call| {
                         names.insert(&call.id, &call.function.name);
-                        let arguments = serde_json::from_str::<Value>(&call.function.arguments)
-                            .unwrap_or_else(|_| Value::String(call.function.arguments.clone()));
+                        let arguments = object_arguments(&call.function.arguments);
                         serde_json::json!({
                             "id": call.id,
                             "function": {"name": call.function.name, "arguments": arguments},
@@ -425,6 +439,20 @@ mod tests {
         assert_eq!(wire[1]["tool_name"], "mshtools-shell");
         assert_eq!(wire[2]["images"][0], "AAAA");
         assert_eq!(wire[2]["content"], "see");
+    }
+
+    #[test]
+    fn arguments_are_always_objects_and_keep_alive_a_number_when_it_is_one() {
+        assert_eq!(object_arguments("{\"a\":1}"), serde_json::json!({"a": 1}));
+        assert_eq!(object_arguments(""), serde_json::json!({}));
+        assert_eq!(object_arguments("[1]"), serde_json::json!({"_raw": "[1]"}));
+        assert_eq!(
+            object_arguments("{broken"),
+            serde_json::json!({"_raw": "{broken"})
+        );
+        assert_eq!(keep_alive_value("-1"), serde_json::json!(-1));
+        assert_eq!(keep_alive_value("1.5"), serde_json::json!(1.5));
+        assert_eq!(keep_alive_value("30m"), serde_json::json!("30m"));
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub(super) async fn call(
             include_usage: true,
         }),
         temperature: client.limits.temperature,
-        max_tokens: request.max_tokens.or(client.limits.max_tokens),
+        // Only the operator's own cap: OpenAI's reasoning models refuse `max_tokens`, so a
+        // request's wish (a summary's length) is not sent in this format.
+        max_tokens: client.limits.max_tokens,
     };
     let body = serde_json::to_vec(&body)
         .map_err(|e| LlmError::Malformed(format!("cannot encode request: {e}")))?;

@@ -49,9 +49,10 @@ impl Services {
         self.context_settings_with(reported, counter)
     }
 
-    /// The same, blocking, from what is known now (for reports off the actor's thread).
+    /// The same from what is known now, without waiting: the estimate until the model's
+    /// tokenizer is loaded, the configured window until the model said its own.
     pub fn context_settings_known(&self) -> ContextSettings {
-        let counter = TokenCounter::for_model(&self.llm.endpoint().model);
+        let counter = TokenCounter::loaded_for_model(&self.llm.endpoint().model);
         self.context_settings_with(self.llm.known_context(), counter)
     }
 
@@ -73,7 +74,8 @@ impl Services {
             None => String::new(),
         };
         let mut line = format!(
-            "{window} tokens for {} ({:?}{reported}); the prompt and tools take {fixed},              compaction starts at {}",
+            "{window} tokens for {} ({:?}{reported}); the prompt and tools take {fixed}, \
+             compaction starts at {}",
             endpoint.model,
             endpoint.provider,
             settings.limits.threshold()

@@ -169,8 +169,13 @@ impl Actor for SessionActor {
         let key = self.key.clone();
         // The owner's standing approvals are read by the owner's first session only.
         let standing_known = self.services.standing.get(&key.owner).is_some();
+        let model = self.services.llm.endpoint().model.clone();
         let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            let history = store.load_history(&key)?;
+            let mut history = store.load_history(&key)?;
+            // Entries of older stores have no token counts: counted here, off the actor.
+            if history.iter().any(|e| e.tokens.is_none()) {
+                crate::agent::context::TokenCounter::for_model(&model).count_missing(&mut history);
+            }
             let turn = store.load_turn(&key)?;
             let uploads = store.list_uploads(&key)?;
             let permissions = store.conversation_permissions(&key)?;

@@ -348,6 +348,60 @@ async function run() {
     document.querySelector('.turn .version-label')?.textContent === '2/2');
   log('earlier message edited; later turns kept with the old version');
 
+  step = 'the context gauge, Compact now and the divider it leaves';
+  await send('KIWI-FOUR another question');
+  await page.waitForFunction(() => document.querySelector('.turn:last-child .msg-assistant')?.textContent.includes('echo: KIWI-FOUR'));
+  await idle();
+  const gauge = page.locator('#context-gauge');
+  await gauge.waitFor({ state: 'visible' });
+  const gaugeText = (await gauge.locator('.gauge-text').textContent()).trim();
+  check(/^[\d.]+k? \/ [\d.]+k$/.test(gaugeText), `the gauge should show used / window tokens, got ${JSON.stringify(gaugeText)}`);
+  await gauge.click();
+  await page.locator('#context-dialog[open]').waitFor();
+  check(/tokens \(\d+%\), 0 compactions/.test(await page.locator('#context-figures').textContent()), 'the dialog should give the figures');
+  await page.fill('#compact-instructions', 'keep FACT-KIWI');
+  await page.click('#compact-now');
+  const divider = lastTurn().locator('.compaction-divider');
+  await divider.waitFor();
+  check((await divider.textContent()).includes('the older part is now a summary'), 'the divider should say what happened');
+  check(!(await page.locator('#context-dialog').getAttribute('open')), 'the dialog should close once compacted');
+  await divider.locator('summary').click();
+  await divider.locator('.compaction-body', { hasText: 'Summary of the work so far' }).waitFor();
+  await page.waitForFunction(() => /1 compaction\b/.test(document.querySelector('#context-gauge')?.getAttribute('aria-label') || ''));
+  await reload();
+  await lastTurn().locator('.compaction-divider').waitFor();
+  log('context gauge shown; compacted on request; the divider shows the summary and survives a reload');
+
+  step = 'a long conversation made elsewhere loads its older messages at the top, and the oldest can be edited';
+  await page.evaluate(async () => {
+    const client = localStorage.getItem('okc.client_id');
+    for (let i = 1; i <= 30; i += 1) {
+      const response = await fetch(`/api/chat?client_id=${client}&conversation_id=history-long`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ message: `HISTORY-${i} message number ${i}`, stream: false }),
+      });
+      if (!response.ok) throw new Error(`turn ${i} answered ${response.status}`);
+    }
+  });
+  await reload();
+  await page.locator('.conv-item', { hasText: 'HISTORY-1 message' }).locator('.conv-open').click();
+  await page.locator('.load-older').waitFor();
+  check(!(await page.locator('#messages').textContent()).includes('HISTORY-1 message'), 'only the newest messages should come first');
+  await page.evaluate(() => {
+    const thread = document.querySelector('#messages');
+    thread.scrollTop = 0;
+    thread.dispatchEvent(new Event('scroll'));
+  });
+  await page.waitForFunction(() => !document.querySelector('.load-older') && document.querySelectorAll('.turn').length === 30);
+  const oldest = page.locator('.turn').first();
+  check((await oldest.textContent()).includes('HISTORY-1 message number 1'), 'the first message should be loaded');
+  await oldest.locator('.edit-btn').click();
+  await oldest.locator('.edit-box textarea').fill('HISTORY-1 edited from the top');
+  await oldest.locator('.edit-save').click();
+  await page.locator('.turn .msg-assistant', { hasText: 'echo: HISTORY-1 edited from the top' }).waitFor();
+  await idle();
+  log('older messages loaded on scroll; the oldest edited');
+
   step = 'a deployed site shows in the reply as a sandboxed preview';
   await newConversation();
   await send('DEPLOYSITE publish it');

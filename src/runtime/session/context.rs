@@ -121,19 +121,24 @@ async fn compact_and_store(
         store.save_history(&owned_key, from, &added)
     })
     .await;
-    let stored = match saved {
-        Ok(Ok(())) => services.flusher.flush().await,
-        Ok(Err(error)) => Err(error.to_string()),
+    let written = match saved {
+        Ok(written) => written.map_err(|e| e.to_string()),
         Err(error) => Err(error.to_string()),
     };
-    if let Err(error) = stored {
-        // Not kept: the summary goes, so memory and store agree.
-        parts.history.splice_from(from, Vec::new());
+    if let Err(error) = written {
+        // Not kept: the compaction entry goes again, so memory and store agree.
+        parts
+            .history
+            .splice_from(parts.history.len() - 1, Vec::new());
         return Err(SessionError::Internal(format!(
             "the compaction could not be stored: {error}"
         )));
     }
     parts.persisted = parts.history.len();
+    // Written: memory and store agree even if the flush fails; the client hears of it.
+    services.flusher.flush().await.map_err(|error| {
+        SessionError::Internal(format!("the compaction may not survive a restart: {error}"))
+    })?;
     Ok(done)
 }
 

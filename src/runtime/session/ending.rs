@@ -131,6 +131,11 @@ impl SessionActor {
             .metrics
             .record_turn(&outcome, latency, |name| tools.spec().tool(name).is_some());
         let persisted_from = parts.persisted;
+        // The turn's last answer is counted before it is stored (the others were counted
+        // for the requests that followed them).
+        let counter = self.services.context_settings_known().counter;
+        let from = persisted_from.min(parts.history.len());
+        counter.count_missing(&mut parts.history.entries_mut()[from..]);
         // Only what is saved and what `vm_history` shows leaves this thread.
         let total = parts.history.len();
         let tail_start = persisted_from.min(total.saturating_sub(VM_HISTORY_LEN));
