@@ -136,12 +136,27 @@ impl TokenCounter {
             }
     }
 
-    /// Gives every entry without a count its count (entries of older stores have none; the
-    /// session counts those when it loads them, off its thread).
+    /// Counts the newest entries that have no count yet. Entries are counted as they come
+    /// (before the next request, or before the turn's end is stored), so the scan stops at
+    /// the first one counted: the cost does not grow with the history.
     pub fn count_missing(&self, entries: &mut [HistoryEntry]) {
-        for entry in entries.iter_mut().filter(|e| e.tokens.is_none()) {
-            entry.tokens = Some(self.message(&entry.message).min(u32::MAX as usize) as u32);
+        for entry in entries.iter_mut().rev() {
+            if entry.tokens.is_some() {
+                break;
+            }
+            entry.tokens = Some(self.count_entry(entry));
         }
+    }
+
+    /// Counts every entry that has none (a history from an older store, when it is loaded).
+    pub fn count_all_missing(&self, entries: &mut [HistoryEntry]) {
+        for entry in entries.iter_mut().filter(|e| e.tokens.is_none()) {
+            entry.tokens = Some(self.count_entry(entry));
+        }
+    }
+
+    fn count_entry(&self, entry: &HistoryEntry) -> u32 {
+        self.message(&entry.message).min(u32::MAX as usize) as u32
     }
 }
 

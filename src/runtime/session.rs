@@ -174,7 +174,8 @@ impl Actor for SessionActor {
             let mut history = store.load_history(&key)?;
             // Entries of older stores have no token counts: counted here, off the actor.
             if history.iter().any(|e| e.tokens.is_none()) {
-                crate::agent::context::TokenCounter::for_model(&model).count_missing(&mut history);
+                crate::agent::context::TokenCounter::for_model(&model)
+                    .count_all_missing(&mut history);
             }
             let turn = store.load_turn(&key)?;
             let uploads = store.list_uploads(&key)?;
