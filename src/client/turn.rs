@@ -192,6 +192,22 @@ pub async fn run(
                     );
                 }
             }
+            ChatEvent::ContextCompacted {
+                before_tokens,
+                after_tokens,
+                summarized,
+                ..
+            } if !view.json => {
+                let what = if summarized {
+                    "the older part is now a summary"
+                } else {
+                    "older tool outputs shortened"
+                };
+                let line = format!(
+                    "▸ context compacted: {before_tokens} → {after_tokens} tokens ({what})"
+                );
+                eprintln!("{}", view.dim(&line));
+            }
             ChatEvent::Stop => break,
             _ => {}
         }

@@ -17,7 +17,7 @@ const MAX_PAGE: usize = 500;
 /// Characters of instructions a compaction takes.
 const MAX_INSTRUCTIONS: usize = 4000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CompactBody {
     #[serde(default)]
@@ -30,13 +30,7 @@ pub async fn compact(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    // The body is optional; one that is sent must be the documented object.
-    let body: CompactBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CompactBody { instructions: None }
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid compact request: {e}")))?
-    };
+    let body: CompactBody = super::optional_json(&body, "compact")?;
     let instructions = body.instructions.filter(|text| !text.trim().is_empty());
     if instructions
         .as_ref()

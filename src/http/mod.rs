@@ -154,3 +154,16 @@ where
         .map_err(error::ApiError::from)?
         .map_err(Into::into)
 }
+
+/// A JSON body that may be left out: blank is `T::default()`, anything sent must be the
+/// documented object (`what` names the request in the error).
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, error::ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| error::ApiError::BadRequest(format!("invalid {what} request: {e}")))
+}

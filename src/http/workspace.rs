@@ -31,7 +31,7 @@ pub struct LimitQuery {
     limit: Option<usize>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotBody {
     label: Option<String>,
@@ -100,13 +100,7 @@ pub async fn create_snapshot(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&req)?;
-    // The body is optional; one that is sent must be the documented object.
-    let body: SnapshotBody = if body.iter().all(u8::is_ascii_whitespace) {
-        SnapshotBody { label: None }
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid snapshot request: {e}")))?
-    };
+    let body: SnapshotBody = super::optional_json(&body, "snapshot")?;
     let label = body.label.unwrap_or_else(|| "Manual snapshot".into());
     if label.chars().count() > 200 {
         return Err(ApiError::BadRequest(

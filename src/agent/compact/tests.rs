@@ -178,14 +178,27 @@ async fn asked_for_it_summarises_all_but_the_latest_exchange_with_the_wish() {
     assert_eq!(result, Err(CompactError::NothingToCompact));
 }
 
-#[tokio::test]
-async fn a_failed_turn_retried_takes_its_compaction_with_it() {
+#[test]
+fn a_failed_turn_retried_takes_its_compaction_with_it_but_not_one_asked_for() {
+    let record = |manual| Compaction {
+        keep_from: String::new(),
+        shorten_before: None,
+        summarized: true,
+        manual,
+        before_tokens: 10,
+        after_tokens: 5,
+    };
     let mut c = history(3, 100);
     c.push_user("again");
-    let settings = settings(100_000);
-    let _ = run(&mut c, &settings, Trigger::Asked { instructions: None }).await;
-    assert!(c.entries().last().unwrap().compaction.is_some());
+    c.push_compaction("made by the failed turn", record(false));
     assert!(c.drop_unanswered("again"));
     assert!(c.entries().iter().all(|e| e.compaction.is_none()));
     assert_eq!(c.len(), 12);
+    c.push_user("again");
+    c.push_compaction("asked for after it failed", record(true));
+    assert!(
+        !c.drop_unanswered("again"),
+        "the message stays with the compaction"
+    );
+    assert_eq!(c.len(), 14);
 }
