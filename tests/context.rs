@@ -116,6 +116,51 @@ async fn a_300_turn_conversation_stays_in_its_window_and_keeps_its_first_facts()
 }
 
 #[tokio::test]
+async fn one_long_task_is_compacted_inside_its_turn_and_every_request_keeps_the_task() {
+    const WINDOW: usize = 24_576;
+    let app = TestApp::spawn_with(|c| {
+        c.llm.context_window_tokens = Some(WINDOW);
+        c.llm.max_steps = 60;
+    });
+    app.model.count_tokens();
+    plant_big_file(&app, "task", 12_000);
+    let mut replies: Vec<Reply> = (0..45).map(|_| read_big_file()).collect();
+    replies.push(Reply::text("All 45 reads are done."));
+    app.model.script("LONGTASK", replies);
+    let frames = app
+        .chat_sse(
+            "task",
+            "LONGTASK read big.txt 45 times. The key fact is FACT-RIVER-7.",
+        )
+        .await;
+    let last = frames
+        .iter()
+        .rev()
+        .find(|f| f.data["type"] == "final")
+        .unwrap();
+    assert_eq!(last.data["payload"]["reply"], "All 45 reads are done.");
+    let compactions = frames
+        .iter()
+        .filter(|f| f.data["type"] == "context_compacted")
+        .count();
+    assert!(
+        compactions >= 1,
+        "a 45-step turn in a small window was never compacted"
+    );
+    let requests = app.model.requests();
+    // The agent's requests (not the summaries, nor the start-up probe of the endpoint).
+    let turn_requests = requests
+        .iter()
+        .filter(|r| !is_summary_request(r) && r["messages"][0]["role"] == "system");
+    for request in turn_requests {
+        assert!(request_tokens(request) <= WINDOW);
+        let first = &request["messages"][1];
+        assert_eq!(first["role"], "user", "{first}");
+        assert!(first["content"].as_str().unwrap().contains("FACT-RIVER-7"));
+    }
+}
+
+#[tokio::test]
 async fn old_tool_outputs_are_shortened_before_anything_is_summarised() {
     let app = TestApp::spawn_with(|c| {
         c.llm.context_window_tokens = Some(32_768);

@@ -71,19 +71,21 @@ impl TokenCounter {
         }
     }
 
-    /// [`for_model`](Self::for_model) without the wait: the estimate until the model's
-    /// tokenizer has been loaded.
-    pub fn loaded_for_model(model: &str) -> Self {
-        let ready = tiktoken_rs::tokenizer::get_tokenizer(model.trim()).is_some_and(|tokenizer| {
-            LOADED
-                .lock()
-                .is_ok_and(|loaded| loaded.contains(&tokenizer))
-        });
-        if ready {
-            Self::for_model(model)
-        } else {
-            TokenCounter::Estimate
+    /// [`for_model`](Self::for_model) when it would not wait: the model has no known
+    /// tokenizer, or its tokenizer is loaded already.
+    pub fn without_loading(model: &str) -> Option<Self> {
+        match tiktoken_rs::tokenizer::get_tokenizer(model.trim()) {
+            None => Some(TokenCounter::Estimate),
+            Some(tokenizer) if LOADED.lock().is_ok_and(|l| l.contains(&tokenizer)) => {
+                Some(Self::for_model(model))
+            }
+            Some(_) => None,
         }
+    }
+
+    /// The counter without the wait: the estimate until the model's tokenizer is loaded.
+    pub fn loaded_for_model(model: &str) -> Self {
+        Self::without_loading(model).unwrap_or(TokenCounter::Estimate)
     }
 
     pub fn text(&self, text: &str) -> usize {

@@ -126,7 +126,7 @@ impl ModelClient {
     }
 
     /// The context length the current model reports, asked once per endpoint and model
-    /// (only Ollama says; a failed ask is not repeated until the endpoint changes).
+    /// (only Ollama says; an Ollama that cannot be reached is asked again next time).
     pub async fn reported_context(&self) -> Option<usize> {
         let endpoint = self.endpoint();
         if endpoint.provider != Provider::Ollama {
@@ -136,9 +136,14 @@ impl ModelClient {
         if let Some(known) = self.lock_reported().get(&key) {
             return *known;
         }
-        let found = super::ollama::context_length(self, &endpoint).await;
-        self.lock_reported().insert(key, found);
-        found
+        match super::ollama::context_length(self, &endpoint).await {
+            Ok(found) => {
+                self.lock_reported().insert(key, found);
+                found
+            }
+            // Not reachable now: asked again by the next turn.
+            Err(()) => None,
+        }
     }
 
     /// The context length the current model reported, if it was asked already.

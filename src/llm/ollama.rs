@@ -75,8 +75,13 @@ pub(super) async fn call(
     answer.finish()
 }
 
-/// The context length `/api/show` reports for the endpoint's model, if it says.
-pub(super) async fn context_length(client: &ModelClient, endpoint: &Endpoint) -> Option<usize> {
+/// The context length `/api/show` reports for the endpoint's model: `Ok(None)` when Ollama
+/// answered without one (or refused the model), `Err` when it could not be asked (not
+/// running yet: ask again later).
+pub(super) async fn context_length(
+    client: &ModelClient,
+    endpoint: &Endpoint,
+) -> Result<Option<usize>, ()> {
     let url = format!("{}/api/show", api_root(&endpoint.base_url));
     let asked = client
         .http
@@ -88,17 +93,17 @@ pub(super) async fn context_length(client: &ModelClient, endpoint: &Endpoint) ->
     let response = match asked {
         Ok(response) if response.status().is_success() => response,
         Ok(response) => {
-            tracing::warn!(status = %response.status(), model = %endpoint.model, "Ollama /api/show refused");
-            return None;
+            tracing::warn!(status = %response.status(), model = %endpoint.model, "Ollama /api/show refused the model");
+            return Ok(None);
         }
         Err(error) => {
             tracing::warn!(error = %describe_reqwest(&error), "cannot ask Ollama /api/show");
-            return None;
+            return Err(());
         }
     };
-    let bytes = client.read_whole(response).await.ok()?;
-    let shown: Value = serde_json::from_slice(&bytes).ok()?;
-    shown_context_length(&shown)
+    let bytes = client.read_whole(response).await.map_err(|_| ())?;
+    let shown: Value = serde_json::from_slice(&bytes).map_err(|_| ())?;
+    Ok(shown_context_length(&shown))
 }
 
 /// `<architecture>.context_length` of a `/api/show` answer's `model_info`.

@@ -41,11 +41,14 @@ impl Services {
     pub async fn context_settings(&self) -> ContextSettings {
         let reported = self.llm.reported_context().await;
         let model = self.llm.endpoint().model.clone();
-        let counter = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            TokenCounter::for_model(&model)
-        })
-        .await
-        .unwrap_or(TokenCounter::Estimate);
+        let counter = match TokenCounter::without_loading(&model) {
+            Some(counter) => counter,
+            None => crate::blocking::run(crate::blocking::STORE_WORK, move || {
+                TokenCounter::for_model(&model)
+            })
+            .await
+            .unwrap_or(TokenCounter::Estimate),
+        };
         self.context_settings_with(reported, counter)
     }
 
