@@ -310,7 +310,8 @@ fn entry_tokens(entry: &HistoryEntry, counter: &TokenCounter) -> usize {
 }
 
 /// Tokens the next request on `view` will take: the endpoint's count of the latest request
-/// in the view plus estimates of what came after it, or estimates alone when the endpoint
+/// in the view plus estimates of what came after it (scaled by how the endpoint's count of
+/// that request compared with the estimate of it), or estimates alone when the endpoint
 /// reported nothing, or a count that cannot be right (under 60% of the estimate: a server
 /// that counts only the tokens it had not cached, a fixed number, a request that was cut).
 pub fn used_tokens(
@@ -347,7 +348,11 @@ pub fn used_tokens(
         Some((reported, estimate_then))
             if reported.saturating_mul(5) >= estimate_then.saturating_mul(3) =>
         {
-            reported.saturating_add(estimated - estimate_then)
+            // The estimate of what came after, calibrated by how the endpoint counted the
+            // rest (within bounds: one odd report does not make a new message free).
+            let ratio = (reported as f64 / estimate_then.max(1) as f64).clamp(0.6, 2.0);
+            let after = ((estimated - estimate_then) as f64 * ratio).ceil() as usize;
+            reported.saturating_add(after)
         }
         _ => estimated,
     }
@@ -469,10 +474,12 @@ mod tests {
         let mut entries = c.entries().to_vec();
         TokenCounter::Estimate.count_missing(&mut entries);
         let used = used_tokens(&entries, &view_of(&entries), &TokenCounter::Estimate, 0);
+        // The endpoint counted 1,505 where the estimate said 1,009: the new message's
+        // estimate of 104 is scaled by the same 1.49 (155.1, rounded up).
         assert_eq!(
             used,
-            1500 + 5 + 104,
-            "the reported prompt, the answer as sent back, then the new message"
+            1505 + 156,
+            "the reported prompt, the answer as sent back, then the new message calibrated"
         );
         // A count far below the estimate (a fixed number, cached tokens only) is not believed.
         entries[1].usage = Some(Usage {
