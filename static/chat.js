@@ -197,14 +197,15 @@ function turnView(turn, index, isLast) {
   const version = currentVersion(turn);
   const live = state.busy && isLast && liveViews.has(version);
   const userBubble = version.placeholder
-    ? h('button', { type: 'button', class: 'btn load-older', onclick: () => showOlder() }, 'Load earlier messages')
-    : h('div', { class: 'bubble' }, version.user);
+    ? h('button', { type: 'button', class: 'btn load-older', onclick: () => showOlder({ asked: true }) }, 'Load earlier messages')
+    : version.no_user ? null : h('div', { class: 'bubble' }, version.user);
   const assistantBubble = h('div', { class: 'bubble' });
   renderAssistant(assistantBubble, version, { live });
   if (live) liveViews.set(version, assistantBubble);
-  const canEdit = !state.busy && !version.placeholder;
-  const canRegenerate = isLast && !state.busy;
-  const el = h('article', { class: 'turn', dataset: { turn: String(index) } },
+  const typed = !version.placeholder && !version.no_user;
+  const canEdit = !state.busy && typed;
+  const canRegenerate = isLast && !state.busy && typed;
+  const el = h('article', { class: 'turn', tabindex: '-1', dataset: { turn: String(index) } },
     h('div', { class: 'msg msg-user' }, userBubble),
     h('div', { class: 'msg-tools' },
       versionNav(turn, index),
@@ -231,24 +232,40 @@ function welcomeView() {
     h('div', { class: 'hints' }, hints.map((hint) => h('button', { type: 'button', onclick: () => { inputEl.value = hint; inputEl.focus(); autosize(); } }, hint))));
 }
 
-let loadingOlder = false;
+/** Conversations loading older messages now, and those whose last load failed. */
+const loadingOlder = new WeakSet();
+const olderFailed = new WeakSet();
 
-/** Loads the page of history before the first shown message, keeping the view where it was. */
-async function showOlder() {
+/**
+ * Loads the page of history before the first shown message, keeping the view where it was.
+ * Scrolling to the top asks (`asked` false) only while nothing else changes the thread; the
+ * button always asks.
+ */
+async function showOlder({ asked = false } = {}) {
   const conv = state.conv;
-  if (loadingOlder || !hasOlder(conv)) return;
-  loadingOlder = true;
+  if (!hasOlder(conv) || loadingOlder.has(conv)) return;
+  // Turns are addressed by index while a new version is prepared: nothing is added meanwhile.
+  if (preparing) return;
+  if (!asked && (olderFailed.has(conv) || state.busy || state.switching || messagesEl.querySelector('.edit-box'))) return;
+  loadingOlder.add(conv);
+  const keep = conv.turns[1] || null; // the first turn shown now, focused after the load
   try {
     const fromBottom = messagesEl.scrollHeight - messagesEl.scrollTop;
     if (await loadOlder(conv) && state.conv === conv) {
+      olderFailed.delete(conv);
       renderChat({ keepScroll: true, noScroll: true });
       messagesEl.scrollTop = messagesEl.scrollHeight - fromBottom;
+      if (asked) {
+        const at = keep ? conv.turns.indexOf(keep) : 0;
+        messagesEl.querySelector(`.turn[data-turn="${Math.max(0, at)}"]`)?.focus({ preventScroll: true });
+      }
       save();
     }
   } catch (error) {
+    olderFailed.add(conv); // scrolling does not ask again; the button does
     toast(`Cannot load earlier messages: ${error.message}`, 'error');
   } finally {
-    loadingOlder = false;
+    loadingOlder.delete(conv);
   }
 }
 

@@ -11,6 +11,8 @@ import { state, emit, on } from './state.js';
 import { currentVersion, compactionSegment } from './history.js';
 
 let context = null;
+/** Answers to older asks are dropped: the gauge shows the newest. */
+let asked = 0;
 
 const short = (n) => (n >= 10000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n));
 
@@ -18,9 +20,10 @@ const short = (n) => (n >= 10000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(
 export async function refreshContext() {
   if (!state.conv) return;
   const conv = state.conv;
+  const ask = ++asked;
   try {
     const info = await api('/api/session/info');
-    if (state.conv === conv) show(info.context);
+    if (state.conv === conv && ask === asked) show(info.context);
   } catch {
     // The gauge keeps its last figures; the chat reports connection problems itself.
   }
@@ -57,11 +60,11 @@ export function compactionView(seg) {
     body);
   details.addEventListener('toggle', async () => {
     if (!details.open || details.dataset.loaded) return;
-    details.dataset.loaded = 'true';
     try {
       const entry = await api(`/api/session/history/${encodeURIComponent(seg.entry_id)}`);
       const summary = typeof entry.content === 'string' ? entry.content.trim() : '';
       body.innerHTML = renderMarkdown(summary || 'No summary yet: only older tool outputs were shortened.');
+      details.dataset.loaded = 'true';
     } catch (error) {
       body.textContent = `The summary cannot be shown: ${error.message}`;
     }
@@ -82,6 +85,10 @@ async function compactNow() {
   status.textContent = 'Compacting: the model is writing the summary…';
   try {
     const done = await api('/api/session/compact', { method: 'POST', json: instructions ? { instructions } : {} });
+    if (state.conv !== conv) {
+      toast(`The conversation you left was compacted: ${done.before_tokens.toLocaleString()} → ${done.after_tokens.toLocaleString()} tokens`, 'ok');
+      return;
+    }
     const last = conv.turns[conv.turns.length - 1];
     if (last) currentVersion(last).segments.push(compactionSegment(done));
     emit('save-conversation');

@@ -214,8 +214,11 @@ async function loadConversation(id) {
   if (boot) {
     state.workspace = boot.workspace_state || null;
     if (!conv.turns.length && Array.isArray(boot.vm_history) && boot.vm_history.length) {
-      conv.turns = turnsFromHistory(boot.vm_history);
-      if (!conv.title_edited && conv.turns[0]) conv.title = conv.turns[0].versions[0].user.slice(0, 60);
+      // More entries than the newest ones shown: the thread begins with a placeholder.
+      const older = (boot.vm?.history_length ?? 0) > boot.vm_history.length;
+      conv.turns = turnsFromHistory(boot.vm_history, { older });
+      const typed = conv.turns.find((t) => t.versions[0].entry_id);
+      if (!conv.title_edited && typed) conv.title = typed.versions[0].user.slice(0, 60);
     } else {
       linkHistory(conv.turns, boot.vm_history); // server ids of the messages, for editing
     }

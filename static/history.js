@@ -65,23 +65,45 @@ export function compactionSegment(source) {
 
 /**
  * Turns from history entries (used when the conversation has no console record). Entries
- * that continue a turn begun on an earlier page go into a placeholder turn, which
- * `loadOlder` replaces once that page is fetched.
+ * before the first message the person typed, and `older` (the history holds entries before
+ * these), make a placeholder turn at the front: it keeps those entries (`raw`) and the id of
+ * the oldest one (`before`), so `loadOlder` can fetch the page before it and rebuild the
+ * turn they belong to whole.
  */
-export function turnsFromHistory(entries) {
+export function turnsFromHistory(entries, { older = false } = {}) {
+  const list = entries || [];
+  const firstUser = list.findIndex(startsTurn);
+  const lead = firstUser < 0 ? list.length : firstUser;
   const turns = [];
+  if (older || lead > 0) {
+    const raw = list.slice(0, lead);
+    const version = older
+      ? { user: '(earlier messages)', segments: [], from_history: true, placeholder: true, raw, before: list[0]?.id ?? null }
+      : { user: '', segments: [], from_history: true, no_user: true };
+    addEntries(version, raw, new Map());
+    turns.push({ versions: [version], current: 0 });
+  }
   let version = null;
   const tools = new Map();
-  for (const entry of entries || []) {
-    if (entry.role === 'user' && !entry.compaction && typeof entry.content === 'string') {
+  for (const entry of list.slice(lead)) {
+    if (startsTurn(entry)) {
       version = { user: textOf(entry.content), segments: [], created_at: entry.created_at, from_history: true, entry_id: entry.id };
       turns.push({ versions: [version], current: 0 });
-      continue;
+    } else {
+      addEntries(version, [entry], tools);
     }
-    if (!version) {
-      version = { user: '(earlier messages)', segments: [], from_history: true, placeholder: true };
-      turns.push({ versions: [version], current: 0 });
-    }
+  }
+  return turns;
+}
+
+/** Whether an entry is a message the person typed (it starts a turn). */
+function startsTurn(entry) {
+  return entry?.role === 'user' && !entry.compaction && typeof entry.content === 'string';
+}
+
+/** Adds the replies, tool calls, results and compactions of `entries` to `version`. */
+function addEntries(version, entries, tools) {
+  for (const entry of entries) {
     if (entry.compaction) {
       version.segments.push(compactionSegment(entry));
     } else if (entry.role === 'assistant') {
@@ -103,34 +125,30 @@ export function turnsFromHistory(entries) {
       }
     }
   }
-  return turns;
 }
 
-/** Whether the thread begins with turns not loaded yet. */
+/** Whether the thread begins with entries not loaded yet. */
 export function hasOlder(conv) {
   return Boolean(conv?.turns?.length && currentVersion(conv.turns[0]).placeholder);
 }
 
 /**
- * Fetches the page of history before the first loaded user message and puts its turns in
- * place of the placeholder. Resolves true when turns were added.
+ * Fetches the page of history before the oldest loaded entry and puts its turns in place of
+ * the placeholder (rebuilt with the placeholder's own entries, which continue the page's
+ * last turn). Resolves true when the thread changed.
  */
 export async function loadOlder(conv) {
   if (!hasOlder(conv)) return false;
-  const first = conv.turns.find((t) => currentVersion(t).entry_id);
-  if (!first) return false;
-  const before = currentVersion(first).entry_id;
-  const page = await api(`/api/session/history?limit=${PAGE}&before=${encodeURIComponent(before)}`);
-  const older = turnsFromHistory(page.entries);
-  if (!page.has_more && older.length && currentVersion(older[0]).placeholder) {
-    // The history began with the assistant speaking: nothing is missing before it.
-    delete currentVersion(older[0]).placeholder;
-    currentVersion(older[0]).user = '';
+  const placeholder = currentVersion(conv.turns[0]);
+  const raw = Array.isArray(placeholder.raw) ? placeholder.raw : [];
+  const before = placeholder.before || raw[0]?.id;
+  if (!before) {
+    // A placeholder saved before it kept its entries: the history can be reloaded instead.
+    conv.turns.shift();
+    return true;
   }
-  const placeholder = conv.turns.indexOf(first) - 1;
-  if (placeholder < 0) return false;
-  // The placeholder's entries are the tail of the page's last turn.
-  conv.turns.splice(0, placeholder + 1, ...older);
-  if (!page.has_more && older.length === 0) return false;
+  const page = await api(`/api/session/history?limit=${PAGE}&before=${encodeURIComponent(before)}`);
+  const older = turnsFromHistory(page.entries.concat(raw), { older: page.has_more });
+  conv.turns.splice(0, 1, ...older);
   return true;
 }

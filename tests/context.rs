@@ -251,6 +251,35 @@ async fn compaction_on_request_summarises_all_but_the_latest_exchange() {
         .collect();
     assert_eq!(users, ["Now add a page.", "And a footer?"]);
 
+    // Stop ends a compaction that takes long, and nothing changes.
+    app.model
+        .delay_summaries(std::time::Duration::from_secs(30));
+    let slow = tokio::spawn({
+        let (http, url) = (app.http.clone(), url.clone());
+        async move { http.post(&url).json(&json!({})).send().await.unwrap() }
+    });
+    let stopped = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (status, _) = app.post_json("/api/chat/stop", "ask", json!({})).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            stopped.elapsed().as_secs() < 10,
+            "the compaction never started"
+        );
+    }
+    let answer = slow.await.unwrap();
+    assert_eq!(answer.status(), 409);
+    assert!(stopped.elapsed().as_secs() < 10);
+    let (_, info) = app.get("/api/session/info", "ask").await;
+    assert_eq!(
+        info["context"]["compactions"], 1,
+        "the stopped compaction left nothing"
+    );
+    app.model.delay_summaries(std::time::Duration::ZERO);
+
     // Bad bodies and a conversation with nothing older than its one exchange.
     let bad = app
         .http

@@ -78,6 +78,8 @@ pub struct SessionActor {
     approvals: Approvals,
     /// How full the context was when last asked (reported while a turn holds the history).
     context: crate::protocol::ContextReport,
+    /// Stops the compaction asked for that runs now, if one does.
+    compacting: Option<CancellationToken>,
 }
 
 impl SessionActor {
@@ -108,6 +110,7 @@ impl SessionActor {
             stop_waiters: Vec::new(),
             approvals: Approvals::default(),
             context: crate::protocol::ContextReport::default(),
+            compacting: None,
         }
     }
 
@@ -383,12 +386,16 @@ impl Handler<CancelTurn> for SessionActor {
     type Result = Result<(), SessionError>;
 
     fn handle(&mut self, _msg: CancelTurn, _ctx: &mut Self::Context) -> Self::Result {
-        match &self.running {
-            Some(running) => {
+        match (&self.running, &self.compacting) {
+            (Some(running), _) => {
                 running.cancel.cancel();
                 Ok(())
             }
-            None => Err(SessionError::NotRunning),
+            (None, Some(compacting)) => {
+                compacting.cancel();
+                Ok(())
+            }
+            (None, None) => Err(SessionError::NotRunning),
         }
     }
 }

@@ -85,6 +85,8 @@ struct State {
     count_tokens: bool,
     /// The context length `/api/show` reports.
     ollama_context_length: u64,
+    /// How long the summariser takes to answer.
+    summary_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -187,6 +189,11 @@ impl MockModel {
         self.state.lock().unwrap().ollama_context_length = tokens;
     }
 
+    /// The summariser waits this long before it answers.
+    pub fn delay_summaries(&self, delay: Duration) {
+        self.state.lock().unwrap().summary_delay = delay;
+    }
+
     /// Every summary request received so far.
     pub fn summary_requests(&self) -> Vec<Value> {
         self.state
@@ -266,10 +273,14 @@ fn choose(state: &Mutex<State>, request: Value, body_len: usize) -> (Reply, Valu
             .filter(|w| w.starts_with("FACT-"))
             .collect();
         facts.dedup();
-        Reply::Text(format!(
+        let summary = Reply::Text(format!(
             "Summary of the work so far. Facts to keep: {}",
             facts.join(" ")
-        ))
+        ));
+        match state.summary_delay {
+            delay if delay.is_zero() => summary,
+            delay => Reply::Delayed(delay, Box::new(summary)),
+        }
     } else {
         let found = state
             .scripts
