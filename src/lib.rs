@@ -157,6 +157,7 @@ pub fn build_services(config: Config) -> Result<Services, StartError> {
         llm,
         sandbox,
         standing: Default::default(),
+        manifest_tokens: Default::default(),
     })
 }
 

@@ -22,11 +22,8 @@ impl SessionActor {
         let settings = services.context_settings_known();
         let counter = &settings.counter;
         counter.count_missing(parts.history.entries_mut());
-        let manifest = services
-            .tool_services
-            .mcp
-            .manifest(&services.spec.tools_json);
-        let fixed = counter.text(&prompt) + counter.text(manifest.get());
+        let (_, manifest_tokens) = services.manifest_with_tokens(counter);
+        let fixed = counter.text(&prompt) + manifest_tokens;
         let entries = parts.history.entries();
         self.context = ContextReport {
             used_tokens: used_tokens(entries, &view_of(entries), counter, fixed) as u64,
@@ -92,11 +89,8 @@ async fn compact_and_store(
 ) -> Result<Compacted, SessionError> {
     let settings = services.context_settings().await;
     let counter = &settings.counter;
-    let manifest = services
-        .tool_services
-        .mcp
-        .manifest(&services.spec.tools_json);
-    let fixed = counter.text(prompt) + counter.text(manifest.get());
+    let (_, manifest_tokens) = services.manifest_with_tokens(counter);
+    let fixed = counter.text(prompt) + manifest_tokens;
     let trigger = Trigger::Asked {
         instructions: msg.instructions.as_deref(),
     };
