@@ -103,7 +103,7 @@ function toolView(tool, rerender = () => {}) {
       h('span', { class: 'tool-args' }, args.length > 160 ? `${args.slice(0, 160)}…` : args),
       h('span', { class: 'tool-time' }, time),
       h('span', { class: 'sr-only' }, tool.status === 'error' ? ' failed' : tool.status === 'success' ? ' succeeded' : ' running')),
-    approvalView(tool, rerender),
+    approvalView(tool, rerender) || '', // the DOM's append writes null as the text "null"
     h('div', { class: 'tool-body' },
       h('h4', {}, 'Arguments'),
       h('pre', {}, tool.input === undefined ? '' : typeof tool.input === 'string' ? tool.input : JSON.stringify(tool.input, null, 2)),

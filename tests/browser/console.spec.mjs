@@ -135,6 +135,9 @@ async function run() {
   check((await tool.locator('.tool-name').textContent()) === 'mshtools-write_file', 'the timeline should name the tool');
   await lastTurn().locator('.msg-assistant .markdown strong', { hasText: 'notes.md' }).waitFor();
   await page.locator('.tree-file', { hasText: 'notes.md' }).waitFor();
+  const strayText = await tool.evaluate((row) => [...row.childNodes]
+    .filter((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim()).map((n) => n.textContent));
+  check(strayText.length === 0, `the tool row should hold no stray text, got ${JSON.stringify(strayText)}`);
   log('tool call shown');
 
   step = 'the tool call survives a reload';
