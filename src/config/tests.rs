@@ -68,3 +68,22 @@ fn proxy_mode_needs_a_proxy_that_sandboxed_code_cannot_pose_as() {
     let garbage = format!("{proxy}trusted_proxies = [\"not-an-ip\"]\n");
     assert!(load_str(&garbage).is_err());
 }
+
+#[test]
+fn context_keys_load_with_the_old_name_and_per_model_tables() {
+    let config = load_str("[llm]\ncontext_budget_tokens = 100000\n").unwrap();
+    assert_eq!(config.llm.context_window_tokens, Some(100_000));
+    let config = load_str(
+        "[llm]\nprovider = \"ollama\"\nkeep_alive = \"-1\"\n\n[llm.models.\"qwen2.5:32b\"]\ncontext_window_tokens = 65536\ncompact_at = 0.7\n",
+    )
+    .unwrap();
+    assert_eq!(config.llm.provider, context::Provider::Ollama);
+    let limits = config
+        .llm
+        .limits(context::Provider::Ollama, "qwen2.5:32b", Some(131_072));
+    assert_eq!((limits.window_tokens, limits.compact_at), (65_536, 0.7));
+    let err = load_str("[llm]\nprovider = \"anthropic\"\n").unwrap_err();
+    assert!(err.to_string().contains("provider"), "{err}");
+    let err = load_str("[llm.models.\"m\"]\ncompact_at = 2.0\n").unwrap_err();
+    assert!(err.to_string().contains("llm.models"), "{err}");
+}
