@@ -35,6 +35,8 @@ pub struct Metrics {
     turn_micros_sum: AtomicU64,
     tokens_in: AtomicU64,
     tokens_out: AtomicU64,
+    /// Compactions: [older tool outputs shortened, older part summarised].
+    compactions: [AtomicU64; 2],
     /// Calls per tool: [succeeded, failed].
     tools: Mutex<BTreeMap<String, [u64; 2]>>,
 }
@@ -62,6 +64,9 @@ impl Metrics {
             .fetch_add(outcome.usage.prompt_tokens, Ordering::Relaxed);
         self.tokens_out
             .fetch_add(outcome.usage.completion_tokens, Ordering::Relaxed);
+        for summarized in &outcome.compactions {
+            self.record_compaction(*summarized);
+        }
         if outcome.tool_calls.is_empty() {
             return;
         }
@@ -77,6 +82,11 @@ impl Metrics {
             let counts = tools.entry(name.to_string()).or_default();
             counts[usize::from(call.status != ToolStatus::Success)] += 1;
         }
+    }
+
+    /// Records a compaction (made in a turn, or asked for).
+    pub fn record_compaction(&self, summarized: bool) {
+        self.compactions[usize::from(summarized)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text page.
@@ -168,6 +178,20 @@ impl Metrics {
 
         family(
             &mut page,
+            "okcvm_context_compactions_total",
+            "counter",
+            "Compactions of the model's view of a history, by what they did.",
+        );
+        for (kind, count) in ["shortened", "summarized"].iter().zip(&self.compactions) {
+            let count = count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                page,
+                "okcvm_context_compactions_total{{kind=\"{kind}\"}} {count}"
+            );
+        }
+
+        family(
+            &mut page,
             "okcvm_tool_calls_total",
             "counter",
             "Tool calls by tool and status.",
@@ -230,6 +254,7 @@ mod tests {
                 call("made-up", ToolStatus::Error),
             ],
             end: TurnEnd::Answered,
+            compactions: vec![false, true],
         };
         let known = |name: &str| name.starts_with("mshtools-") || name.contains('"');
         metrics.record_turn(&outcome, Duration::from_millis(30), known);
@@ -237,6 +262,7 @@ mod tests {
             &TurnOutcome {
                 end: TurnEnd::Cancelled,
                 tool_calls: vec![],
+                compactions: vec![],
                 ..outcome
             },
             Duration::from_secs(2),
@@ -263,6 +289,8 @@ mod tests {
             "okcvm_tool_calls_total{tool=\"mshtools-shell\",status=\"error\"} 1",
             "okcvm_tool_calls_total{tool=\"odd\\\"name\",status=\"success\"} 1",
             "okcvm_tool_calls_total{tool=\"unknown\",status=\"error\"} 1",
+            "okcvm_context_compactions_total{kind=\"shortened\"} 1",
+            "okcvm_context_compactions_total{kind=\"summarized\"} 1",
         ] {
             assert!(
                 page.lines().any(|l| l == line),

@@ -280,6 +280,21 @@ async fn compaction_on_request_summarises_all_but_the_latest_exchange() {
     );
     app.model.delay_summaries(std::time::Duration::ZERO);
 
+    // Operators see them in /metrics.
+    let page = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("okcvm_context_compactions_total{kind=\"summarized\"} 1"),
+        "{page}"
+    );
+
     // Bad bodies and a conversation with nothing older than its one exchange.
     let bad = app
         .http

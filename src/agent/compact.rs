@@ -15,7 +15,7 @@ use super::context::{
 };
 use super::conversation::Conversation;
 use crate::config::context::ContextLimits;
-use crate::llm::{HistoryEntry, LlmClient, LlmError, LlmRequest, Message, UserContent};
+use crate::llm::{HistoryEntry, LlmClient, LlmError, LlmRequest, Message, Usage, UserContent};
 
 /// Everything compaction and request building need to know about the context.
 #[derive(Debug, Clone)]
@@ -49,6 +49,8 @@ pub struct Compacted {
     pub before_tokens: u64,
     pub after_tokens: u64,
     pub summarized: bool,
+    /// What the summary requests cost.
+    pub usage: Usage,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -104,7 +106,7 @@ pub async fn compact<L: LlmClient>(
         if after <= settings.limits.threshold() * 3 / 4 {
             let compaction = record(view.start, mark, false, after);
             let summary = view.summary.unwrap_or("").to_string();
-            return Ok(Some(push(history, &summary, compaction)));
+            return Ok(Some(push(history, &summary, compaction, Usage::default())));
         }
     }
     let cut = match trigger {
@@ -130,7 +132,7 @@ pub async fn compact<L: LlmClient>(
         Trigger::Asked { instructions } => instructions,
         Trigger::Full => None,
     };
-    let summary = summarise(
+    let (summary, usage) = summarise(
         llm,
         &entries[view.start..cut],
         view.summary,
@@ -143,10 +145,15 @@ pub async fn compact<L: LlmClient>(
     let summarised_view = trial(Some(&summary), cut, mark, entries.len());
     let after = used_tokens(entries, &summarised_view, counter, fixed);
     let compaction = record(cut, mark, true, after);
-    Ok(Some(push(history, &summary, compaction)))
+    Ok(Some(push(history, &summary, compaction, usage)))
 }
 
-fn push(history: &mut Conversation, summary: &str, compaction: Compaction) -> Compacted {
+fn push(
+    history: &mut Conversation,
+    summary: &str,
+    compaction: Compaction,
+    usage: Usage,
+) -> Compacted {
     let (before_tokens, after_tokens, summarized) = (
         compaction.before_tokens,
         compaction.after_tokens,
@@ -162,6 +169,7 @@ fn push(history: &mut Conversation, summary: &str, compaction: Compaction) -> Co
         before_tokens,
         after_tokens,
         summarized,
+        usage,
     }
 }
 
@@ -229,7 +237,7 @@ async fn summarise<L: LlmClient>(
     instructions: Option<&str>,
     settings: &ContextSettings,
     cancel: &CancellationToken,
-) -> Result<String, CompactError> {
+) -> Result<(String, Usage), CompactError> {
     let counter = &settings.counter;
     let prompt = Message::System {
         content: settings.compact_prompt.to_string(),
@@ -238,6 +246,7 @@ async fn summarise<L: LlmClient>(
         .saturating_sub(counter.message(&prompt) + settings.summary_tokens())
         .max(512);
     let mut summary = earlier.map(str::to_string);
+    let mut usage = Usage::default();
     let mut pieces = transcript_pieces(part, counter, piece_budget)
         .into_iter()
         .peekable();
@@ -272,6 +281,7 @@ async fn summarise<L: LlmClient>(
             _ = cancel.cancelled() => return Err(CompactError::Cancelled),
             answer = llm.complete(request, &mut ignore) => answer.map_err(CompactError::Model)?,
         };
+        usage.add(answer.usage);
         let written = answer.content.trim();
         if written.is_empty() {
             return Err(CompactError::Model(LlmError::Malformed(
@@ -284,7 +294,7 @@ async fn summarise<L: LlmClient>(
             settings.summary_tokens() * 4,
         ));
     }
-    Ok(summary.unwrap_or_default())
+    Ok((summary.unwrap_or_default(), usage))
 }
 
 /// The part as plain text for the summary request, in pieces of at most `budget` tokens

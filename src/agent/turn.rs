@@ -125,9 +125,12 @@ pub enum TurnEnd {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnOutcome {
     pub reply: String,
+    /// Every model request of the turn, summaries included.
     pub usage: Usage,
     pub tool_calls: Vec<ToolCallRecord>,
     pub end: TurnEnd,
+    /// For each compaction the turn made: whether it summarised (else it shortened outputs).
+    pub compactions: Vec<bool>,
 }
 
 /// Runs one turn for `user_message` on the lent history and tool context.
@@ -155,6 +158,7 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
         usage: Usage::default(),
         tool_calls: Vec::new(),
         end: TurnEnd::MaxSteps,
+        compactions: Vec::new(),
     };
     for step in 1..=settings.max_steps {
         let manifest = tools.manifest(ctx);
@@ -178,6 +182,8 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
                 Ok(Some(done)) => {
                     // Still full (one huge message): the hard cut takes over for this turn.
                     may_compact = done.after_tokens as usize <= context.limits.threshold();
+                    outcome.usage.add(done.usage);
+                    outcome.compactions.push(done.summarized);
                     events.emit(ChatEvent::ContextCompacted {
                         entry_id: done.entry_id,
                         before_tokens: done.before_tokens,

@@ -138,6 +138,7 @@ async fn compact_and_store(
         )));
     }
     parts.persisted = parts.history.len();
+    services.metrics.record_compaction(done.summarized);
     // Written: memory and store agree; a flush that fails is the store's trouble, logged
     // (the next turn's flush reports it to its client).
     if let Err(error) = services.flusher.flush().await {
