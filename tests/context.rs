@@ -281,15 +281,7 @@ async fn compaction_on_request_summarises_all_but_the_latest_exchange() {
     app.model.delay_summaries(std::time::Duration::ZERO);
 
     // Operators see them in /metrics.
-    let page = app
-        .http
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.text_of("/metrics").await;
     assert!(
         page.contains("okcvm_context_compactions_total{kind=\"summarized\"} 1"),
         "{page}"

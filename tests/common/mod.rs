@@ -260,6 +260,18 @@ impl TestApp {
             .collect()
     }
 
+    /// The text of `path` (no identity added: `/metrics`, pages), asserting it answered 200.
+    pub async fn text_of(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str, client: &str) -> (u16, Value) {
         let response = self.http.get(self.api(path, client)).send().await.unwrap();
         let status = response.status().as_u16();
