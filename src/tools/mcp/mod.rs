@@ -229,7 +229,7 @@ impl McpHub {
             if !config.tools.is_empty() && !config.tools.contains(&name) {
                 continue;
             }
-            let offered_name = format!("{PREFIX}{}__{}", config.name, sanitize(&name));
+            let offered_name = offered_name(&config.name, &name);
             let schema = Value::Object((*tool.input_schema).clone());
             let validator = jsonschema::validator_for(&schema).ok().map(Arc::new);
             state.definitions.push(serde_json::json!({
@@ -474,6 +474,24 @@ fn sandboxed_command(
     Ok(command)
 }
 
+/// The longest function name model endpoints take (OpenAI's limit).
+const MAX_FUNCTION_NAME: usize = 64;
+
+/// The name a server's tool is offered under: `mcp__<server>__<tool>`, the tool's part
+/// spelled as a function name may be. One longer than endpoints take keeps its start and
+/// ends with a hash of the tool's own name, so it stays the same and two long names stay
+/// apart.
+fn offered_name(server: &str, tool: &str) -> String {
+    let full = format!("{PREFIX}{server}__{}", sanitize(tool));
+    if full.len() <= MAX_FUNCTION_NAME {
+        return full;
+    }
+    use sha2::Digest as _;
+    let digest = hex::encode(&sha2::Sha256::digest(tool.as_bytes())[..4]);
+    // Every character of `full` is ASCII, so any cut is a character boundary.
+    format!("{}_{digest}", &full[..MAX_FUNCTION_NAME - digest.len() - 1])
+}
+
 /// A tool name as a function name may spell it: letters, digits, `_` and `-`.
 fn sanitize(name: &str) -> String {
     name.chars()
@@ -485,4 +503,39 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offered_names_fit_what_endpoints_take() {
+        assert_eq!(offered_name("files", "read file"), "mcp__files__read_file");
+        let server = "a-server-name-of-thirty-two-char";
+        let long = offered_name(
+            server,
+            "get_pull_request_review_comments_for_the_repository",
+        );
+        let other = offered_name(
+            server,
+            "get_pull_request_review_comments_for_the_organisation",
+        );
+        assert_eq!(long.len(), 64);
+        assert_ne!(long, other, "two long names stay apart");
+        assert!(long.starts_with(&format!("mcp__{server}__get_pull")));
+        assert_eq!(
+            long,
+            offered_name(
+                server,
+                "get_pull_request_review_comments_for_the_repository"
+            ),
+            "the same name every time"
+        );
+        for name in [&long, &other] {
+            assert!(name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        }
+    }
 }
