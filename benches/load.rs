@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use mock_model::{MockModel, Reply};
 use serde_json::json;
-use server_process::ServerProcess;
+use server_process::{disk_bytes, ServerProcess};
 
 /// Starts the server on a fresh data folder; returns it with the time until `/healthz` answered.
 async fn start_server(
@@ -68,20 +68,6 @@ async fn echo_turn(http: &reqwest::Client, url: &str, client: &str, message: &st
     );
     let _ = response.bytes().await.unwrap();
     started.elapsed()
-}
-
-/// Bytes of every file under `path`.
-fn disk_bytes(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path).map_or(0, |entries| {
-        entries
-            .flatten()
-            .map(|entry| match entry.metadata() {
-                Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
-                Ok(meta) => meta.len(),
-                Err(_) => 0,
-            })
-            .sum()
-    })
 }
 
 /// Cost per tool call of one long turn (100 streamed deltas before each call), in time and

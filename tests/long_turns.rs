@@ -6,24 +6,11 @@
 
 mod common;
 
+use common::server_process::disk_bytes;
 use common::{parse_sse, types, Reply, TestApp};
 use serde_json::json;
 
 const STEPS: usize = 300;
-
-fn disk_bytes(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(path).unwrap() {
-        let entry = entry.unwrap();
-        let meta = entry.metadata().unwrap();
-        total += if meta.is_dir() {
-            disk_bytes(&entry.path())
-        } else {
-            meta.len()
-        };
-    }
-    total
-}
 
 #[tokio::test]
 async fn a_long_turn_grows_the_store_linearly() {

@@ -1,5 +1,5 @@
 //! The `okcvm` binary as a child process on a loopback port, for tests that kill it and for
-//! the benchmark.
+//! the benchmark; and what a server's data folder takes on disk.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -75,4 +75,18 @@ pub async fn start_logging(
     }
     let ready = started.elapsed();
     (ServerProcess { child, url }, ready)
+}
+
+/// Bytes of the files under `path` (a store or data folder), unreadable entries counted as 0.
+pub fn disk_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|entry| match entry.metadata() {
+                Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
+                Ok(meta) => meta.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
 }
