@@ -114,7 +114,7 @@ impl Conversation {
             None,
         );
         if let Some(last) = self.entries.last_mut() {
-            last.compaction = Some(compaction);
+            last.compaction = Some(Box::new(compaction));
         }
     }
 

@@ -152,6 +152,7 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
     // A compaction that failed is not tried again in the same turn (the hard cut still holds).
     let mut may_compact = true;
     let mut counted_manifest: Option<(Arc<RawValue>, usize)> = None;
+    let mut system_cache: Option<(Option<String>, Message, usize)> = None;
     history.push_user(user_message);
     let mut outcome = TurnOutcome {
         reply: String::new(),
@@ -205,8 +206,21 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
         let mut streamed = String::new();
         let result = {
             let view = view_of(history.entries());
-            let system = system_message(&system_prompt, view.summary);
-            let fixed = context.counter.message(&system) + manifest_tokens;
+            // The system message changes only with the summary: built (and counted) again
+            // only then.
+            let (system, system_tokens) = match &mut system_cache {
+                Some((summary, message, tokens)) if summary.as_deref() == view.summary => {
+                    (&*message, *tokens)
+                }
+                slot => {
+                    let message = system_message(&system_prompt, view.summary);
+                    let tokens = context.counter.message(&message);
+                    let (_, message, tokens) =
+                        slot.insert((view.summary.map(str::to_string), message, tokens));
+                    (&*message, *tokens)
+                }
+            };
+            let fixed = system_tokens + manifest_tokens;
             let history_messages = view_messages(
                 history.entries(),
                 &view,
@@ -214,7 +228,7 @@ pub async fn run_turn<L: LlmClient, T: Tools, G: Gate, S: EventSink>(
                 fixed,
                 context.hard_limit(),
             );
-            let messages: Vec<&Message> = std::iter::once(&system)
+            let messages: Vec<&Message> = std::iter::once(system)
                 .chain(history_messages.iter().map(AsRef::as_ref))
                 .collect();
             let request = LlmRequest {

@@ -28,9 +28,10 @@ pub struct HistoryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<u32>,
     /// On a compaction entry (role `system`, its content the summary): how the model's view
-    /// of the history changed here.
+    /// of the history changed here (boxed: most entries have none, and every live history
+    /// is in memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compaction: Option<Compaction>,
+    pub compaction: Option<Box<Compaction>>,
 }
 
 /// Recorded on a history entry where the model's view of the history changed.
