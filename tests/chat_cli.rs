@@ -182,12 +182,7 @@ async fn ctrl_c_stops_the_turn_on_the_server() {
         vec![Reply::delayed(30_000, Reply::text("too late"))],
     );
     let child = chat(&app, "cli-e", &["-p", "SLOWCLI"]).spawn().unwrap();
-    for _ in 0..200 {
-        if app.model.request_count() > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    app.model.wait_for("SLOWCLI").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();

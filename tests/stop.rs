@@ -65,11 +65,7 @@ async fn start_stalled_turn(
     message: &str,
 ) -> tokio::task::JoinHandle<u16> {
     let turn = app.turn_in_background(path, client, message);
-    let started = Instant::now();
-    while app.model.request_count() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(10), "no turn ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.model.wait_for(message).await;
     // The tool call is made right after the model's first answer.
     tokio::time::sleep(Duration::from_millis(300)).await;
     turn

@@ -36,9 +36,7 @@ async fn a_session_takes_a_bounded_number_of_followers() {
         vec![Reply::delayed(5000, Reply::text("slowly done"))],
     );
     let turn = app.turn_in_background("/api/chat", "popular", "SLOW please");
-    while app.model.request_count() == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.model.wait_for("SLOW").await;
     let follow = || {
         app.http
             .get(app.api("/api/chat/events?after=0", "popular"))

@@ -211,6 +211,20 @@ impl MockModel {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// Waits (up to 10 s) until a request whose latest user message contains `token` came
+    /// in: the turn that sends it has reached the model. Other requests (the server's probe
+    /// of the endpoint at start) do not count.
+    pub async fn wait_for(&self, token: &str) {
+        let started = std::time::Instant::now();
+        while self.requests_for(token).is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no request with {token} reached the model"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn request_count(&self) -> usize {
         self.state.lock().unwrap().served
     }
