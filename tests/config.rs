@@ -85,6 +85,16 @@ async fn endpoints_update_at_runtime_without_ever_returning_keys() {
     assert_eq!(view["chat"]["model"], "mock-model");
 }
 
+/// `okcvm check --config <config>` with `env` set.
+fn okcvm_check(config: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
+        .args(["check", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_reports_what_each_tool_family_can_do() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,11 +104,7 @@ fn check_reports_what_each_tool_family_can_do() {
         "[browser]\nexecutable = \"/nonexistent/chromium\"\n\n[search]\nprovider = \"searxng\"\nbase_url = \"http://127.0.0.1:9\"\n",
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = okcvm_check(&config, &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -140,12 +146,7 @@ fn check_reports_what_each_tool_family_can_do() {
         okcvm::auth::Role::User,
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
-        .args(["check", "--config"])
-        .arg(&config)
-        .env("OKCVM_SECRET_KEY", "a long random secret")
-        .output()
-        .unwrap();
+    let output = okcvm_check(&config, &[("OKCVM_SECRET_KEY", "a long random secret")]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("auth: mode token, 1 user(s) in "),
@@ -154,11 +155,7 @@ fn check_reports_what_each_tool_family_can_do() {
     assert!(stdout.contains("stored API keys: encrypted"), "{stdout}");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[search]\nprovider = \"altavista\"\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
-        .args(["check", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let output = okcvm_check(&bad, &[]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("search.provider"));
 }
@@ -347,11 +344,7 @@ fn check_warns_when_the_window_leaves_no_room_to_work() {
         .unwrap();
     };
     let check = || {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_okcvm"))
-            .args(["check", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
+        let output = okcvm_check(&config, &[]);
         assert!(
             output.status.success(),
             "{}",

@@ -11,9 +11,11 @@
 use tokio_util::sync::CancellationToken;
 
 use super::context::{
-    is_record, shortened, starts_exchange, used_tokens, view_of, Compaction, TokenCounter, View,
+    entry_tokens, is_record, shortened, starts_exchange, used_tokens, view_of, Compaction,
+    TokenCounter, View,
 };
 use super::conversation::Conversation;
+use super::turn::{call_model, ModelResult};
 use crate::config::context::ContextLimits;
 use crate::llm::{HistoryEntry, LlmClient, LlmError, LlmRequest, Message, Usage, UserContent};
 
@@ -215,9 +217,7 @@ fn keep_cut(
         if is_record(entry) {
             continue;
         }
-        kept += entry
-            .tokens
-            .map_or_else(|| counter.message(&entry.message), |t| t as usize);
+        kept += entry_tokens(entry, counter);
         if starts_exchange(&entry.message) {
             if kept > budget && cut.is_some() {
                 break;
@@ -275,11 +275,9 @@ async fn summarise<L: LlmClient>(
             window_tokens: Some(settings.limits.window_tokens),
             max_tokens: Some(settings.summary_tokens() as u32),
         };
-        let mut ignore = |_: &str| {};
-        let answer = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(CompactError::Cancelled),
-            answer = llm.complete(request, &mut ignore) => answer.map_err(CompactError::Model)?,
+        let answer = match call_model(llm, request, &mut |_| {}, cancel).await {
+            ModelResult::Cancelled => return Err(CompactError::Cancelled),
+            ModelResult::Done(answer) => answer.map_err(CompactError::Model)?,
         };
         usage.add(answer.usage);
         let written = answer.content.trim();

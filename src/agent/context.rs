@@ -38,6 +38,17 @@ pub enum TokenCounter {
     Estimate,
 }
 
+/// Two counters are equal when they count alike: the same tokenizer, or both estimates.
+impl PartialEq for TokenCounter {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (TokenCounter::Bpe(a), TokenCounter::Bpe(b)) => std::ptr::eq(*a, *b),
+            (TokenCounter::Estimate, TokenCounter::Estimate) => true,
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Debug for TokenCounter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -255,14 +266,7 @@ pub fn view_messages<'a>(
         if is_record(entry) {
             continue;
         }
-        let short = (at < view.shorten_before).then(|| shortened(&entry.message));
-        let (message, tokens) = match short.flatten() {
-            Some(short) => {
-                let tokens = counter.message(&short);
-                (Cow::Owned(short), tokens)
-            }
-            None => (Cow::Borrowed(&entry.message), entry_tokens(entry, counter)),
-        };
+        let (message, tokens) = as_sent(at, entry, view, counter);
         total = total.saturating_add(tokens);
         messages.push((at, tokens, message));
     }
@@ -298,12 +302,32 @@ pub fn view_messages<'a>(
         .collect()
 }
 
+/// Entry `at` as `view` sends it (shortened before the mark, else as it is) and its tokens.
+fn as_sent<'a>(
+    at: usize,
+    entry: &'a HistoryEntry,
+    view: &View<'_>,
+    counter: &TokenCounter,
+) -> (Cow<'a, Message>, usize) {
+    match (at < view.shorten_before)
+        .then(|| shortened(&entry.message))
+        .flatten()
+    {
+        Some(short) => {
+            let tokens = counter.message(&short);
+            (Cow::Owned(short), tokens)
+        }
+        None => (Cow::Borrowed(&entry.message), entry_tokens(entry, counter)),
+    }
+}
+
 /// Whether a view may begin at this message (not a tool result, whose call would be lost).
 pub fn starts_exchange(message: &Message) -> bool {
     !matches!(message, Message::Tool { .. } | Message::System { .. })
 }
 
-fn entry_tokens(entry: &HistoryEntry, counter: &TokenCounter) -> usize {
+/// An entry's tokens: its kept count, or counted now.
+pub fn entry_tokens(entry: &HistoryEntry, counter: &TokenCounter) -> usize {
     entry
         .tokens
         .map_or_else(|| counter.message(&entry.message), |t| t as usize)
@@ -328,12 +352,7 @@ pub fn used_tokens(
         if is_record(entry) {
             continue;
         }
-        estimated += if at < view.shorten_before {
-            shortened(&entry.message)
-                .map_or_else(|| entry_tokens(entry, counter), |s| counter.message(&s))
-        } else {
-            entry_tokens(entry, counter)
-        };
+        estimated += as_sent(at, entry, view, counter).1;
         if at >= from {
             if let Some(usage) = entry.usage.filter(|u| u.prompt_tokens > 0) {
                 // The prompt as the endpoint counted it, and this answer as it is sent back

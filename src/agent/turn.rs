@@ -388,13 +388,14 @@ fn not_run(call: &ToolCall, why: &str) -> ChatEvent {
     }
 }
 
-enum ModelResult {
+pub(super) enum ModelResult {
     Done(Result<crate::llm::Completion, LlmError>),
     Cancelled,
 }
 
-/// The model call, abandoned (its connection dropped) as soon as the turn is cancelled.
-async fn call_model<L: LlmClient>(
+/// The model call, abandoned (its connection dropped) as soon as the turn is cancelled (a
+/// step's request, or a summary compaction asks for).
+pub(super) async fn call_model<L: LlmClient>(
     llm: &L,
     request: LlmRequest<'_>,
     on_delta: &mut dyn FnMut(&str),

@@ -54,8 +54,6 @@ pub struct ModelClient {
     pub(super) http: reqwest::Client,
     endpoint: RwLock<Arc<Endpoint>>,
     pub(super) limits: ClientLimits,
-    /// How the provider is chosen for an endpoint set at runtime.
-    provider: Provider,
     /// Context lengths models reported, by base URL and model (Ollama's `/api/show`).
     reported: Mutex<HashMap<(String, String), Option<usize>>>,
 }
@@ -70,7 +68,6 @@ impl ModelClient {
             .map_err(|e| LlmError::Unreachable(format!("cannot build HTTP client: {e}")))?;
         Ok(Self {
             http,
-            provider: config.provider,
             reported: Mutex::new(HashMap::new()),
             endpoint: RwLock::new(Arc::new(Endpoint {
                 provider: config.provider.for_url(&config.base_url),
@@ -97,11 +94,6 @@ impl ModelClient {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
-    }
-
-    /// The provider `[llm] provider` picks for `base_url`.
-    pub fn provider_for(&self, base_url: &str) -> Provider {
-        self.provider.for_url(base_url)
     }
 
     /// Applies to every call that starts after this one returns.

@@ -33,17 +33,17 @@ pub struct Services {
     pub quotas: Arc<crate::auth::quotas::Quotas>,
     /// Owners' approvals that stand in every conversation.
     pub standing: super::approvals::StandingApprovals,
-    /// The tool manifest's token count, by manifest version and model (it changes only when
-    /// MCP servers come or go, or the model does).
+    /// The tool manifest's token count, by manifest version and counter (it changes only
+    /// when MCP servers come or go, or the model's tokenizer does).
     pub manifest_tokens: std::sync::Mutex<Option<(ManifestVersion, usize)>>,
 }
 
-/// Which manifest, for which model, a token count is of.
-#[derive(Debug, PartialEq, Eq)]
+/// Which manifest, counted how, a token count is of.
+#[derive(Debug, PartialEq)]
 pub struct ManifestVersion {
     address: usize,
     length: usize,
-    model: String,
+    counter: TokenCounter,
 }
 
 impl Services {
@@ -70,31 +70,30 @@ impl Services {
         self.context_settings_with(self.llm.known_context(), counter)
     }
 
-    /// The tools offered now and their token count (counted once per manifest and model).
-    pub fn manifest_with_tokens(
-        &self,
-        counter: &TokenCounter,
-    ) -> (std::sync::Arc<serde_json::value::RawValue>, usize) {
+    /// Tokens of what every request carries: `prompt` and the tools offered now (the
+    /// manifest is counted once per manifest and counter).
+    pub fn fixed_tokens(&self, counter: &TokenCounter, prompt: &str) -> usize {
         let manifest = self.tool_services.mcp.manifest(&self.spec.tools_json);
         // The manifest is known by its address and its length together (an address reused
         // by another manifest is not taken for it unless the length matches too).
         let version = ManifestVersion {
             address: std::sync::Arc::as_ptr(&manifest) as *const u8 as usize,
             length: manifest.get().len(),
-            model: self.llm.endpoint().model.clone(),
+            counter: *counter,
         };
         let mut known = match self.manifest_tokens.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some((counted, tokens)) = known.as_ref() {
-            if *counted == version {
-                return (manifest, *tokens);
+        let manifest_tokens = match known.as_ref() {
+            Some((counted, tokens)) if *counted == version => *tokens,
+            _ => {
+                let tokens = counter.text(manifest.get());
+                *known = Some((version, tokens));
+                tokens
             }
-        }
-        let tokens = counter.text(manifest.get());
-        *known = Some((version, tokens));
-        (manifest, tokens)
+        };
+        counter.text(prompt) + manifest_tokens
     }
 
     /// `okcvm check`'s line on the context: the window and what the prompt and the tools
@@ -105,8 +104,7 @@ impl Services {
         let settings = self.context_settings().await;
         let counter = &settings.counter;
         let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
-        let (_, manifest_tokens) = self.manifest_with_tokens(counter);
-        let fixed = counter.text(&self.spec.render_prompt(&date, &[])) + manifest_tokens;
+        let fixed = self.fixed_tokens(counter, &self.spec.render_prompt(&date, &[]));
         let endpoint = self.llm.endpoint();
         let window = settings.limits.window_tokens;
         let reported = match self.llm.known_context() {

@@ -22,8 +22,7 @@ impl SessionActor {
         let settings = services.context_settings_known();
         let counter = &settings.counter;
         counter.count_missing(parts.history.entries_mut());
-        let (_, manifest_tokens) = services.manifest_with_tokens(counter);
-        let fixed = counter.text(&prompt) + manifest_tokens;
+        let fixed = services.fixed_tokens(counter, &prompt);
         let entries = parts.history.entries();
         self.context = ContextReport {
             used_tokens: used_tokens(entries, &view_of(entries), counter, fixed) as u64,
@@ -89,8 +88,7 @@ async fn compact_and_store(
 ) -> Result<Compacted, SessionError> {
     let settings = services.context_settings().await;
     let counter = &settings.counter;
-    let (_, manifest_tokens) = services.manifest_with_tokens(counter);
-    let fixed = counter.text(prompt) + manifest_tokens;
+    let fixed = services.fixed_tokens(counter, prompt);
     let trigger = Trigger::Asked {
         instructions: msg.instructions.as_deref(),
     };
@@ -151,25 +149,7 @@ impl Handler<GetHistoryPage> for SessionActor {
     type Result = ResponseActFuture<Self, Result<HistoryPage, SessionError>>;
 
     fn handle(&mut self, msg: GetHistoryPage, _ctx: &mut Self::Context) -> Self::Result {
-        if let Some(parts) = &self.parts {
-            let page = history_page(parts.history.entries(), &msg);
-            return Box::pin(actix::fut::ready(page));
-        }
-        // A turn holds the history: page through what the store has.
-        let (store, key) = (self.services.store.clone(), self.key.clone());
-        let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            store
-                .load_history(&key)
-                .map_err(|e| SessionError::Internal(e.to_string()))
-                .and_then(|entries| history_page(&entries, &msg))
-        });
-        Box::pin(
-            async move {
-                load.await
-                    .map_err(|e| SessionError::Internal(e.to_string()))?
-            }
-            .into_actor(self),
-        )
+        self.read_history(move |entries| history_page(entries, &msg))
     }
 }
 

@@ -81,31 +81,38 @@ fn opening_assistant_text(history: &Conversation) -> Option<String> {
     }
 }
 
-impl Handler<GetHistoryEntry> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<Option<HistoryEntry>, SessionError>>;
-
-    fn handle(&mut self, msg: GetHistoryEntry, _ctx: &mut Self::Context) -> Self::Result {
+impl SessionActor {
+    /// `read` on the history the actor holds; while a turn holds it, on what the store has,
+    /// off the actor's thread.
+    pub(super) fn read_history<T: 'static + Send>(
+        &self,
+        read: impl FnOnce(&[HistoryEntry]) -> Result<T, SessionError> + Send + 'static,
+    ) -> ResponseActFuture<Self, Result<T, SessionError>> {
         if let Some(parts) = &self.parts {
-            let found = parts.history.find(&msg.entry_id).cloned();
-            return Box::pin(actix::fut::ready(Ok(found)));
+            return Box::pin(actix::fut::ready(read(parts.history.entries())));
         }
-        // A turn holds the history: look in what the store has, off the actor's thread.
         let (store, key) = (self.services.store.clone(), self.key.clone());
         let load = crate::blocking::run(crate::blocking::STORE_WORK, move || {
-            store.load_history(&key).map(|entries| {
-                Conversation::from_entries(entries)
-                    .find(&msg.entry_id)
-                    .cloned()
-            })
+            store
+                .load_history(&key)
+                .map_err(|e| SessionError::Internal(e.to_string()))
+                .and_then(|entries| read(&entries))
         });
         Box::pin(
             async move {
                 load.await
                     .map_err(|e| SessionError::Internal(e.to_string()))?
-                    .map_err(|e| SessionError::Internal(e.to_string()))
             }
             .into_actor(self),
         )
+    }
+}
+
+impl Handler<GetHistoryEntry> for SessionActor {
+    type Result = ResponseActFuture<Self, Result<Option<HistoryEntry>, SessionError>>;
+
+    fn handle(&mut self, msg: GetHistoryEntry, _ctx: &mut Self::Context) -> Self::Result {
+        self.read_history(move |entries| Ok(entries.iter().find(|e| e.id == msg.entry_id).cloned()))
     }
 }
 
