@@ -9,7 +9,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::identity::{check_id, session_key};
 use super::AppState;
-use crate::runtime::messages::{Compact, GetHistoryPage, GetInfo};
+use crate::runtime::messages::{Compact, GetHistoryPage};
 
 /// Entries of a history page when the request says nothing.
 const DEFAULT_PAGE: usize = 50;
@@ -40,15 +40,14 @@ pub async fn compact(
             "instructions must be at most {MAX_INSTRUCTIONS} characters"
         )));
     }
-    let done = state.sessions.ask(&key, Compact { instructions }).await?;
-    let info = state.sessions.ask(&key, GetInfo).await?;
+    let (done, context) = state.sessions.ask(&key, Compact { instructions }).await?;
     Ok(HttpResponse::Ok().json(json!({
         "compacted": true,
         "entry_id": done.entry_id,
         "before_tokens": done.before_tokens,
         "after_tokens": done.after_tokens,
         "summarized": done.summarized,
-        "context": info.context,
+        "context": context,
     })))
 }
 

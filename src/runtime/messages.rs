@@ -227,9 +227,12 @@ pub struct SessionInfo {
     pub context: crate::protocol::ContextReport,
 }
 
-/// Compact the history now (`POST /api/session/compact`), with what the summary should keep.
+/// Compact the history now (`POST /api/session/compact`), with what the summary should keep;
+/// the answer says how full the context is afterwards.
 #[derive(Message, Clone)]
-#[rtype(result = "Result<crate::agent::compact::Compacted, SessionError>")]
+#[rtype(
+    result = "Result<(crate::agent::compact::Compacted, crate::protocol::ContextReport), SessionError>"
+)]
 pub struct Compact {
     pub instructions: Option<String>,
 }

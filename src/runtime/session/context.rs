@@ -34,7 +34,7 @@ impl SessionActor {
 }
 
 impl Handler<Compact> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<Compacted, SessionError>>;
+    type Result = ResponseActFuture<Self, Result<(Compacted, ContextReport), SessionError>>;
 
     /// Holds the parts like a turn (and counts as one under the quotas): the summary is a
     /// model call. The new entry is stored before the answer.
@@ -64,8 +64,9 @@ impl Handler<Compact> for SessionActor {
                     Ok((parts, result)) => {
                         actor.compacting = None;
                         actor.parts = Some(parts);
+                        let answer = result.map(|done| (done, actor.context_report()));
                         actor.stop_if_asked(ctx);
-                        result
+                        answer
                     }
                     Err(_panic) => {
                         // The parts went with the panic: the session starts again from the store.
